@@ -1,0 +1,97 @@
+# sluice — `make` builds build/libsluice.so; `make check` runs every test;
+# `make demo` the headline demonstration; `make bench` the benchmarks.
+# SANITIZE=address,undefined (or thread) builds everything into build-SANITIZER/.
+
+CC      ?= cc
+SANITIZE ?=
+BUILD   := build$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
+comma   := ,
+PREFIX  ?= /usr/local
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 \
+           $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1)
+SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -Ishim -Iinclude
+# The library must not depend on ASan's runtime being first: sanitized test
+# runs preload the runtime explicitly (see tests/common.c).
+LIB_LDFLAGS := -shared -Wl,-z,defs -Wl,-z,now $(if $(SANITIZE),-fsanitize=$(SANITIZE))
+LIB_LIBS    := -ldl -lpthread -lbsd
+
+SHIM_SRC := $(sort $(wildcard shim/*.c))
+SHIM_OBJ := $(patsubst shim/%.c,$(BUILD)/shim/%.o,$(SHIM_SRC))
+LIB      := $(BUILD)/libsluice.so
+
+TEST_CFLAGS := $(CFLAGS) -Ishim -Iinclude -Itests -DSLUICE_BUILD_DIR='"$(abspath $(BUILD))"' \
+               -DSLUICE_SOURCE_DIR='"$(abspath .)"'
+UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
+INTEG_SRC := $(sort $(wildcard tests/integration/*.c))
+HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
+HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC))
+# Helpers built with fortification, to prove the fortified entry points are caught.
+FORTIFY_CFLAGS := $(filter-out -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -O1,$(CFLAGS)) -O2 -D_FORTIFY_SOURCE=2 -Ishim -Iinclude -Itests
+
+.PHONY: all deps check unit integration demo bench fuzz install clean asan tsan transparency
+all: $(LIB) $(BUILD)/sluice
+
+$(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*.h shim/*.def include/*.h) | $(BUILD)/shim
+	$(CC) $(SHIM_CFLAGS) -c $< -o $@
+
+$(LIB): $(SHIM_OBJ)
+	$(CC) $(LIB_LDFLAGS) -o $@ $^ $(LIB_LIBS)
+
+$(BUILD)/sluice: scripts/sluice | $(BUILD)
+	cp scripts/sluice $@ && chmod +x $@
+
+$(BUILD) $(BUILD)/shim $(BUILD)/helpers $(BUILD)/tests:
+	mkdir -p $@
+
+# Unit tests link the pure rooms (parsing) directly, nothing that interposes.
+$(BUILD)/tests/unit: $(UNIT_SRC) shim/parse.c tests/common.c tests/common.h | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/parse.c tests/common.c -lcriterion -lbsd -lffi -ldl -lpthread
+
+$(BUILD)/tests/integration: $(INTEG_SRC) tests/common.c tests/common.h | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $(INTEG_SRC) tests/common.c -lcriterion -ldl -lpthread
+
+$(BUILD)/helpers/%: tests/helpers/%.c tests/common.h | $(BUILD)/helpers
+	$(CC) $(FORTIFY_CFLAGS) -o $@ $< -ldl -lpthread -lffi
+
+deps:
+	@scripts/deps.sh
+
+# Criterion runs suites in parallel; integration suites start servers and
+# measure CPU, so they run one at a time.
+check: deps all $(BUILD)/tests/unit $(BUILD)/tests/integration $(HELPERS)
+	$(BUILD)/tests/unit --jobs 2
+	$(BUILD)/tests/integration --jobs 1
+
+unit: all $(BUILD)/tests/unit $(HELPERS)
+	$(BUILD)/tests/unit --jobs 2
+
+integration: all $(BUILD)/tests/integration $(HELPERS)
+	$(BUILD)/tests/integration --jobs 1
+
+asan:
+	$(MAKE) check SANITIZE=address,undefined
+
+tsan:
+	$(MAKE) check SANITIZE=thread
+
+demo: deps all
+	@demos/run-demo.sh
+
+bench: deps all $(HELPERS)
+	@tests/bench/run.sh
+
+fuzz: deps
+	@tests/fuzz/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libsluice.so
+	sed 's|^SLUICE_LIB_DEFAULT=.*|SLUICE_LIB_DEFAULT="$(PREFIX)/lib/libsluice.so"|' scripts/sluice \
+	    > $(DESTDIR)$(PREFIX)/bin/sluice && chmod 0755 $(DESTDIR)$(PREFIX)/bin/sluice
+	install -m 0644 include/sluice.h $(DESTDIR)$(PREFIX)/include/sluice.h
+
+clean:
+	rm -rf build build-*

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs what building and testing sluice needs on Debian, when it is missing.
+# As root it runs apt-get; otherwise it says exactly what to install.
+set -eu
+pkgs="build-essential libcriterion-dev libbsd-dev libffi-dev pkg-config iproute2 procps psmisc
+strace valgrind python3 redis-server redis-tools nginx-light curl wrk
+python3-fastapi python3-uvicorn python3-aiohttp clang"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+    echo "sluice: installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+else
+    echo "sluice: missing packages; run as root:" >&2
+    echo "  apt-get install -y$missing" >&2
+    exit 1
+fi

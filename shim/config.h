@@ -1,0 +1,54 @@
+/* config.h — every SLUICE_* setting, parsed once when the library loads into an
+ * immutable struct (kept across fork, since nginx wipes its workers' environment). */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "common.h"
+
+enum conn_mode { CONN_PAUSE = 0, CONN_SHED };
+enum conn_idle { CONN_IDLE_HOLD = 0, CONN_IDLE_FREE };
+enum shed_kind { SHED_HTTP503 = 0, SHED_HTTP429, SHED_CLOSE, SHED_RESET };
+enum fs_scope { FS_SCOPE_PROCESS = 0, FS_SCOPE_HOST };
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+#define SLUICE_MAX_PORTS 64
+#define SLUICE_PATH_MAX 4096
+#define SLUICE_KEY_MAX 128
+
+/* A value of 0 means "off" for every count, size and duration below. */
+struct sluice_config {
+    uint32_t conn_max;               /* SLUICE_CONN_MAX */
+    enum conn_mode conn_mode;        /* SLUICE_CONN_MODE */
+    enum conn_idle conn_idle;        /* SLUICE_CONN_IDLE */
+    enum shed_kind shed;             /* SLUICE_SHED */
+    uint32_t retry_after_s;          /* SLUICE_RETRY_AFTER (default 1) */
+    uint32_t backlog;                /* SLUICE_BACKLOG */
+    uint16_t ports[SLUICE_MAX_PORTS];/* SLUICE_CONN_PORTS */
+    uint32_t nports;                 /* 0: every TCP and UNIX stream listener */
+
+    uint64_t write_high;             /* SLUICE_WRITE_HIGH, bytes */
+    uint64_t write_timeout_ns;       /* SLUICE_WRITE_TIMEOUT */
+    bool hold_reads;                 /* SLUICE_HOLD_READS */
+
+    uint32_t fs_max;                 /* SLUICE_FS_MAX */
+    enum fs_scope fs_scope;          /* SLUICE_FS_SCOPE */
+    char fs_key[SLUICE_KEY_MAX];     /* SLUICE_FS_KEY (default "default") */
+    uint64_t fs_timeout_ns;          /* SLUICE_FS_TIMEOUT (0: wait) */
+
+    char stats_path[SLUICE_PATH_MAX];/* SLUICE_STATS, as given (%p unexpanded) */
+    uint64_t stats_interval_ns;      /* SLUICE_STATS_INTERVAL (default 1s) */
+    enum log_level log_level;        /* SLUICE_LOG (default warn) */
+    bool strict;                     /* SLUICE_STRICT */
+};
+
+/* The settings in force. Filled once by config_load(); read-only after. */
+extern struct sluice_config sluice_cfg SLUICE_INTERNAL;
+
+/* Parses the environment into sluice_cfg. Allocates nothing (it may run before
+ * malloc is ready, inside another library's constructor). Each bad value gets one
+ * stderr line and stays off; with SLUICE_STRICT=1 the process exits with status 2. */
+void config_load(void) SLUICE_INTERNAL;
+
+#endif

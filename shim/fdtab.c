@@ -1,0 +1,209 @@
+/* fdtab.c — the per-descriptor table (see fdtab.h). Two levels: a fixed array
+ * of chunk pointers, chunks mmap'ed on first use and never freed or moved, so
+ * lookups are two loads, lock-free, usable from signal handlers. */
+#include "fdtab.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "conn.h"
+#include "gate.h"
+#include "overlay.h"
+
+#define CHUNK_SHIFT 10
+#define CHUNK_SIZE (1 << CHUNK_SHIFT)
+#define MAX_CHUNKS 4096              /* 4M descriptors */
+
+static struct fdent *_Atomic chunks[MAX_CHUNKS];
+static _Atomic int chunks_used;      /* highest chunk index allocated + 1 */
+
+struct fdent *fdtab_peek(int fd)
+{
+    if (unlikely(fd < 0))
+        return NULL;
+    unsigned c = (unsigned) fd >> CHUNK_SHIFT;
+    if (unlikely(c >= MAX_CHUNKS))
+        return NULL;
+    struct fdent *chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
+    return chunk != NULL ? &chunk[fd & (CHUNK_SIZE - 1)] : NULL;
+}
+
+struct fdent *fdtab_get(int fd)
+{
+    struct fdent *e = fdtab_peek(fd);
+    if (likely(e != NULL) || fd < 0)
+        return e;
+    unsigned c = (unsigned) fd >> CHUNK_SHIFT;
+    if (c >= MAX_CHUNKS)
+        return NULL;
+    int saved = errno;
+    struct fdent *fresh = mmap(NULL, sizeof(struct fdent) * CHUNK_SIZE, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fresh == MAP_FAILED) {
+        errno = saved;
+        return NULL;
+    }
+    struct fdent *expected = NULL;
+    if (!atomic_compare_exchange_strong(&chunks[c], &expected, fresh)) {
+        munmap(fresh, sizeof(struct fdent) * CHUNK_SIZE);
+        fresh = expected;
+    }
+    int used = atomic_load(&chunks_used);
+    while ((int) c + 1 > used && !atomic_compare_exchange_weak(&chunks_used, &used, (int) c + 1))
+        ;
+    errno = saved;
+    return &fresh[fd & (CHUNK_SIZE - 1)];
+}
+
+int fdtab_extent(void)
+{
+    return atomic_load_explicit(&chunks_used, memory_order_acquire) << CHUNK_SHIFT;
+}
+
+static enum fd_kind classify(int fd, struct fdent *e)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return FD_UNKNOWN;
+    atomic_store_explicit(&e->ino, (uint64_t) st.st_ino, memory_order_relaxed);
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+        return FD_FILE;
+    if (!S_ISSOCK(st.st_mode))
+        return FD_OTHER;
+    int type = 0, domain = 0, listening = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+        return FD_OTHER;
+    len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0
+        && (domain == AF_INET || domain == AF_INET6))
+        atomic_fetch_or_explicit(&e->flags, FDF_TCP, memory_order_relaxed);
+    len = sizeof listening;
+    /* A listener the program did not make itself (inherited, socket-activated)
+     * is known by asking the socket, not by having seen listen(). */
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) {
+        if ((gates_on() & GATE_CONN) && conn_governs(fd))
+            atomic_fetch_or_explicit(&e->flags, FDF_GOVERNED, memory_order_relaxed);
+        return FD_LISTENER;
+    }
+    return FD_STREAM;
+}
+
+enum fd_kind fdtab_kind(int fd)
+{
+    struct fdent *e = fdtab_get(fd);
+    if (unlikely(e == NULL))
+        return FD_UNKNOWN;
+    uint8_t k = atomic_load_explicit(&e->kind, memory_order_acquire);
+    if (likely(k != FD_UNKNOWN))
+        return (enum fd_kind) k;
+    int saved = errno;
+    uint8_t found = (uint8_t) classify(fd, e);
+    errno = saved;
+    if (found == FD_UNKNOWN)
+        return FD_UNKNOWN;
+    uint8_t expected = FD_UNKNOWN;
+    /* Another thread may have recorded it meanwhile (accept): its word wins. */
+    if (!atomic_compare_exchange_strong(&e->kind, &expected, found))
+        return (enum fd_kind) expected;
+    return (enum fd_kind) found;
+}
+
+/* Clears an entry; returns the slot it held (id + 1) for the caller to release. */
+static uint32_t clear(int fd, struct fdent *e)
+{
+    uint32_t held = atomic_exchange(&e->conn, 0);
+    atomic_store(&e->kind, FD_UNKNOWN);
+    atomic_store(&e->flags, 0);
+    atomic_store(&e->gate, 0);
+    atomic_store(&e->ino, 0);
+    if (atomic_exchange(&e->hidden, 0) != 0 || atomic_load(&e->regs[0].epfd_plus_one) != 0
+        || atomic_load(&e->regs[1].epfd_plus_one) != 0)
+        overlay_forget(fd);
+    return held;
+}
+
+uint32_t fdtab_forget(int fd)
+{
+    struct fdent *e = fdtab_peek(fd);
+    if (e == NULL)
+        return 0;
+    int saved = errno;
+    uint32_t held = clear(fd, e);
+    errno = saved;
+    return held;
+}
+
+void fdtab_reborn(int fd)
+{
+    struct fdent *e = fdtab_peek(fd);
+    if (e == NULL)
+        return;
+    int saved = errno;
+    uint32_t held = clear(fd, e);
+    /* The close that ended the old descriptor went by unseen (a raw system
+     * call, io_uring): its slot must not stay taken forever. */
+    if (held != 0)
+        conn_release(held);
+    errno = saved;
+}
+
+void fdtab_restore(int fd, uint32_t held)
+{
+    struct fdent *e = fdtab_get(fd);
+    if (e == NULL) {
+        conn_release(held);
+        return;
+    }
+    atomic_store(&e->kind, FD_CONN);
+    atomic_store(&e->conn, held);
+}
+
+void fdtab_set_nonblock(int fd, bool on)
+{
+    struct fdent *e = fdtab_get(fd);
+    if (e == NULL)
+        return;
+    if (on)
+        atomic_fetch_or(&e->flags, FDF_NONBLOCK | FDF_NONBLOCK_KNOWN);
+    else {
+        atomic_fetch_and(&e->flags, (uint8_t) ~FDF_NONBLOCK);
+        atomic_fetch_or(&e->flags, FDF_NONBLOCK_KNOWN);
+    }
+}
+
+void fdtab_dup(int oldfd, int newfd)
+{
+    fdtab_reborn(newfd);
+    struct fdent *from = fdtab_peek(oldfd);
+    if (from == NULL)
+        return;
+    struct fdent *to = fdtab_get(newfd);
+    if (to == NULL)
+        return;
+    uint32_t conn = atomic_load(&from->conn);
+    if (conn != 0) {
+        conn_addref(conn);
+        atomic_store(&to->conn, conn);
+    }
+    /* Flags such as O_NONBLOCK belong to the open file description: shared. */
+    atomic_store(&to->flags, atomic_load(&from->flags));
+    atomic_store(&to->ino, atomic_load(&from->ino));
+    atomic_store(&to->kind, atomic_load(&from->kind));
+}
+
+void fdtab_atfork_child(void)
+{
+    int used = atomic_load(&chunks_used);
+    for (int c = 0; c < used; c++) {
+        struct fdent *chunk = atomic_load(&chunks[c]);
+        if (chunk == NULL)
+            continue;
+        for (int i = 0; i < CHUNK_SIZE; i++)
+            atomic_store(&chunk[i].conn, 0);
+    }
+}

@@ -1,0 +1,48 @@
+/* gate.h — what a wrapper asks before and after forwarding a call: one relaxed
+ * load decides whether any gate is on; if so, the descriptor's kind picks the
+ * gate (files: fs tokens; sockets: drain, held reads, idle slots). */
+#ifndef SLUICE_GATE_H
+#define SLUICE_GATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include "common.h"
+
+#define GATE_CONN  0x1u
+#define GATE_DRAIN 0x2u
+#define GATE_FS    0x4u
+
+/* Which gates are on; written once at load, read by every wrapper. */
+extern _Atomic unsigned sluice_gates SLUICE_INTERNAL;
+
+static inline unsigned gates_on(void)
+{
+    return atomic_load_explicit(&sluice_gates, memory_order_relaxed);
+}
+
+enum io_dir { IO_IN, IO_OUT, IO_SYNC };
+
+/* One call's passage through the gates: filled by gate_enter, undone by
+ * gate_leave. Lives on the wrapper's stack. */
+struct pass {
+    int fd;
+    unsigned char kind;      /* enum fd_kind */
+    unsigned char dir;       /* enum io_dir */
+    unsigned char fs_token;  /* holds a filesystem token */
+};
+
+/* 0: forward the call. -1: refuse it, errno set (EAGAIN, EINTR...). */
+int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags) SLUICE_INTERNAL;
+int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir) SLUICE_INTERNAL;
+/* An open of a file by name: a filesystem operation before there is a descriptor. */
+int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags) SLUICE_INTERNAL;
+/* After the real call; result is its return value. Preserves errno. */
+void gate_leave(struct pass *p, long result) SLUICE_INTERNAL;
+/* After a real open that returned fd (or -1). Preserves errno. */
+void gate_leave_open(struct pass *p, int fd) SLUICE_INTERNAL;
+/* accept/accept4 returned fd (a connection of this process): record it. */
+void gate_accepted(int fd, int accept_flags) SLUICE_INTERNAL;
+
+#endif

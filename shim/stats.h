@@ -1,0 +1,54 @@
+/* stats.h — counters and gauges, written in the Prometheus text format to
+ * SLUICE_STATS (atomically: temp file, then rename) every interval and at exit. */
+#ifndef SLUICE_STATS_H
+#define SLUICE_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "common.h"
+
+/* Every metric, in one place: X(field, prometheus name, type, help). Counters
+ * end in _total; times are in seconds, kept here in nanoseconds. */
+#define SLUICE_METRICS(X) \
+    X(conn_in_flight,    "sluice_connections_in_flight", "gauge",   "Accepted connections open now") \
+    X(conn_limit,        "sluice_connections_limit",     "gauge",   "SLUICE_CONN_MAX (0: off)") \
+    X(conn_paused,       "sluice_paused",                "gauge",   "1 while listeners are paused") \
+    X(conn_accepted,     "sluice_accepted_total",        "counter", "Connections handed to the program") \
+    X(conn_shed,         "sluice_shed_total",            "counter", "Connections answered and closed by sluice") \
+    X(conn_pauses,       "sluice_pauses_total",          "counter", "Times the listeners were paused") \
+    X(conn_paused_ns,    "sluice_paused_seconds_total",  "counter", "Time spent paused") \
+    X(conn_busy,         "sluice_connections_busy",      "gauge",   "Connections holding a slot (idle=free)") \
+    X(conn_idle,         "sluice_connections_idle",      "gauge",   "Idle connections without a slot (idle=free)") \
+    X(conn_slot_waits_ns,"sluice_slot_wait_seconds_total","counter","Time requests on idle connections waited for a slot") \
+    X(write_waits,       "sluice_write_waits_total",     "counter", "Writes that waited for a drain") \
+    X(write_wait_ns,     "sluice_write_wait_seconds_total","counter","Time writers waited for a drain") \
+    X(write_timeouts,    "sluice_write_timeouts_total",  "counter", "Writes ended by SLUICE_WRITE_TIMEOUT") \
+    X(sockets_over_mark, "sluice_sockets_over_mark",     "gauge",   "Sockets with more than SLUICE_WRITE_HIGH unsent now") \
+    X(held_reads,        "sluice_held_reads_total",      "counter", "Reads held until output drained") \
+    X(held_read_ns,      "sluice_held_read_seconds_total","counter","Time reads were held") \
+    X(fs_ops,            "sluice_fs_operations_total",   "counter", "Filesystem operations gated") \
+    X(fs_waits,          "sluice_fs_waits_total",        "counter", "Filesystem operations that waited for a token") \
+    X(fs_wait_ns,        "sluice_fs_wait_seconds_total", "counter", "Time waited for filesystem tokens") \
+    X(fs_timeouts,       "sluice_fs_timeouts_total",     "counter", "Filesystem operations failed by SLUICE_FS_TIMEOUT") \
+    X(fs_in_use,         "sluice_fs_tokens_in_use",      "gauge",   "Filesystem tokens held now (this process)") \
+    X(fs_limit,          "sluice_fs_tokens_limit",       "gauge",   "SLUICE_FS_MAX (0: off)")
+
+struct sluice_stats {
+#define STATS_FIELD(field, name, type, help) _Atomic int64_t field;
+    SLUICE_METRICS(STATS_FIELD)
+#undef STATS_FIELD
+};
+
+extern struct sluice_stats sluice_stats SLUICE_INTERNAL;
+
+#define STAT_ADD(field, n) atomic_fetch_add_explicit(&sluice_stats.field, (n), memory_order_relaxed)
+#define STAT_SET(field, v) atomic_store_explicit(&sluice_stats.field, (v), memory_order_relaxed)
+
+void stats_start(void) SLUICE_INTERNAL;       /* writer thread, if SLUICE_STATS */
+void stats_write_now(void) SLUICE_INTERNAL;   /* one atomic rewrite of the file */
+void stats_atfork_child(void) SLUICE_INTERNAL;
+/* Renders the exposition text into buf; returns its length (truncated to cap). */
+size_t stats_render(char *buf, size_t cap) SLUICE_INTERNAL;
+
+#endif
