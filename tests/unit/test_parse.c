@@ -1,0 +1,92 @@
+/* test_parse.c — every value form of the spec, good and bad. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "parse.h"
+
+Test(parse, counts)
+{
+    uint32_t v = 0;
+    cr_assert(parse_count("1", &v) && v == 1);
+    cr_assert(parse_count("1000000", &v) && v == 1000000);
+    cr_assert(!parse_count("0", &v));
+    cr_assert(!parse_count("1000001", &v));
+    cr_assert(!parse_count("", &v));
+    cr_assert(!parse_count(" 4", &v));
+    cr_assert(!parse_count("+4", &v));
+    cr_assert(!parse_count("4x", &v));
+    cr_assert(!parse_count("-1", &v));
+    cr_assert(!parse_count("99999999999999999999", &v));
+}
+
+Test(parse, sizes)
+{
+    uint64_t v = 0;
+    cr_assert(parse_size("123", &v) && v == 123);
+    cr_assert(parse_size("64K", &v) && v == 65536);
+    cr_assert(parse_size("64k", &v) && v == 65536);
+    cr_assert(parse_size("2M", &v) && v == 2u << 20);
+    cr_assert(parse_size("1G", &v) && v == 1u << 30);
+    cr_assert(!parse_size("0", &v));
+    cr_assert(!parse_size("64KB", &v));
+    cr_assert(!parse_size("K", &v));
+    cr_assert(!parse_size("1T", &v));
+    cr_assert(!parse_size("-5", &v));
+    cr_assert(!parse_size("99999999999999999999G", &v));
+    cr_assert(!parse_size("17179869184G", &v));
+}
+
+Test(parse, durations)
+{
+    uint64_t v = 0;
+    cr_assert(parse_duration_ns("250ms", &v) && v == 250000000ULL);
+    cr_assert(parse_duration_ns("2s", &v) && v == 2000000000ULL);
+    cr_assert(parse_duration_ns("1m", &v) && v == 60000000000ULL);
+    cr_assert(parse_duration_ns("3", &v) && v == 3000000000ULL);
+    cr_assert(parse_duration_ns("0.5", &v) && v == 500000000ULL);
+    cr_assert(parse_duration_ns("1.25s", &v) && v == 1250000000ULL);
+    cr_assert(!parse_duration_ns("0", &v));
+    cr_assert(!parse_duration_ns("0ms", &v));
+    cr_assert(!parse_duration_ns("2h", &v));
+    cr_assert(!parse_duration_ns("s", &v));
+    cr_assert(!parse_duration_ns("1.", &v));
+    cr_assert(!parse_duration_ns("2 s", &v));
+    cr_assert(!parse_duration_ns("86401", &v));
+    cr_assert(!parse_duration_ns("99999999999999999999ms", &v));
+}
+
+Test(parse, bools)
+{
+    bool b = false;
+    cr_assert(parse_bool("1", &b) && b);
+    cr_assert(parse_bool("yes", &b) && b);
+    cr_assert(parse_bool("0", &b) && !b);
+    cr_assert(parse_bool("off", &b) && !b);
+    cr_assert(!parse_bool("2", &b));
+    cr_assert(!parse_bool("", &b));
+}
+
+Test(parse, ports)
+{
+    uint16_t ports[4];
+    uint32_t n = 0;
+    cr_assert(parse_ports("8080", ports, 4, &n) && n == 1 && ports[0] == 8080);
+    cr_assert(parse_ports("8080,8443", ports, 4, &n) && n == 2 && ports[1] == 8443);
+    cr_assert(!parse_ports("", ports, 4, &n));
+    cr_assert(!parse_ports("0", ports, 4, &n));
+    cr_assert(!parse_ports("65536", ports, 4, &n));
+    cr_assert(!parse_ports("80,", ports, 4, &n));
+    cr_assert(!parse_ports(",80", ports, 4, &n));
+    cr_assert(!parse_ports("80,,81", ports, 4, &n));
+    cr_assert(!parse_ports("1,2,3,4,5", ports, 4, &n));
+    cr_assert(!parse_ports("http", ports, 4, &n));
+}
+
+Test(parse, enums)
+{
+    static const char *const words[] = { "pause", "shed", NULL };
+    cr_assert_eq(parse_enum("pause", words), 0);
+    cr_assert_eq(parse_enum("shed", words), 1);
+    cr_assert_eq(parse_enum("Shed", words), -1);
+    cr_assert_eq(parse_enum("", words), -1);
+}
