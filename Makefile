@@ -4,8 +4,8 @@
 
 CC      ?= cc
 SANITIZE ?=
-BUILD   := build$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
 comma   := ,
+BUILD   := build$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
 PREFIX  ?= /usr/local
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -24,6 +24,14 @@ LIB      := $(BUILD)/libsluice.so
 
 TEST_CFLAGS := $(CFLAGS) -Ishim -Iinclude -Itests -DSLUICE_BUILD_DIR='"$(abspath $(BUILD))"' \
                -DSLUICE_SOURCE_DIR='"$(abspath .)"'
+# A sanitized library preloaded into uninstrumented programs needs its runtime
+# loaded first; tests put it in front of the library in LD_PRELOAD.
+SAN_RUNTIME := $(if $(findstring address,$(SANITIZE)),$(shell $(CC) -print-file-name=libasan.so),$(if $(findstring thread,$(SANITIZE)),$(shell $(CC) -print-file-name=libtsan.so)))
+export SANITIZER_RUNTIME_FOR_TESTS := $(SAN_RUNTIME)
+export ASAN_OPTIONS := detect_leaks=0:abort_on_error=0:halt_on_error=1:exitcode=86
+export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1:exitcode=87
+export TSAN_OPTIONS := halt_on_error=1:exitcode=88:report_signal_unsafe=0
+
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
 INTEG_SRC := $(sort $(wildcard tests/integration/*.c))
 HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
@@ -32,7 +40,7 @@ HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC))
 FORTIFY_CFLAGS := $(filter-out -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -O1,$(CFLAGS)) -O2 -D_FORTIFY_SOURCE=2 -Ishim -Iinclude -Itests
 
 .PHONY: all deps check unit integration demo bench fuzz install clean asan tsan transparency
-all: $(LIB) $(BUILD)/sluice
+all: $(LIB) $(if $(wildcard scripts/sluice),$(BUILD)/sluice)
 
 $(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*.h shim/*.def include/*.h) | $(BUILD)/shim
 	$(CC) $(SHIM_CFLAGS) -c $< -o $@

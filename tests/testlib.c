@@ -47,7 +47,7 @@ const char *t_source(const char *relpath)
 const char *t_preload(void)
 {
     static char value[PATH_MAX * 2];
-    const char *runtime = getenv("SLUICE_TEST_SANITIZER_RUNTIME");
+    const char *runtime = getenv("SANITIZER_RUNTIME_FOR_TESTS");
     if (runtime != NULL && *runtime != '\0')
         snprintf(value, sizeof value, "%s:%s", runtime, t_lib());
     else
