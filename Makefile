@@ -26,8 +26,11 @@ TEST_CFLAGS := $(CFLAGS) -Ishim -Iinclude -Itests -DSLUICE_BUILD_DIR='"$(abspath
                -DSLUICE_SOURCE_DIR='"$(abspath .)"'
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
 INTEG_SRC := $(sort $(wildcard tests/integration/*.c))
-HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
-HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC))
+# tests/helpers/libNAME.c are shared libraries (build/helpers/libNAME.so), the rest programs.
+HELPER_LIB_SRC := $(sort $(wildcard tests/helpers/lib*.c))
+HELPER_SRC := $(filter-out $(HELPER_LIB_SRC),$(sort $(wildcard tests/helpers/*.c)))
+HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC)) \
+             $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%.so,$(HELPER_LIB_SRC))
 # Helpers built with fortification, to prove the fortified entry points are caught.
 FORTIFY_CFLAGS := $(filter-out -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -O1,$(CFLAGS)) -O2 -D_FORTIFY_SOURCE=2 -Ishim -Iinclude -Itests
 
@@ -55,6 +58,9 @@ $(BUILD)/tests/integration: $(INTEG_SRC) tests/testlib.c tests/testlib.h | $(BUI
 
 $(BUILD)/helpers/%: tests/helpers/%.c tests/testlib.h | $(BUILD)/helpers
 	$(CC) $(FORTIFY_CFLAGS) -o $@ $< -ldl -lpthread -lffi
+
+$(BUILD)/helpers/lib%.so: tests/helpers/lib%.c tests/testlib.h | $(BUILD)/helpers
+	$(CC) $(FORTIFY_CFLAGS) -fPIC -shared -o $@ $< -ldl -lpthread
 
 deps:
 	@scripts/deps.sh
