@@ -3,7 +3,10 @@
  * a fork that wipes the environment the way nginx does for its workers.
  *   fwd_probe limits          print "conn_limit=N fs_limit=M" or "no sluice"
  *   fwd_probe exec            exec itself with "limits"
- *   fwd_probe fork-clearenv   fork; the child clears its environment, then prints */
+ *   fwd_probe fork-clearenv   fork; the child clears its environment, then prints
+ *   fwd_probe fork-linger     print "parent PID" after 200 ms, fork; the child
+ *                             prints "child PID", lives 500 ms more and exits
+ *                             normally; the parent ends at once with _exit */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +53,19 @@ int main(int argc, char **argv)
         waitpid(pid, &status, 0);
         return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
     }
-    fprintf(stderr, "usage: fwd_probe limits|exec|fork-clearenv\n");
+    if (strcmp(mode, "fork-linger") == 0) {
+        usleep(200000);
+        printf("parent %d\n", (int) getpid());
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            printf("child %d\n", (int) getpid());
+            fflush(stdout);
+            usleep(500000);
+            exit(0);
+        }
+        _exit(pid > 0 ? 0 : 1);
+    }
+    fprintf(stderr, "usage: fwd_probe limits|exec|fork-clearenv|fork-linger\n");
     return 2;
 }
