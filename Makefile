@@ -37,8 +37,11 @@ export TSAN_OPTIONS := halt_on_error=1:exitcode=88:report_signal_unsafe=0
 
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
 INTEG_SRC := $(sort $(wildcard tests/integration/*.c))
-HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
-HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC))
+# tests/helpers/libNAME.c are shared libraries (build/helpers/libNAME.so), the rest programs.
+HELPER_LIB_SRC := $(sort $(wildcard tests/helpers/lib*.c))
+HELPER_SRC := $(filter-out $(HELPER_LIB_SRC),$(sort $(wildcard tests/helpers/*.c)))
+HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC)) \
+             $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%.so,$(HELPER_LIB_SRC))
 # Helpers built with fortification, to prove the fortified entry points are caught.
 FORTIFY_CFLAGS := $(filter-out -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -O1,$(CFLAGS)) -O2 -D_FORTIFY_SOURCE=2 -Ishim -Iinclude -Itests
 
@@ -66,6 +69,9 @@ $(BUILD)/tests/integration: $(INTEG_SRC) tests/testlib.c tests/testlib.h | $(BUI
 
 $(BUILD)/helpers/%: tests/helpers/%.c tests/testlib.h | $(BUILD)/helpers
 	$(CC) $(FORTIFY_CFLAGS) -o $@ $< -ldl -lpthread -lffi
+
+$(BUILD)/helpers/lib%.so: tests/helpers/lib%.c tests/testlib.h | $(BUILD)/helpers
+	$(CC) $(FORTIFY_CFLAGS) -fPIC -shared -o $@ $< -ldl -lpthread
 
 deps:
 	@scripts/deps.sh
