@@ -263,6 +263,17 @@ static long shown(const struct row *r, ffi_arg v)
     return r->ret->size == 4 ? (long) (int32_t) v : (long) v;
 }
 
+static const char *errno_text(int e)
+{
+    static char text[2][64];
+    static int which;
+    which ^= 1;
+    if (e == SENTINEL)
+        return "untouched";
+    snprintf(text[which], sizeof text[which], "%d (%s)", e, strerror(e));
+    return text[which];
+}
+
 static int failures;
 
 #define EXPECT_ERRNO_KEPT(what, stmt) \
@@ -379,13 +390,12 @@ int main(int argc, char **argv)
         struct outcome o = call(r, real);
         compared++;
         if (!same_result(r, w, o) || w.err != o.err) {
-            printf("FAIL %s: wrapper returned %ld errno %d, libc returned %ld errno %d\n", r->name,
-                   shown(r, w.ret), w.err == SENTINEL ? 0 : w.err, shown(r, o.ret),
-                   o.err == SENTINEL ? 0 : o.err);
+            printf("FAIL %s: wrapper returned %ld errno %s, libc returned %ld errno %s\n", r->name,
+                   shown(r, w.ret), errno_text(w.err), shown(r, o.ret), errno_text(o.err));
             failures++;
         } else {
             printf("ok %s: %s %ld, errno %s\n", r->name, r->ret_type, shown(r, o.ret),
-                   o.err == SENTINEL ? "untouched" : strerror(o.err));
+                   errno_text(o.err));
         }
     }
     errno_preservation();
