@@ -337,3 +337,34 @@ Test(launcher, help_and_version)
     cr_assert_str_eq(out, "sluice " SLUICE_VERSION "\n");
     free(out);
 }
+
+/* Installed, the launcher finds the library where `make install` put it. */
+Test(launcher, installed_launcher_finds_the_installed_library)
+{
+    if (strstr(SLUICE_BUILD_DIR, "/build-") != NULL)
+        cr_skip_test("sanitized build: make install builds the plain library");
+    char prefix[] = "/tmp/sluice-install-XXXXXX";
+    cr_assert_not_null(mkdtemp(prefix));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "make -s -C %s install PREFIX=%s >/dev/null", SLUICE_SOURCE_DIR, prefix);
+    cr_assert_eq(system(cmd), 0);
+    char installed[256], lib[256];
+    snprintf(installed, sizeof installed, "%s/bin/sluice", prefix);
+    snprintf(lib, sizeof lib, "LD_PRELOAD=%s/lib/libsluice.so\n", prefix);
+    const char *argv[] = { installed, "--", "env", NULL };
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(t_run(argv, NULL, false, 10000, &out, &err), 0, "[%s]", err);
+    cr_assert(strstr(out, lib) != NULL, "%s not in [%s]", lib, out);
+    free(out);
+    free(err);
+    /* Without any library to find, it says so and runs nothing. */
+    snprintf(cmd, sizeof cmd, "rm -f %s/lib/libsluice.so", prefix);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(t_run(argv, NULL, false, 10000, &out, &err), 1);
+    cr_assert_str_eq(out, "");
+    cr_assert(strstr(err, "cannot find libsluice.so") != NULL, "[%s]", err);
+    free(out);
+    free(err);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", prefix);
+    cr_assert_eq(system(cmd), 0);
+}
