@@ -215,6 +215,22 @@ Test(launcher, existing_ld_preload_is_kept_behind_the_library)
     free(err);
 }
 
+/* Under itself, the launcher does not preload the library twice. */
+Test(launcher, nested_launcher_preloads_once)
+{
+    const char *args[] = { "--conn-max", "3", "--", launcher(), "--fs-max", "2", "--", "env", NULL };
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(run_launcher(args, NULL, &out, &err), 0, "[%s]", err);
+    char *real_lib = realpath(t_lib(), NULL);
+    char expect[8400];
+    snprintf(expect, sizeof expect, "LD_PRELOAD=%s%s", runtime_prefix(), real_lib);
+    cr_assert(has_line(out, expect), "%s missing from [%s]", expect, out);
+    cr_assert(has_line(out, "SLUICE_CONN_MAX=3") && has_line(out, "SLUICE_FS_MAX=2"), "[%s]", out);
+    free(real_lib);
+    free(out);
+    free(err);
+}
+
 /* The command really runs with the library mapped into its process. */
 Test(launcher, the_command_runs_with_the_library_loaded)
 {
