@@ -187,6 +187,7 @@ Test(launcher, usage_errors_exit_2)
     const char *unknown[] = { "--conn-maximum", "3", "--", "/bin/true", NULL };
     const char *missing[] = { "--conn-max", NULL };
     const char *no_command[] = { "--conn-max", "3", "--", NULL };
+    const char *switch_with_value[] = { "--hold-reads=1", "--", "/bin/true", NULL };
     char *err = NULL;
     cr_assert_eq(run_launcher(unknown, NULL, NULL, &err), 2);
     cr_assert(strstr(err, "--conn-maximum") != NULL, "[%s]", err);
@@ -195,6 +196,9 @@ Test(launcher, usage_errors_exit_2)
     free(err);
     cr_assert_eq(run_launcher(no_command, NULL, NULL, &err), 2);
     cr_assert(strstr(err, "COMMAND") != NULL, "[%s]", err);
+    free(err);
+    cr_assert_eq(run_launcher(switch_with_value, NULL, NULL, &err), 2);
+    cr_assert(strstr(err, "takes no value") != NULL, "[%s]", err);
     free(err);
 }
 
