@@ -66,7 +66,8 @@ stop_server() {
         SERVER_PID=""
     fi
 }
-trap stop_server EXIT INT TERM
+trap stop_server EXIT
+trap 'stop_server; exit 130' INT TERM
 
 # BENCH_PIN=1: server on CPU 0, client on CPU 1. As root, both run at a
 # higher priority than the rest of the machine, which steadies the figures.
@@ -149,7 +150,8 @@ m_pre_cpu=$(echo "$pre_cpu" | median)
 m_gated_cpu=$(echo "$gated_cpu" | median)
 # --- 3. wrk on nginx --------------------------------------------------------------
 WEB=$(mktemp -d /tmp/sluice-bench-nginx.XXXXXX)
-trap 'stop_server; rm -rf "$WEB"' EXIT INT TERM
+trap 'stop_server; rm -rf "$WEB"' EXIT
+trap 'stop_server; rm -rf "$WEB"; exit 130' INT TERM
 chmod 755 "$WEB"
 mkdir "$WEB/www"
 head -c 1024 /dev/zero | tr '\0' x > "$WEB/www/index.html"
