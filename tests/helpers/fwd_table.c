@@ -1,7 +1,9 @@
 /* fwd_table.c — drives every row of shim/symbols.def through libffi: calls the
  * wrapper (the symbol as libsluice.so defines it) and the real function (libc's)
- * with the same, harmless arguments, and compares what they return and the errno
- * they leave. Then checks that calls which succeed leave errno untouched.
+ * with the same, harmless arguments (bad descriptors, zero lengths, valid
+ * buffers, zero timeouts), and compares what they return and the errno they
+ * leave; then the descriptor rows again on a regular file, a socket and a pipe;
+ * then checks that calls which succeed leave errno untouched.
  * Run it with the library preloaded; it prints one line per row and exits 1 on
  * any difference. Argument "regular": streams are opened on a regular file. */
 #include "wrapped.h"
@@ -109,6 +111,18 @@ static bool consumes_stream(const struct row *r)
     return is(r->name, "fclose") || is(r->name, "freopen") || is(r->name, "freopen64");
 }
 
+/* In the descriptor-kind passes: the open descriptor every fd parameter gets
+ * (-1 otherwise), and whether it is a socket (its calls are made with
+ * MSG_DONTWAIT, so that none can wait for data). */
+static int kind_fd = -1;
+static bool kind_is_socket;
+
+static bool is_msg_call(const struct row *r)
+{
+    return (strstr(r->name, "recv") != NULL || strstr(r->name, "send") != NULL)
+           && strstr(r->name, "sendfile") == NULL;
+}
+
 /* Chooses a harmless value for parameter i of row r, by its name and type: bad
  * descriptors (EBADF), empty sizes, valid buffers, zero timeouts. */
 static void choose(const struct row *r, int i, struct scratch *s, union value *v)
@@ -151,11 +165,12 @@ static void choose(const struct row *r, int i, struct scratch *s, union value *v
         return;
     }
     long x = 0;
-    if (is(p, "fd") || is(p, "out_fd") || is(p, "in_fd") || is(p, "fd_in") || is(p, "fd_out")
-        || is(p, "epfd") || is(p, "dirfd") || is(p, "newfd"))
+    if (is(p, "fd") || is(p, "out_fd") || is(p, "in_fd") || is(p, "fd_in") || is(p, "fd_out"))
+        x = kind_fd;
+    else if (is(p, "epfd") || is(p, "dirfd") || is(p, "newfd"))
         x = -1;
     else if (is(p, "flags"))
-        x = makes_descriptors(r) ? -1 : 0;
+        x = makes_descriptors(r) ? -1 : (kind_is_socket && is_msg_call(r)) ? MSG_DONTWAIT : 0;
     else if (is(p, "domain") || is(p, "clockid"))
         x = -1;
     else if (is(p, "size"))
@@ -263,6 +278,17 @@ static long shown(const struct row *r, ffi_arg v)
     return r->ret->size == 4 ? (long) (int32_t) v : (long) v;
 }
 
+static const char *errno_text(int e)
+{
+    static char text[2][64];
+    static int which;
+    which ^= 1;
+    if (e == SENTINEL)
+        return "untouched";
+    snprintf(text[which], sizeof text[which], "%d (%s)", e, strerror(e));
+    return text[which];
+}
+
 static int failures;
 
 #define EXPECT_ERRNO_KEPT(what, stmt) \
@@ -334,8 +360,73 @@ static void errno_preservation(void)
     close(devnull);
 }
 
+/* Calls row r through the wrapper and through libc; prints and counts. */
+static void compare_row(const struct row *r, void *wrapper, void *real, const char *pass)
+{
+    struct outcome w = call(r, wrapper);
+    struct outcome o = call(r, real);
+    if (!same_result(r, w, o) || w.err != o.err) {
+        printf("FAIL %s%s: wrapper returned %ld errno %s, libc returned %ld errno %s\n", pass,
+               r->name, shown(r, w.ret), errno_text(w.err), shown(r, o.ret), errno_text(o.err));
+        failures++;
+    } else {
+        printf("ok %s%s: %s %ld, errno %s\n", pass, r->name, r->ret_type, shown(r, o.ret),
+               errno_text(o.err));
+    }
+}
+
+/* Rows that act on an open descriptor without changing what it is: input,
+ * output, syncs, transfers, fcntl(F_GETFL). */
+static bool takes_an_open_descriptor(const struct row *r)
+{
+    return r->cls == CLS_IN || r->cls == CLS_OUT || r->cls == CLS_SYNC || is(r->name, "sendfile")
+           || is(r->name, "sendfile64") || is(r->name, "copy_file_range") || is(r->name, "splice")
+           || is(r->name, "fcntl") || is(r->name, "fcntl64");
+}
+
+/* The same rows again on real descriptors of each kind the gates tell apart
+ * (a regular file, a socket, a pipe), with zero lengths: the gates' own paths
+ * run, and must still give libc's answer. */
+static int descriptor_kind_passes(void *lib, void *libc)
+{
+    int compared = 0;
+    char path[] = "/tmp/sluice-fwd-file-XXXXXX";
+    int file = mkstemp(path);
+    int pair[2], pipefd[2];
+    if (file < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0 || pipe(pipefd) != 0) {
+        printf("FAIL cannot make descriptors for the kind passes\n");
+        failures++;
+        return 0;
+    }
+    unlink(path);
+    struct { const char *name; int fd; bool socket; } kinds[] = {
+        { "[file] ", file, false }, { "[socket] ", pair[0], true }, { "[pipe] ", pipefd[0], false },
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        kind_fd = kinds[k].fd;
+        kind_is_socket = kinds[k].socket;
+        for (size_t i = 0; i < NROWS; i++) {
+            const struct row *r = &rows[i];
+            void *wrapper = dlsym(lib, r->name), *real = dlsym(libc, r->name);
+            if (!takes_an_open_descriptor(r) || wrapper == NULL || real == NULL)
+                continue;
+            compare_row(r, wrapper, real, kinds[k].name);
+            compared++;
+        }
+    }
+    kind_fd = -1;
+    kind_is_socket = false;
+    close(file);
+    close(pair[0]);
+    close(pair[1]);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    return compared;
+}
+
 int main(int argc, char **argv)
 {
+    alarm(30);   /* nothing here may wait: if a call blocks, fail loudly */
     char regular[] = "/tmp/sluice-fwd-stream-XXXXXX";
     if (argc > 1 && strcmp(argv[1], "regular") == 0) {
         int fd = mkstemp(regular);
@@ -375,22 +466,14 @@ int main(int argc, char **argv)
             failures++;
             continue;
         }
-        struct outcome w = call(r, wrapper);
-        struct outcome o = call(r, real);
+        compare_row(r, wrapper, real, "");
         compared++;
-        if (!same_result(r, w, o) || w.err != o.err) {
-            printf("FAIL %s: wrapper returned %ld errno %d, libc returned %ld errno %d\n", r->name,
-                   shown(r, w.ret), w.err == SENTINEL ? 0 : w.err, shown(r, o.ret),
-                   o.err == SENTINEL ? 0 : o.err);
-            failures++;
-        } else {
-            printf("ok %s: %s %ld, errno %s\n", r->name, r->ret_type, shown(r, o.ret),
-                   o.err == SENTINEL ? "untouched" : strerror(o.err));
-        }
     }
+    int kind_calls = descriptor_kind_passes(lib, libc);
     errno_preservation();
     if (stream_path == regular)
         unlink(regular);
+    printf("descriptor-kind calls %d\n", kind_calls);
     printf("rows %zu compared %d skipped %d failed %d\n", NROWS, compared, skipped, failures);
     fflush(stdout);
     return failures == 0 ? 0 : 1;

@@ -1,7 +1,8 @@
 /* test_forwarding.c — every row of symbols.def, driven through libffi by the
  * fwd_table helper: the wrapper and libc's function, same arguments, same
- * result and errno; successful calls leave errno alone. Run with no settings
- * and with every gate on but far from binding. */
+ * result and errno, on bad descriptors and again on a regular file, a socket
+ * and a pipe; successful calls leave errno alone. Run with no settings and
+ * with every gate on but far from binding. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,11 @@ static void run_table(const char *const *env, const char *stream_kind)
     const char *argv[] = { t_helper("fwd_table"), stream_kind, NULL };
     char *out = NULL, *err = NULL;
     int rc = t_run(argv, env, true, 20000, &out, &err);
+    const char *kinds = strstr(out, "descriptor-kind calls ");
+    cr_assert_not_null(kinds, "no descriptor-kind passes; stdout [%s]", out);
+    int kind_calls = atoi(kinds + strlen("descriptor-kind calls "));
+    /* Every input, output and sync row, on a file, a socket and a pipe. */
+    cr_assert_geq(kind_calls, 3 * 36, "only %d descriptor-kind calls", kind_calls);
     const char *summary = strstr(out, "rows ");
     while (summary != NULL && strstr(summary + 1, "\nrows ") != NULL)
         summary = strstr(summary + 1, "\nrows ") + 1;

@@ -19,7 +19,19 @@ static const char *launcher(void)
     return path;
 }
 
-/* Runs the launcher bare (it sets LD_PRELOAD itself). */
+/* "" or, in a sanitized build, "RUNTIME:": what must stay in front of the
+ * library in LD_PRELOAD. */
+static const char *runtime_prefix(void)
+{
+    static char prefix[4096];
+    const char *preload = t_preload();
+    size_t n = strlen(preload) - strlen(t_lib());
+    snprintf(prefix, sizeof prefix, "%.*s", (int) n, preload);
+    return prefix;
+}
+
+/* Runs the launcher bare: it sets LD_PRELOAD itself (behind a sanitizer
+ * runtime, which a sanitized build's tests put there first). */
 static int run_launcher(const char *const *args, const char *const *env, char **out, char **err)
 {
     const char *argv[64];
@@ -28,7 +40,21 @@ static int run_launcher(const char *const *args, const char *const *env, char **
     for (int i = 0; args[i] != NULL && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    return t_run(argv, env, false, 10000, out, err);
+    static char runtime_var[4200];
+    const char *env_all[16];
+    int k = 0;
+    bool sets_preload = false;
+    for (int i = 0; env != NULL && env[i] != NULL && k < 14; i++) {
+        env_all[k++] = env[i];
+        sets_preload |= strncmp(env[i], "LD_PRELOAD=", 11) == 0;
+    }
+    if (!sets_preload && runtime_prefix()[0] != '\0') {
+        snprintf(runtime_var, sizeof runtime_var, "LD_PRELOAD=%.*s",
+                 (int) strlen(runtime_prefix()) - 1, runtime_prefix());
+        env_all[k++] = runtime_var;
+    }
+    env_all[k] = NULL;
+    return t_run(argv, env_all, false, 10000, out, err);
 }
 
 static bool has_line(const char *text, const char *line)
@@ -80,9 +106,9 @@ Test(launcher, every_flag_reaches_the_program_as_its_variable)
     cr_assert_eq(rc, 0, "exit %d, stderr [%s]", rc, err);
     for (size_t i = 0; i < NFLAGS; i++)
         cr_assert(has_line(out, flags[i].expect), "%s missing from [%s]", flags[i].expect, out);
-    char expect[4200];
+    char expect[8400];
     char *real_lib = realpath(t_lib(), NULL);
-    snprintf(expect, sizeof expect, "LD_PRELOAD=%s", real_lib);
+    snprintf(expect, sizeof expect, "LD_PRELOAD=%s%s", runtime_prefix(), real_lib);
     cr_assert(has_line(out, expect), "%s missing from [%s]", expect, out);
     cr_assert_str_eq(err, "");
     free(real_lib);
@@ -161,6 +187,7 @@ Test(launcher, usage_errors_exit_2)
     const char *unknown[] = { "--conn-maximum", "3", "--", "/bin/true", NULL };
     const char *missing[] = { "--conn-max", NULL };
     const char *no_command[] = { "--conn-max", "3", "--", NULL };
+    const char *switch_with_value[] = { "--hold-reads=1", "--", "/bin/true", NULL };
     char *err = NULL;
     cr_assert_eq(run_launcher(unknown, NULL, NULL, &err), 2);
     cr_assert(strstr(err, "--conn-maximum") != NULL, "[%s]", err);
@@ -170,18 +197,39 @@ Test(launcher, usage_errors_exit_2)
     cr_assert_eq(run_launcher(no_command, NULL, NULL, &err), 2);
     cr_assert(strstr(err, "COMMAND") != NULL, "[%s]", err);
     free(err);
+    cr_assert_eq(run_launcher(switch_with_value, NULL, NULL, &err), 2);
+    cr_assert(strstr(err, "takes no value") != NULL, "[%s]", err);
+    free(err);
 }
 
 Test(launcher, existing_ld_preload_is_kept_behind_the_library)
 {
     const char *args[] = { "--", "env", NULL };
-    const char *env[] = { "LD_PRELOAD=libm.so.6", NULL };
+    char existing[4200];
+    snprintf(existing, sizeof existing, "LD_PRELOAD=%slibm.so.6", runtime_prefix());
+    const char *env[] = { existing, NULL };
     char *out = NULL, *err = NULL;
     cr_assert_eq(run_launcher(args, env, &out, &err), 0, "[%s]", err);
     char *real_lib = realpath(t_lib(), NULL);
-    char expect[4200];
-    snprintf(expect, sizeof expect, "LD_PRELOAD=%s:libm.so.6", real_lib);
+    char expect[8400];
+    snprintf(expect, sizeof expect, "LD_PRELOAD=%s%s:libm.so.6", runtime_prefix(), real_lib);
     cr_assert(has_line(out, expect), "%s missing from [%s]", expect, out);
+    free(real_lib);
+    free(out);
+    free(err);
+}
+
+/* Under itself, the launcher does not preload the library twice. */
+Test(launcher, nested_launcher_preloads_once)
+{
+    const char *args[] = { "--conn-max", "3", "--", launcher(), "--fs-max", "2", "--", "env", NULL };
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(run_launcher(args, NULL, &out, &err), 0, "[%s]", err);
+    char *real_lib = realpath(t_lib(), NULL);
+    char expect[8400];
+    snprintf(expect, sizeof expect, "LD_PRELOAD=%s%s", runtime_prefix(), real_lib);
+    cr_assert(has_line(out, expect), "%s missing from [%s]", expect, out);
+    cr_assert(has_line(out, "SLUICE_CONN_MAX=3") && has_line(out, "SLUICE_FS_MAX=2"), "[%s]", out);
     free(real_lib);
     free(out);
     free(err);
@@ -308,4 +356,35 @@ Test(launcher, help_and_version)
     cr_assert_eq(run_launcher(version, NULL, &out, NULL), 0);
     cr_assert_str_eq(out, "sluice " SLUICE_VERSION "\n");
     free(out);
+}
+
+/* Installed, the launcher finds the library where `make install` put it. */
+Test(launcher, installed_launcher_finds_the_installed_library)
+{
+    if (strstr(SLUICE_BUILD_DIR, "/build-") != NULL)
+        cr_skip_test("sanitized build: make install builds the plain library");
+    char prefix[] = "/tmp/sluice-install-XXXXXX";
+    cr_assert_not_null(mkdtemp(prefix));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "make -s -C %s install PREFIX=%s >/dev/null", SLUICE_SOURCE_DIR, prefix);
+    cr_assert_eq(system(cmd), 0);
+    char installed[256], lib[256];
+    snprintf(installed, sizeof installed, "%s/bin/sluice", prefix);
+    snprintf(lib, sizeof lib, "LD_PRELOAD=%s/lib/libsluice.so\n", prefix);
+    const char *argv[] = { installed, "--", "env", NULL };
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(t_run(argv, NULL, false, 10000, &out, &err), 0, "[%s]", err);
+    cr_assert(strstr(out, lib) != NULL, "%s not in [%s]", lib, out);
+    free(out);
+    free(err);
+    /* Without any library to find, it says so and runs nothing. */
+    snprintf(cmd, sizeof cmd, "rm -f %s/lib/libsluice.so", prefix);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(t_run(argv, NULL, false, 10000, &out, &err), 1);
+    cr_assert_str_eq(out, "");
+    cr_assert(strstr(err, "cannot find libsluice.so") != NULL, "[%s]", err);
+    free(out);
+    free(err);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", prefix);
+    cr_assert_eq(system(cmd), 0);
 }
