@@ -2,6 +2,9 @@
  * wrappers stay a few lines and gates never call each other's internals. */
 #include "gate.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "conn.h"
 #include "drain.h"
 #include "fdtab.h"
@@ -53,16 +56,35 @@ int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir)
     return gate_enter_fd(p, fd, dir, 0);
 }
 
+/* Whether opening path is filesystem I/O worth a token. Opening a FIFO waits
+ * for the other end and opening a device can wait on the device: a token held
+ * through that would stall every file operation of the budget (or deadlock a
+ * program whose other end opens the FIFO). One fstatat tells them apart; a path
+ * that does not exist yet is a file about to be created. */
+static bool open_is_file_io(int dirfd, const char *path, int flags)
+{
+    if (flags & O_PATH)
+        return false;
+    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) || (flags & O_TMPFILE) == O_TMPFILE)
+        return true;
+    if (path == NULL)
+        return true;
+    struct stat st;
+    int saved = errno;
+    int r = fstatat(dirfd, path, &st, (flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0);
+    errno = saved;
+    if (r != 0)
+        return true;
+    return !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
 int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags)
 {
-    (void) dirfd;
-    (void) path;
-    (void) flags;
     p->fd = -1;
     p->kind = FD_FILE;
     p->dir = IO_IN;
     p->fs_token = 0;
-    if (gates_on() & GATE_FS) {
+    if ((gates_on() & GATE_FS) && open_is_file_io(dirfd, path, flags)) {
         if (fsgate_acquire() < 0)
             return -1;
         p->fs_token = 1;
