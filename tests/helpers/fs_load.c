@@ -6,8 +6,9 @@
  *                          children that do file I/O and must finish
  *   timeout ITERS          a thread writes big blocks; the main thread's small
  *                          reads count EAGAIN
- *   hold MS                big pwrites of its own file for MS milliseconds
- *   ops COUNT              COUNT small pwrite+pread pairs; prints "eagain K"
+ *   hold MS [MIB]          pwrites of MIB (8) MiB to its own file for MS milliseconds
+ *   ops COUNT [DELAY_MS]   opens its file, waits DELAY_MS, then COUNT small
+ *                          pwrite+pread pairs; prints "eagain K"
  *   pipes OPS              threads blocked reading a pipe, a socket and opening
  *                          a FIFO while the main thread does OPS file operations
  * Prints one result line on stdout; exits 0 when the shape completed. */
@@ -42,7 +43,14 @@ static int open_own(const char *name)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(path, O_RDWR | O_CREAT, 0600);
+    int fd = -1;
+    /* Under SLUICE_FS_TIMEOUT the open itself may be refused: try again. */
+    for (int tries = 0; tries < 2000; tries++) {
+        fd = open(path, O_RDWR | O_CREAT, 0600);
+        if (fd >= 0 || errno != EAGAIN)
+            break;
+        usleep(1000);
+    }
     if (fd < 0) {
         perror(path);
         exit(3);
@@ -205,12 +213,12 @@ static int run_timeout(void)
     return 0;
 }
 
-static int run_hold(long ms)
+static int run_hold(long ms, long mib)
 {
     char name[32];
     snprintf(name, sizeof name, "hold%d", (int) getpid());
     int fd = open_own(name);
-    size_t n = 8 << 20;
+    size_t n = (size_t) mib << 20;
     char *b = buffer(n);
     uint64_t end = now_ms() + (uint64_t) ms;
     while (now_ms() < end)
@@ -220,11 +228,12 @@ static int run_hold(long ms)
     return 0;
 }
 
-static int run_ops(long count)
+static int run_ops(long count, long delay_ms)
 {
     char name[32];
     snprintf(name, sizeof name, "ops%d", (int) getpid());
     int fd = open_own(name);
+    usleep((useconds_t) delay_ms * 1000);
     char b[4096];
     memset(b, 'o', sizeof b);
     int eagain = 0;
@@ -320,9 +329,9 @@ int main(int argc, char **argv)
     if (strcmp(mode, "timeout") == 0)
         return run_timeout();
     if (strcmp(mode, "hold") == 0)
-        return run_hold(n);
+        return run_hold(n, argc > 4 ? atol(argv[4]) : 8);
     if (strcmp(mode, "ops") == 0)
-        return run_ops(n);
+        return run_ops(n, argc > 4 ? atol(argv[4]) : 0);
     if (strcmp(mode, "pipes") == 0)
         return run_pipes(n);
     fprintf(stderr, "fs_load: unknown mode %s\n", mode);
