@@ -186,7 +186,8 @@ static void process_handoff(void)
     queue_unlock();
 }
 
-static int acquire_slow(void)
+/* Out of line and cold, so that the fast path needs no stack frame. */
+__attribute__((noinline, cold)) static int acquire_slow(void)
 {
     int saved = errno;
     uint64_t waited = 0;
@@ -234,24 +235,35 @@ int fsgate_acquire(void)
     return acquire_slow();
 }
 
-void fsgate_release(void)
+__attribute__((noinline, cold)) static void release_slow(void)
 {
-    if (unlikely(depth != 1)) {
-        depth--;
-        return;
-    }
-    if (unlikely(orphan)) {
+    if (orphan) {
         orphan = 0;
-    } else if (likely(mode == FS_PROCESS)) {
-        atomic_fetch_sub(&pg.word, 1);
-        if (unlikely(atomic_load(&pg.nwaiters) != 0))
-            KEEP_ERRNO(process_handoff());
+    } else if (mode == FS_PROCESS) {
+        /* The token went back in the fast path; sleepers are waiting for it. */
+        KEEP_ERRNO(process_handoff());
     } else {
         atomic_fetch_sub(&pg.word, 1);
         KEEP_ERRNO(fshost_release());
     }
     /* Only now: a signal handler that ran before this line saw depth > 0. */
     depth = 0;
+}
+
+void fsgate_release(void)
+{
+    if (unlikely(depth != 1)) {
+        depth--;
+        return;
+    }
+    if (likely(mode == FS_PROCESS) && likely(!orphan)) {
+        atomic_fetch_sub(&pg.word, 1);
+        if (likely(atomic_load(&pg.nwaiters) == 0)) {
+            depth = 0;
+            return;
+        }
+    }
+    release_slow();
 }
 
 void fsgate_sync_stats(void)

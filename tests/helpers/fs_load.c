@@ -11,6 +11,8 @@
  *                          pwrite+pread pairs; prints "eagain K"
  *   pipes OPS              threads blocked reading a pipe, a socket and opening
  *                          a FIFO while the main thread does OPS file operations
+ *   stdio ITERS            two threads write one stdio stream, one of them in
+ *                          flockfile sections (lock order: stream, then token)
  * Prints one result line on stdout; exits 0 when the shape completed. */
 #include <errno.h>
 #include <fcntl.h>
@@ -306,6 +308,40 @@ static int run_pipes(long ops)
     return 0;
 }
 
+/* --- one stream, two threads, one of them holding the stream across calls */
+static FILE *shared_stream;
+
+static void *stdio_plain(void *arg)
+{
+    for (long i = 0; i < iters; i++) {
+        fputs("plain line\n", shared_stream);
+        if (i % 8 == 0)
+            fflush(shared_stream);
+    }
+    return NULL;
+}
+
+static int run_stdio(void)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/stream", dir);
+    shared_stream = fopen(path, "w");
+    if (shared_stream == NULL)
+        return 3;
+    pthread_t t;
+    pthread_create(&t, NULL, stdio_plain, NULL);
+    for (long i = 0; i < iters; i++) {
+        flockfile(shared_stream);
+        fputs("locked line\n", shared_stream);
+        fflush(shared_stream);
+        funlockfile(shared_stream);
+    }
+    pthread_join(t, NULL);
+    fclose(shared_stream);
+    printf("stdio done\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
@@ -332,6 +368,8 @@ int main(int argc, char **argv)
         return run_hold(n, argc > 4 ? atol(argv[4]) : 8);
     if (strcmp(mode, "ops") == 0)
         return run_ops(n, argc > 4 ? atol(argv[4]) : 0);
+    if (strcmp(mode, "stdio") == 0)
+        return run_stdio();
     if (strcmp(mode, "pipes") == 0)
         return run_pipes(n);
     fprintf(stderr, "fs_load: unknown mode %s\n", mode);
