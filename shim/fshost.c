@@ -406,6 +406,19 @@ int fshost_init(uint32_t limit, const char *key)
         return -1;
     }
     st = s;
+    /* Records under our pid and start time are from before an exec of this
+     * same process: whatever they held, nobody here holds it now. */
+    know_myself();
+    if (host_lock() != 0)
+        return -1;
+    for (int i = 0; i < NHOLDERS; i++)
+        if (st->holders[i].pid == my_pid && st->holders[i].start == my_start)
+            st->holders[i].pid = 0, st->holders[i].held = 0;
+    for (int i = 0; i < NWAITING; i++)
+        if (st->waiting[i].pid == my_pid && st->waiting[i].start == my_start)
+            st->waiting[i].pid = 0;
+    reap();
+    host_unlock();
     if (s->limit != limit)
         log_warn("SLUICE_FS_MAX=%u: key '%s' already has a budget of %u, which applies",
                  (unsigned) limit, key, (unsigned) s->limit);

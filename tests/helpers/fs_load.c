@@ -11,6 +11,7 @@
  *                          pwrite+pread pairs; prints "eagain K"
  *   pipes OPS              threads blocked reading a pipe, a socket and opening
  *                          a FIFO while the main thread does OPS file operations
+ *   exec OPS               execs "ops OPS" of itself while a thread writes big blocks
  *   stdio ITERS            two threads write one stdio stream, one of them in
  *                          flockfile sections (lock order: stream, then token)
  * Prints one result line on stdout; exits 0 when the shape completed. */
@@ -308,6 +309,16 @@ static int run_pipes(long ops)
     return 0;
 }
 
+static int run_exec(char **argv)
+{
+    pthread_t w;
+    pthread_create(&w, NULL, big_writer, NULL);
+    usleep(100000);
+    char *args[] = { argv[0], "ops", argv[2], argv[3], NULL };
+    execv("/proc/self/exe", args);
+    return 5;
+}
+
 /* --- one stream, two threads, one of them holding the stream across calls */
 static FILE *shared_stream;
 
@@ -368,6 +379,8 @@ int main(int argc, char **argv)
         return run_hold(n, argc > 4 ? atol(argv[4]) : 8);
     if (strcmp(mode, "ops") == 0)
         return run_ops(n, argc > 4 ? atol(argv[4]) : 0);
+    if (strcmp(mode, "exec") == 0)
+        return run_exec(argv);
     if (strcmp(mode, "stdio") == 0)
         return run_stdio();
     if (strcmp(mode, "pipes") == 0)

@@ -149,6 +149,24 @@ Test(fs_host, processes_killed_mid_write_do_not_leak_the_budget, .timeout = 60)
     free(err);
 }
 
+Test(fs_host, exec_while_another_thread_writes_does_not_keep_its_token, .timeout = 30)
+{
+    /* Same pid, same start time after exec: the record must not outlive the
+     * image that held the token. */
+    const char *env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_SCOPE=host", key_assign,
+                          "SLUICE_FS_TIMEOUT=1s", NULL };
+    const char *argv[] = { t_helper("fs_load"), "exec", dir, "50", NULL };
+    for (int round = 0; round < 3; round++) {
+        char *out = NULL, *err = NULL;
+        int rc = t_run(argv, env, true, 20000, &out, &err);
+        cr_assert_eq(rc, 0, "[%s]", err);
+        cr_assert_str_eq(out, "eagain 0\n", "round %d: [%s]", round, err);
+        cr_assert_eq(tokens_in_use(), 0);
+        free(out);
+        free(err);
+    }
+}
+
 Test(fs_host, a_process_blocked_on_a_pipe_holds_no_token, .timeout = 30)
 {
     const char *env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_SCOPE=host", key_assign, NULL };
