@@ -198,7 +198,7 @@ Test(fs_host, a_process_blocked_on_a_pipe_holds_no_token, .timeout = 30)
 
 Test(fs_host, timeout_applies_across_processes, .timeout = 30)
 {
-    /* The probe opens its file first, then works while the other process keeps
+    /* The probe opens its file first, then works while two other processes keep
      * the one token busy with 64 MiB writes. */
     const char *probe_env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_SCOPE=host", key_assign,
                                 "SLUICE_FS_TIMEOUT=1ms", NULL };
@@ -206,7 +206,8 @@ Test(fs_host, timeout_applies_across_processes, .timeout = 30)
     struct t_proc p = t_spawn(probe, probe_env, true);
     const char *env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_SCOPE=host", key_assign, NULL };
     const char *hold[] = { t_helper("fs_load"), "hold", dir, "1500", "64", NULL };
-    struct t_proc h = t_spawn(hold, env, true);
+    /* Two of them, so that one is always queued for the token the other holds. */
+    struct t_proc h = t_spawn(hold, env, true), h2 = t_spawn(hold, env, true);
     int rc = t_wait(&p, 10000);
     char *out = t_slurp(p.out_fd, 1000), *err = t_slurp(p.err_fd, 1000);
     cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "[%s]", err);
@@ -216,6 +217,8 @@ Test(fs_host, timeout_applies_across_processes, .timeout = 30)
     cr_assert(strstr(err, "SLUICE_FS_TIMEOUT") != NULL && strchr(err, '\n') == strrchr(err, '\n'),
               "want one line: [%s]", err);
     rc = t_wait(&h, 10000);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    rc = t_wait(&h2, 10000);
     cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
     free(out);
     free(err);
