@@ -134,11 +134,14 @@ static uint32_t reap(void)
 
 static int host_lock(void)
 {
-    struct timespec ts;
-    uint64_t deadline = fsgate_now_ns() + FSHOST_LOCK_BOUND_NS;
-    ts.tv_sec = (time_t) (deadline / 1000000000u);
-    ts.tv_nsec = (long) (deadline % 1000000000u);
-    int r = pthread_mutex_clocklock(&st->lock, CLOCK_MONOTONIC, &ts);
+    int r = pthread_mutex_trylock(&st->lock);
+    if (r == EBUSY) {
+        struct timespec ts;
+        uint64_t deadline = fsgate_now_ns() + FSHOST_LOCK_BOUND_NS;
+        ts.tv_sec = (time_t) (deadline / 1000000000u);
+        ts.tv_nsec = (long) (deadline % 1000000000u);
+        r = pthread_mutex_clocklock(&st->lock, CLOCK_MONOTONIC, &ts);
+    }
     if (r == EOWNERDEAD) {
         /* Its holder died inside: the totals may be half-updated. */
         pthread_mutex_consistent(&st->lock);
