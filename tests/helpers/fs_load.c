@@ -70,12 +70,15 @@ static char *buffer(size_t n)
     return b;
 }
 
+static pthread_barrier_t all_ready;
+
 static void *thread_rw(void *arg)
 {
     char name[32];
     snprintf(name, sizeof name, "t%ld", (long) (intptr_t) arg);
     int fd = open_own(name);
     char *b = buffer(bytes);
+    pthread_barrier_wait(&all_ready);   /* every thread in the race from the start */
     for (long i = 0; i < iters; i++) {
         if (pwrite(fd, b, bytes, 0) != (ssize_t) bytes || pread(fd, b, bytes, 0) != (ssize_t) bytes)
             exit(4);
@@ -88,6 +91,9 @@ static void *thread_rw(void *arg)
 static int run_threads(int n)
 {
     pthread_t t[64];
+    if (n > 64)
+        n = 64;
+    pthread_barrier_init(&all_ready, NULL, (unsigned) n);
     for (long i = 0; i < n && i < 64; i++)
         pthread_create(&t[i], NULL, thread_rw, (void *) (intptr_t) i);
     for (int i = 0; i < n && i < 64; i++)

@@ -43,8 +43,11 @@ static int count_lines_with(const char *s, const char *word)
 
 /* Runs argv under strace (the tracer itself bare: it must never wait for a
  * token its stopped tracees hold), the tracee with the library and settings when
- * env is given; returns the most calls on files under dir in flight at once. */
-int fs_overlap(const char *const *argv, const char *const *env, const char *under, int *calls)
+ * env is given; returns the most calls on files under dir in flight at once, and
+ * in streak_gap[0] the longest run of consecutive calls from one thread, in
+ * streak_gap[1] the most calls others made between two of one thread's. */
+int fs_overlap(const char *const *argv, const char *const *env, const char *under, int *calls,
+               int *streak_gap)
 {
     char trace[128], arg_preload[4200];
     snprintf(trace, sizeof trace, "%s.trace", under);
@@ -76,8 +79,13 @@ int fs_overlap(const char *const *argv, const char *const *env, const char *unde
     char *res = NULL;
     rc = t_run(py, NULL, false, 30000, &res, &err);
     cr_assert_eq(rc, 0, "overlap analysis failed: %s", err);
-    int most = -1;
-    cr_assert_eq(sscanf(res, "calls %d max %d", calls, &most), 2, "[%s]", res);
+    int most = -1, run = -1, gap = -1;
+    cr_assert_eq(sscanf(res, "calls %d max %d streak %d gap %d", calls, &most, &run, &gap), 4,
+                 "[%s]", res);
+    if (streak_gap != NULL) {
+        streak_gap[0] = run;
+        streak_gap[1] = gap;
+    }
     free(res);
     free(err);
     unlink(trace);
@@ -91,14 +99,37 @@ Test(fs_process, sixteen_threads_never_overlap_more_than_the_limit, .timeout = 6
     const char *argv[] = { t_helper("fs_load"), "threads", dir, "16", "30", "65536", NULL };
     const char *env[] = { "SLUICE_FS_MAX=2", NULL };
     int calls = 0;
-    int gated = fs_overlap(argv, env, sub, &calls);
+    int gated = fs_overlap(argv, env, sub, &calls, NULL);
     cr_assert_eq(calls, 16 * 30 * 2, "calls seen: %d", calls);
     cr_assert_leq(gated, 2, "with SLUICE_FS_MAX=2, %d file calls overlapped", gated);
     cr_assert_geq(gated, 1);
-    int bare = fs_overlap(argv, NULL, sub, &calls);
+    int bare = fs_overlap(argv, NULL, sub, &calls, NULL);
     cr_assert_gt(bare, 2, "bare run overlapped only %d: the measure cannot tell", bare);
     fprintf(stderr, "fs_process: 16 threads, max overlapping file calls: bare %d, SLUICE_FS_MAX=2 %d\n",
             bare, gated);
+}
+
+Test(fs_process, waiters_are_served_in_order, .timeout = 60)
+{
+    /* Eight threads released together on one token: each release hands the
+     * token to the longest waiter, so no thread makes calls in a row while
+     * others wait, and none waits for more than one turn of the others. A gate
+     * that serves the newest waiter first (or lets the releaser take its token
+     * straight back) starves some threads: long gaps. (Bare runs cannot serve
+     * as the contrast: strace itself serializes them in turn.) */
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/", dir);
+    const char *argv[] = { t_helper("fs_load"), "threads", dir, "8", "100", "65536", NULL };
+    const char *env[] = { "SLUICE_FS_MAX=1", NULL };
+    int calls = 0, sg[2] = { -1, -1 };
+    cr_assert_leq(fs_overlap(argv, env, sub, &calls, sg), 1);
+    cr_assert_eq(calls, 8 * 100 * 2);
+    cr_assert_leq(sg[0], 2, "a thread made %d calls in a row while others waited", sg[0]);
+    /* A thread slow to queue again (strace stops it between calls) may miss a
+     * few turns; starvation is hundreds. */
+    cr_assert_leq(sg[1], 6 * 7, "a thread waited while others made %d calls", sg[1]);
+    fprintf(stderr, "fs_process: 8 threads on 1 token: longest run %d, longest wait %d calls\n",
+            sg[0], sg[1]);
 }
 
 Test(fs_process, signal_handler_doing_io_while_its_thread_holds_a_token_does_not_deadlock,

@@ -17,7 +17,8 @@
 #include "fshost.h"
 #include "testlib.h"
 
-int fs_overlap(const char *const *argv, const char *const *env, const char *under, int *calls);
+int fs_overlap(const char *const *argv, const char *const *env, const char *under, int *calls,
+               int *streak);
 
 static char dir[64], key[64], key_assign[96], state[128];
 
@@ -78,11 +79,11 @@ Test(fs_host, xargs_gzip_stays_within_the_budget_across_processes, .timeout = 90
     const char *argv[] = { "/bin/sh", "-c", script, NULL };
     const char *env[] = { "SLUICE_FS_MAX=2", "SLUICE_FS_SCOPE=host", key_assign, NULL };
     int calls = 0;
-    int gated = fs_overlap(argv, env, under, &calls);
+    int gated = fs_overlap(argv, env, under, &calls, NULL);
     cr_assert_gt(calls, 16 * 20, "only %d file calls seen", calls);
     cr_assert_leq(gated, 2, "host budget 2, yet %d file calls overlapped across processes", gated);
     shell("cd %s/in && md5sum *.gz > ../gated.md5 && rm -f *.gz", dir);
-    int bare = fs_overlap(argv, NULL, under, &calls);
+    int bare = fs_overlap(argv, NULL, under, &calls, NULL);
     cr_assert_gt(bare, 2, "bare run overlapped only %d: the measure cannot tell", bare);
     shell("cd %s/in && md5sum *.gz > ../bare.md5 && cmp ../bare.md5 ../gated.md5", dir);
     fprintf(stderr, "fs_host: xargs -P8 gzip, max overlapping file calls: bare %d, host budget 2: %d\n",
@@ -99,11 +100,11 @@ Test(fs_host, make_j8_of_dd_stays_within_the_budget_across_processes, .timeout =
     const char *argv[] = { "make", "-s", "-j8", "-C", dir, NULL };
     const char *env[] = { "SLUICE_FS_MAX=2", "SLUICE_FS_SCOPE=host", key_assign, NULL };
     int calls = 0;
-    int gated = fs_overlap(argv, env, under, &calls);
+    int gated = fs_overlap(argv, env, under, &calls, NULL);
     cr_assert_gt(calls, 16 * 100, "only %d file calls seen", calls);
     cr_assert_leq(gated, 2, "host budget 2, yet %d file calls overlapped across processes", gated);
     shell("cd %s && for i in $(seq 1 16); do cmp in/f$i out/f$i || exit 1; done && rm -f out/*", dir);
-    int bare = fs_overlap(argv, NULL, under, &calls);
+    int bare = fs_overlap(argv, NULL, under, &calls, NULL);
     cr_assert_gt(bare, 2, "bare run overlapped only %d: the measure cannot tell", bare);
     shell("cd %s && for i in $(seq 1 16); do cmp in/f$i out/f$i || exit 1; done", dir);
     fprintf(stderr, "fs_host: make -j8 of dd, max overlapping file calls: bare %d, host budget 2: %d\n",
