@@ -150,6 +150,42 @@ Test(fs_host, processes_killed_mid_write_do_not_leak_the_budget, .timeout = 60)
     free(err);
 }
 
+Test(fs_host, a_waiting_process_reclaims_tokens_of_holders_killed_meanwhile, .timeout = 30)
+{
+    /* Two holders stopped (SIGSTOP lands as a write returns: tokens held), a
+     * probe queued behind them; then the holders are SIGKILLed. The probe,
+     * already waiting, must find out and go on. */
+    const char *env[] = { "SLUICE_FS_MAX=2", "SLUICE_FS_SCOPE=host", key_assign, NULL };
+    const char *hold[] = { t_helper("fs_load"), "hold", dir, "10000", "64", NULL };
+    struct t_proc h[2] = { t_spawn(hold, env, true), t_spawn(hold, env, true) };
+    t_sleep_ms(300);
+    for (int i = 0; i < 2; i++)
+        kill(h[i].pid, SIGSTOP);
+    t_sleep_ms(100);
+    cr_assert_eq(tokens_in_use(), 2, "the stopped holders do not hold both tokens");
+    const char *probe[] = { t_helper("fs_load"), "ops", dir, "50", NULL };
+    struct t_proc p = t_spawn(probe, env, true);
+    t_sleep_ms(500);
+    cr_assert_eq(waitpid(p.pid, NULL, WNOHANG), 0, "the probe did not wait for stopped holders");
+    for (int i = 0; i < 2; i++) {
+        kill(h[i].pid, SIGKILL);
+        t_wait(&h[i], 5000);
+        close(h[i].out_fd);
+        close(h[i].err_fd);
+    }
+    uint64_t t0 = t_now_ms();
+    int rc = t_wait(&p, 5000);
+    uint64_t took = t_now_ms() - t0;
+    char *out = t_slurp(p.out_fd, 1000);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "the probe never got a token (rc %d)", rc);
+    cr_assert_str_eq(out, "eagain 0\n");
+    cr_assert_lt(took, 1000, "reclaiming took %llu ms", (unsigned long long) took);
+    cr_assert_eq(tokens_in_use(), 0);
+    fprintf(stderr, "fs_host: a waiter reclaimed the tokens of killed holders in %llu ms\n",
+            (unsigned long long) took);
+    free(out);
+}
+
 Test(fs_host, exec_while_another_thread_writes_does_not_keep_its_token, .timeout = 30)
 {
     /* Same pid, same start time after exec: the record must not outlive the
