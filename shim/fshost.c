@@ -21,6 +21,8 @@
  * Fairness: a caller that finds the budget full (or others already waiting)
  * takes a ticket in a table of waiting threads; only the lowest live ticket may
  * take a freed token, so waiters of every process are served in arrival order.
+ * A waiter whose process is stopped (^Z, SIGSTOP, a debugger) is passed over
+ * once a check sees it stopped, and takes its place back when it runs again.
  * Lock acquisition is bounded in time: a mutex that stays locked for seconds
  * (corrupted, or left by a frozen process) turns the gate off with one line
  * rather than hanging the program. */
@@ -58,10 +60,12 @@ static void broken(const char *what)
                   state_path, what);
 }
 
-/* Field 22 of /proc/PID/stat: when the process started. 0 if unreadable. */
-static uint64_t start_time(int32_t pid)
+/* Field 22 of /proc/PID/stat: when the process started (0 if unreadable);
+ * *state gets field 3 (R, S, T for stopped, t for a tracing stop...). */
+static uint64_t start_time(int32_t pid, char *state)
 {
     char path[64], buf[1024];
+    *state = '?';
     snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
     int fd = REAL(open)(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -72,9 +76,10 @@ static uint64_t start_time(int32_t pid)
         return 0;
     buf[n] = '\0';
     char *p = strrchr(buf, ')');
-    if (p == NULL)
+    if (p == NULL || p[1] == '\0')
         return 0;
     p += 2;                              /* field 3 */
+    *state = *p;
     for (int field = 3; field < 22 && p != NULL; field++) {
         p = strchr(p, ' ');
         if (p != NULL)
@@ -83,13 +88,18 @@ static uint64_t start_time(int32_t pid)
     return p != NULL ? strtoull(p, NULL, 10) : 0;
 }
 
-static bool alive(int32_t pid, uint64_t start)
+/* Whether pid is still the process that started at start; *stopped: it is
+ * stopped now (a job-control stop or a debugger). */
+static bool alive(int32_t pid, uint64_t start, bool *stopped)
 {
+    *stopped = false;
     if (pid == my_pid)
         return start == my_start;
     if (kill(pid, 0) != 0 && errno == ESRCH)
         return false;
-    uint64_t now_start = start_time(pid);
+    char state;
+    uint64_t now_start = start_time(pid, &state);
+    *stopped = state == 'T' || state == 't';
     return now_start == 0 || now_start == start;
 }
 
@@ -97,7 +107,8 @@ static void know_myself(void)
 {
     if (my_pid != 0)
         return;
-    my_start = start_time(getpid());
+    char state;
+    my_start = start_time(getpid(), &state);
     my_pid = (int32_t) getpid();
     my_rec = -1;
 }
@@ -111,7 +122,8 @@ static uint32_t reap(void)
         struct holder *h = &st->holders[i];
         if (h->pid == 0)
             continue;
-        if (h->held != 0 && !alive(h->pid, h->start)) {
+        bool stopped;
+        if (h->held != 0 && !alive(h->pid, h->start, &stopped)) {
             h->held = 0;
             h->pid = 0;
         }
@@ -121,10 +133,14 @@ static uint32_t reap(void)
         struct waiting *w = &st->waiting[i];
         if (w->pid == 0)
             continue;
-        if (!alive(w->pid, w->start))
+        bool stopped;
+        if (!alive(w->pid, w->start, &stopped)) {
             w->pid = 0;
-        else
+        } else {
+            /* A stopped waiter keeps its place but must not hold up the line. */
+            w->stopped = stopped;
             nwaiting++;
+        }
     }
     uint32_t back = st->in_use > in_use ? st->in_use - in_use : 0;
     st->in_use = in_use;
@@ -189,7 +205,7 @@ static struct holder *my_holder(void)
 static bool first_in_line(uint64_t ticket)
 {
     for (int i = 0; i < NWAITING; i++)
-        if (st->waiting[i].pid != 0 && st->waiting[i].ticket < ticket)
+        if (st->waiting[i].pid != 0 && st->waiting[i].ticket < ticket && !st->waiting[i].stopped)
             return false;
     return true;
 }
@@ -240,6 +256,7 @@ int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
     w->pid = my_pid;
     w->start = my_start;
     w->ticket = ticket;
+    w->stopped = 0;
     st->nwaiting++;
 
     uint64_t start = fsgate_now_ns();
@@ -261,6 +278,7 @@ int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
             result = 2;                  /* our place was lost: never seen, but never hang */
             break;
         }
+        w->stopped = 0;                  /* running again: back in line */
         h = my_holder();
         if (h != NULL && st->in_use < st->limit && first_in_line(ticket)) {
             w->pid = 0;

@@ -23,7 +23,7 @@ struct holder {
 
 struct waiting {
     int32_t pid;          /* 0: free */
-    uint32_t pad;
+    uint32_t stopped;     /* its process was stopped (SIGSTOP, debugger) at the last check */
     uint64_t start;
     uint64_t ticket;
 };

@@ -203,6 +203,60 @@ Test(fs_host, a_waiting_process_reclaims_tokens_of_holders_killed_meanwhile, .ti
     free(out);
 }
 
+static bool waiting_not_holding(pid_t pid)
+{
+    int fd = open(state, O_RDONLY);
+    struct host_state s;
+    bool ok = fd >= 0 && pread(fd, &s, sizeof s, 0) == (ssize_t) sizeof s;
+    if (fd >= 0)
+        close(fd);
+    if (!ok)
+        return false;
+    bool waiting = false;
+    for (int i = 0; i < NWAITING; i++)
+        waiting |= s.waiting[i].pid == pid;
+    for (int i = 0; i < NHOLDERS; i++)
+        if (s.holders[i].pid == pid && s.holders[i].held != 0)
+            return false;
+    return waiting;
+}
+
+Test(fs_host, a_stopped_waiter_does_not_hold_up_the_line, .timeout = 60)
+{
+    /* One token, kept busy by a writer; a second process queued for it is
+     * stopped (^Z) while waiting. A third must still get its turns. */
+    const char *env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_SCOPE=host", key_assign, NULL };
+    const char *hold[] = { t_helper("fs_load"), "hold", dir, "6000", "64", NULL };
+    const char *queued[] = { t_helper("fs_load"), "ops", dir, "100000", NULL };
+    struct t_proc h = t_spawn(hold, env, true);
+    t_sleep_ms(200);
+    struct t_proc q = t_spawn(queued, env, true);
+    bool caught = false;
+    for (int attempt = 0; attempt < 100 && !caught; attempt++) {
+        t_sleep_ms(40);
+        kill(q.pid, SIGSTOP);
+        t_sleep_ms(20);
+        caught = waiting_not_holding(q.pid);
+        if (!caught)
+            kill(q.pid, SIGCONT);
+    }
+    cr_assert(caught, "never caught the queued process stopped while waiting");
+    const char *probe_env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_SCOPE=host", key_assign,
+                                "SLUICE_FS_TIMEOUT=3s", NULL };
+    const char *probe[] = { t_helper("fs_load"), "ops", dir, "30", NULL };
+    char *out = NULL, *err = NULL;
+    int rc = t_run(probe, probe_env, true, 20000, &out, &err);
+    kill(q.pid, SIGKILL);
+    t_wait(&q, 5000);
+    close(q.out_fd);
+    close(q.err_fd);
+    t_stop(&h, 1000);
+    cr_assert_eq(rc, 0, "[%s]", err);
+    cr_assert_str_eq(out, "eagain 0\n", "stuck behind a stopped waiter: [%s]", err);
+    free(out);
+    free(err);
+}
+
 Test(fs_host, exec_while_another_thread_writes_does_not_keep_its_token, .timeout = 30)
 {
     /* Same pid, same start time after exec: the record must not outlive the
