@@ -3,8 +3,9 @@
  *
  * The state is a small file, /dev/shm/sluice-fs-UID-KEY (the same place for
  * every process of the user, whatever its environment), mapped MAP_SHARED. It
- * is built under a temporary name created O_CREAT|O_EXCL|O_NOFOLLOW with mode
- * 0600 and published with link(), so nobody ever maps a half-made file; it is
+ * is built in an unnamed O_TMPFILE of mode 0600 (or under a temporary name
+ * created O_CREAT|O_EXCL|O_NOFOLLOW) and published with a link, so nobody ever
+ * maps a half-made file; it is
  * opened with O_NOFOLLOW and refused (one error line, the program runs on
  * ungated) unless it is a regular file of this user, mode 0600, of the exact
  * size, with our magic, version and uid in its header.
@@ -334,16 +335,22 @@ void fshost_atfork_child(void)
     my_rec = -1;
 }
 
-/* Builds a fresh state under a private name and links it into place; EEXIST
- * from link means another process won the race, which is fine. */
+/* Builds a fresh state in an unnamed file (O_TMPFILE) and links it into place,
+ * so that a process killed half-way leaves nothing behind; where O_TMPFILE is
+ * not supported, under a private name instead. EEXIST from the link means
+ * another process won the race, which is fine. */
 static int create_state(uint32_t limit)
 {
     char tmp[SLUICE_PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.new.%d", state_path, (int) getpid());
-    unlink(tmp);
-    int fd = REAL(open)(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
+    tmp[0] = '\0';
+    int fd = REAL(open)("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(tmp, sizeof tmp, "%s.new.%d", state_path, (int) getpid());
+        unlink(tmp);
+        fd = REAL(open)(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -1;
+    }
     int ok = fchmod(fd, 0600) == 0 && ftruncate(fd, sizeof(struct host_state)) == 0;
     struct host_state *s = ok ? mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
                               : MAP_FAILED;
@@ -364,9 +371,18 @@ static int create_state(uint32_t limit)
     } else {
         ok = 0;
     }
-    REAL(close)(fd);
-    int r = ok && (link(tmp, state_path) == 0 || errno == EEXIST) ? 0 : -1;
-    KEEP_ERRNO(unlink(tmp));
+    int r = -1;
+    if (ok && tmp[0] == '\0') {
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+        r = linkat(AT_FDCWD, self, AT_FDCWD, state_path, AT_SYMLINK_FOLLOW) == 0 || errno == EEXIST
+            ? 0 : -1;
+    } else if (ok) {
+        r = link(tmp, state_path) == 0 || errno == EEXIST ? 0 : -1;
+    }
+    KEEP_ERRNO(REAL(close)(fd));
+    if (tmp[0] != '\0')
+        KEEP_ERRNO(unlink(tmp));
     return r;
 }
 
