@@ -293,12 +293,20 @@ static int64_t slot_take(void)
     }
 }
 
-static void slot_put(uint32_t id)
+/* The slot's references are already 0: count it free and wake one waiter.
+ * (Never touch slot_refs here: another thread may have taken it already.) */
+static void slot_free(void)
 {
-    atomic_store(&slot_refs[id], 0);
     atomic_fetch_add(&free_slots, 1);
     if (atomic_load(&slot_waiters) != 0)
         futex(&free_slots, FUTEX_WAKE_PRIVATE, 1);
+}
+
+/* Gives back a slot taken for an accept that brought no connection. */
+static void slot_put(uint32_t id)
+{
+    atomic_store(&slot_refs[id], 0);
+    slot_free();
 }
 
 void conn_release(uint32_t id_plus_one)
@@ -311,7 +319,7 @@ void conn_release(uint32_t id_plus_one)
     int saved = errno;
     STAT_ADD(conn_in_flight, -1);
     uint32_t before = atomic_fetch_sub(&slots_held, 1);
-    slot_put(id);
+    slot_free();
     if (before >= nslots)
         sync_pause();
     errno = saved;
