@@ -721,3 +721,18 @@ Test(conn, paused_listener_is_not_ready_to_poll_or_select_until_a_slot_frees)
     cr_assert_eq(field(out, "select r=", "r="), 1, "bare: [%s]", out);
     free(out);
 }
+
+Test(conn, paused_blocking_accept_honours_so_rcvtimeo)
+{
+    const char *argv[] = { PY, t_source("tests/helpers/conn_rcvtimeo.py"), NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=1", NULL };
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(t_run(argv, env, true, 5000, &out, &err), 0, "[%s]", err);
+    cr_assert(strstr(out, "second: EAGAIN after 0.3") != NULL, "got [%s]", out);
+    free(out);
+    free(err);
+    cr_assert_eq(t_run(argv, env, false, 5000, &out, &err), 0);
+    cr_assert(strstr(out, "second: OK") != NULL, "bare got [%s]", out);
+    free(out);
+    free(err);
+}
