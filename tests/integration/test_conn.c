@@ -671,8 +671,10 @@ Test(conn, stats_count_pauses_and_paused_time)
     text[n + 1] = '\0';
     fclose(f);
     cr_assert_eq(stat_value(text, "sluice_accepted_total"), 8, "[%s]", text);
-    /* Four closes racing four accepts: paused again at least once more. */
+    /* Four served clients close one by one: each close may unpause and the next
+     * accept pause again, so between 2 and 5 pauses in all. */
     cr_assert_geq(stat_value(text, "sluice_pauses_total"), 2);
+    cr_assert_leq(stat_value(text, "sluice_pauses_total"), 5);
     cr_assert_geq(stat_value(text, "sluice_paused_seconds_total"), 1, "paused time not counted");
     close_all(&c);
     t_stop(&srv, 1000);
