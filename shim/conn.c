@@ -113,7 +113,7 @@ static void take_handoffs(int epfd)
                 at = j;
         struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u64 = (uint64_t) at };
         if (at < 0 || REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            REAL(close)(fd);
+            fdtab_close_own(fd);
             atomic_fetch_sub(&shed_held, 1);
             continue;
         }
@@ -123,7 +123,7 @@ static void take_handoffs(int epfd)
 
 static void finish_shed(int at)
 {
-    REAL(close)(lingering[at].fd);   /* closing removes it from the epoll set */
+    fdtab_close_own(lingering[at].fd);   /* closing removes it from the epoll set */
     lingering[at].fd = -1;
     atomic_fetch_sub(&shed_held, 1);
 }
@@ -199,6 +199,8 @@ static void aux_ensure(void)
         errno = saved;
         return;   /* aux_state stays 1: no thread, shed sockets are closed at once */
     }
+    fdtab_own(epfd);
+    fdtab_own(efd);
     atomic_store(&aux_epfd, epfd);
     atomic_store(&aux_efd, efd);
     pthread_attr_t attr;
@@ -476,10 +478,13 @@ static void shed(int c)
         (void) !REAL(send)(c, shed_answer, shed_answer_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(c, SHUT_WR);
     aux_ensure();
+    /* From here the socket is sluice's: a program closing every descriptor must
+     * not close it, nor may sluice later close a number the program reuses. */
+    fdtab_own(c);
     if (atomic_load(&aux_state) != 2 || atomic_fetch_add(&shed_held, 1) >= SHED_CAP) {
         if (atomic_load(&aux_state) == 2)
             atomic_fetch_sub(&shed_held, 1);
-        REAL(close)(c);
+        fdtab_close_own(c);
         return;
     }
     for (int i = 0;; i = (i + 1) % SHED_CAP) {
@@ -634,16 +639,16 @@ void conn_atfork_child(void)
         for (int i = 0; i < SHED_CAP; i++) {
             int v = atomic_exchange(&handoff[i], 0);
             if (v != 0)
-                REAL(close)(v - 1);
+                fdtab_close_own(v - 1);
             if (lingering[i].fd >= 0)
-                REAL(close)(lingering[i].fd);
+                fdtab_close_own(lingering[i].fd);
             lingering[i].fd = -1;
         }
         int epfd = atomic_exchange(&aux_epfd, -1), efd = atomic_exchange(&aux_efd, -1);
         if (epfd >= 0)
-            REAL(close)(epfd);
+            fdtab_close_own(epfd);
         if (efd >= 0)
-            REAL(close)(efd);
+            fdtab_close_own(efd);
         atomic_store(&shed_held, 0);
         atomic_store(&handoff_kicked, false);
         atomic_store(&aux_state, 0);

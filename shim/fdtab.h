@@ -26,6 +26,7 @@ enum fd_kind {
 #define FDF_NONBLOCK  0x04u  /* O_NONBLOCK as last seen through accept4/fcntl */
 #define FDF_NONBLOCK_KNOWN 0x08u
 #define FDF_EP_OVERLAY 0x10u  /* epoll instance with sluice's internal one nested in it */
+#define FDF_OWN       0x20u  /* sluice's own descriptor: the program's closes pass it by */
 
 /* Up to this many epoll instances per descriptor are remembered for the overlay;
  * a descriptor watched by more is hidden by filtering results instead. */
@@ -69,6 +70,13 @@ void fdtab_set_nonblock(int fd, bool on) SLUICE_INTERNAL;
 void fdtab_dup(int oldfd, int newfd) SLUICE_INTERNAL;
 /* Highest descriptor number the table has an entry for, plus one. */
 int fdtab_extent(void) SLUICE_INTERNAL;
+/* sluice's own descriptors (its thread's epoll and eventfd, the overlay's):
+ * a program that closes every descriptor (close_range, closefrom, a loop of
+ * close) must not take them, or sluice's waits would fail at once and spin.
+ * fdtab_close_own() is how sluice itself lets one go. */
+void fdtab_own(int fd) SLUICE_INTERNAL;
+bool fdtab_is_own(int fd) SLUICE_INTERNAL;
+void fdtab_close_own(int fd) SLUICE_INTERNAL;
 /* In a child after fork: the child holds no connection slots (the parent does). */
 void fdtab_atfork_child(void) SLUICE_INTERNAL;
 
