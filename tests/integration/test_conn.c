@@ -751,3 +751,21 @@ Test(conn, uvicorn_asgi_server)
                            "--log-level", "warning", NULL };
     run_hold(argv, port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 4);
 }
+
+/* EPOLLONESHOT: a registration that fired and that the program has not re-armed
+ * stays disarmed when sluice unhides the listener (the program looks once more
+ * before re-arming, and would print "unexpected"). */
+Test(conn, epoll_oneshot_not_rearmed_behind_the_programs_back)
+{
+    int port = t_free_port();
+    const char *argv[] = { t_helper("conn_epoll"), port_arg(port), "paced", NULL };
+    struct t_proc srv = t_spawn(argv, limit4, true);
+    cr_assert(t_wait_listening(port, 5000));
+    hold_scenario(&srv, port, NULL, 4);
+    kill(srv.pid, SIGTERM);
+    char *out = t_slurp(srv.out_fd, 3000);
+    t_stop(&srv, 1000);
+    cr_assert_eq(count_accepted(out), NCLIENTS);
+    cr_assert(strstr(out, "unexpected") == NULL, "listener event while disarmed: [%s]", out);
+    free(out);
+}
