@@ -4,6 +4,7 @@
  * stream it should be (helpers/drain_gen.h). Each governed run is set against
  * the same run bare, where that is what shows the feature. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -14,6 +15,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -117,6 +121,45 @@ static long flood(struct sender *o, int s, int stall_ms, pid_t server)
     return kib > peak ? kib : peak;
 }
 
+/* The client now reads (checking every byte against the stream) while it keeps
+ * sending `more` bytes, then ends its side: everything must come back. */
+static void read_back(struct sender *o, int s, long more, pid_t server, const char *what)
+{
+    static unsigned char rbuf[256 * 1024];
+    struct drain_gen in;
+    drain_gen_init(&in, 7);
+    o->limit = o->sent + more;
+    long got = 0, flow_peak = 0;
+    uint64_t start = t_now_ms(), last = start, sampled = 0;
+    while (got < o->limit && t_now_ms() - last < 5000) {
+        struct pollfd p = { s, POLLIN | (o->sent < o->limit ? POLLOUT : 0), 0 };
+        poll(&p, 1, 100);
+        if (p.revents & POLLOUT) {
+            sender_push(o, s);
+            /* The last line may be cut: EOF hands it to readline as it is. */
+            if (o->sent == o->limit)
+                shutdown(s, SHUT_WR);
+        }
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(s, rbuf, sizeof rbuf, MSG_DONTWAIT);
+            cr_assert(n > 0, "%s: echo ended after %ld of %ld bytes", what, got, o->limit);
+            long bad = drain_gen_check(&in, rbuf, (size_t) n);
+            cr_assert_eq(bad, -1, "%s: byte %ld of the echo differs", what, got + bad);
+            got += n;
+            last = t_now_ms();
+        }
+        if (t_now_ms() - sampled >= 20) {
+            sampled = t_now_ms();
+            long kib = t_rss_kib(server);
+            if (kib > flow_peak)
+                flow_peak = kib;
+        }
+    }
+    cr_log_info("%s: %ld bytes back in order in %llu ms, RSS peak while flowing %ld KiB", what,
+                got, (unsigned long long) (t_now_ms() - start), flow_peak);
+    cr_assert_eq(got, o->limit, "%s: only %ld of %ld bytes came back", what, got, o->limit);
+}
+
 static struct t_proc start_echo(int port, bool governed)
 {
     char portarg[16];
@@ -166,43 +209,16 @@ Test(drain, asyncio_echo_held_stays_small_and_echoes_every_byte_in_order, .timeo
     cr_log_info("held echo: took %ld bytes unread, RSS %ld -> %ld KiB", flooded, base, peak);
     cr_assert_lt(flooded, 32 * MiB, "the client's sends never stalled: %ld", flooded);
     cr_assert_lt(peak - base, 8 * 1024, "server RSS grew by %ld KiB", peak - base);
+    /* Held, the event loop sleeps: its socket is not reported readable. */
+    long ticks = t_cpu_ticks(srv.pid);
+    t_sleep_ms(700);
+    ticks = t_cpu_ticks(srv.pid) - ticks;
+    cr_log_info("held echo: %ld CPU ticks in 700 ms while held", ticks);
+    cr_assert_leq(ticks, 5, "the held server spun: %ld ticks in 700 ms", ticks);
 
-    /* Now the client reads, and keeps sending: 64 MB more in all. */
-    static unsigned char rbuf[256 * 1024];
-    struct drain_gen in;
-    drain_gen_init(&in, 7);
-    o->limit = flooded + 64 * MiB;
-    long got = 0, flow_peak = 0;
-    uint64_t start = t_now_ms(), last = start, sampled = 0;
-    while (got < o->limit && t_now_ms() - last < 5000) {
-        struct pollfd p = { s, POLLIN | (o->sent < o->limit ? POLLOUT : 0), 0 };
-        poll(&p, 1, 100);
-        if (p.revents & POLLOUT) {
-            sender_push(o, s);
-            /* The last line may be cut: EOF hands it to readline as it is. */
-            if (o->sent == o->limit)
-                shutdown(s, SHUT_WR);
-        }
-        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = recv(s, rbuf, sizeof rbuf, MSG_DONTWAIT);
-            cr_assert(n > 0, "echo ended after %ld of %ld bytes", got, o->limit);
-            long bad = drain_gen_check(&in, rbuf, (size_t) n);
-            cr_assert_eq(bad, -1, "byte %ld of the echo differs", got + bad);
-            got += n;
-            last = t_now_ms();
-        }
-        if (t_now_ms() - sampled >= 20) {
-            sampled = t_now_ms();
-            long kib = t_rss_kib(srv.pid);
-            if (kib > flow_peak)
-                flow_peak = kib;
-        }
-    }
-    cr_log_info("held echo: %ld bytes back in order in %llu ms, RSS peak while flowing %ld KiB",
-                got, (unsigned long long) (t_now_ms() - start), flow_peak);
+    read_back(o, s, 64 * MiB, srv.pid, "held echo");
     close(s);
     t_stop(&srv, 500);
-    cr_assert_eq(got, o->limit, "only %ld of %ld bytes came back", got, o->limit);
 }
 
 /* --- a blocking writer and a slow reader ------------------------------------ */
@@ -282,4 +298,308 @@ Test(drain, blocking_writer_to_slow_reader_keeps_unsent_within_the_mark, .timeou
     /* The mark, plus what the kernel takes past it within one call (one
      * segment, up to 64 KiB on loopback). */
     cr_assert_leq(held.max_unsent, 64 * KiB + 64 * KiB, "unsent reached %ld", held.max_unsent);
+}
+
+/* The same through a UNIX socket: the reader's own unread queue shows it. */
+static struct slow_run unix_writer_to_slow_reader(const char *mark, long total, int pause_ms)
+{
+    struct slow_run r = { 0, 0, -1 };
+    char dir[] = "/tmp/sluice-drain-XXXXXX";
+    cr_assert(mkdtemp(dir) != NULL);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof a.sun_path, "%s/sock", dir);
+    int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_eq(bind(ls, (struct sockaddr *) &a, sizeof a), 0);
+    cr_assert_eq(listen(ls, 8), 0);
+    char totalarg[32], markenv[64];
+    snprintf(totalarg, sizeof totalarg, "%ld", total);
+    snprintf(markenv, sizeof markenv, "SLUICE_WRITE_HIGH=%s", mark != NULL ? mark : "");
+    const char *argv[] = { t_helper("drain_writer"), a.sun_path, totalarg, NULL };
+    const char *env[] = { markenv, NULL };
+    struct t_proc w = t_spawn(argv, mark != NULL ? env : NULL, mark != NULL);
+    int c = accept_within(ls, 5000);
+    cr_assert(c >= 0, "writer did not connect");
+    read_slowly(c, total, 0, &r, pause_ms);
+    r.status = t_wait(&w, 5000);
+    close(c);
+    close(ls);
+    unlink(a.sun_path);
+    rmdir(dir);
+    return r;
+}
+
+Test(drain, unix_writer_to_slow_reader_keeps_unread_within_the_mark, .timeout = 30)
+{
+    struct slow_run bare = unix_writer_to_slow_reader(NULL, 2 * MiB, 2);
+    struct slow_run held = unix_writer_to_slow_reader("16K", 2 * MiB, 2);
+    cr_log_info("unix slow reader: max unread bare %ld, at 16K %ld", bare.max_unsent,
+                held.max_unsent);
+    cr_assert_eq(bare.got, 2 * MiB);
+    cr_assert_eq(held.got, 2 * MiB);
+    cr_assert_eq(held.status, 0);
+    cr_assert_geq(bare.max_unsent, 100 * KiB, "bare writer queued only %ld", bare.max_unsent);
+    cr_assert_leq(held.max_unsent, 16 * KiB + 8 * KiB, "unread reached %ld", held.max_unsent);
+}
+
+/* --- a non-blocking writer driven by epoll ------------------------------------ */
+
+struct epoll_run {
+    long taken, eagains, wakeups, ticks;
+};
+
+static struct epoll_run epoll_writer_to_sink(bool governed)
+{
+    struct epoll_run r = { -1, -1, -1, -1 };
+    int port = t_free_port();
+    int ls = listen_tcp(port, 0);
+    char portarg[16];
+    snprintf(portarg, sizeof portarg, "%d", port);
+    const char *argv[] = { t_helper("drain_epoll_writer"), portarg, "1000", "1200", NULL };
+    const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
+    struct t_proc w = t_spawn(argv, governed ? env : NULL, governed);
+    int c = accept_within(ls, 5000);   /* accepted, never read */
+    cr_assert(c >= 0);
+    t_sleep_ms(200);
+    long t0 = t_cpu_ticks(w.pid);
+    t_sleep_ms(800);
+    r.ticks = t_cpu_ticks(w.pid) - t0;
+    cr_assert_eq(t_wait(&w, 5000), 0);
+    char *out = t_slurp(w.out_fd, 1000);
+    sscanf(out, "taken %ld eagains %ld wakeups %ld", &r.taken, &r.eagains, &r.wakeups);
+    free(out);
+    close(c);
+    close(ls);
+    return r;
+}
+
+Test(drain, nonblocking_epoll_writer_sleeps_once_at_the_mark, .timeout = 30)
+{
+    struct epoll_run bare = epoll_writer_to_sink(false);
+    struct epoll_run held = epoll_writer_to_sink(true);
+    cr_log_info("epoll writer: bare took %ld (%ld wakeups), at 64K took %ld (%ld wakeups, "
+                "%ld EAGAIN, %ld CPU ticks in 800 ms)", bare.taken, bare.wakeups, held.taken,
+                held.wakeups, held.eagains, held.ticks);
+    cr_assert_geq(bare.taken, 2 * MiB, "bare kernel took only %ld", bare.taken);
+    /* At the mark: what the peer's receive buffer holds plus about 64 KiB. */
+    cr_assert_leq(held.taken, 512 * KiB, "the kernel took %ld", held.taken);
+    cr_assert_geq(held.eagains, 1);
+    cr_assert_leq(held.wakeups, 10, "writer woke %ld times: told writable when it was not",
+                  held.wakeups);
+    cr_assert_leq(held.ticks, 5, "writer used %ld ticks in 800 ms", held.ticks);
+}
+
+/* --- SLUICE_WRITE_TIMEOUT --------------------------------------------------- */
+
+struct timed_write { long result; char err[16]; long ms; };
+
+/* Runs drain_timeout (two blocking 1 MiB writes to a peer that never reads). */
+static int timed_writes(const char *const *env, const char *own_ms, struct timed_write w[2],
+                        char **stats_text, const char *stats_path, int wait_ms)
+{
+    int port = t_free_port();
+    int ls = listen_tcp(port, 0);
+    char portarg[16];
+    snprintf(portarg, sizeof portarg, "%d", port);
+    const char *argv[] = { t_helper("drain_timeout"), portarg, "1048576", "2", own_ms, NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    int c = accept_within(ls, 5000);
+    cr_assert(c >= 0);
+    int status = t_wait(&p, wait_ms);
+    char *out = t_slurp(p.out_fd, 1000);
+    memset(w, 0, 2 * sizeof *w);
+    const char *line = out;
+    for (int i = 0; i < 2 && line != NULL; i++) {
+        sscanf(line, "write %ld errno %15s ms %ld", &w[i].result, w[i].err, &w[i].ms);
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+    free(out);
+    if (stats_text != NULL) {
+        FILE *f = fopen(stats_path, "r");
+        *stats_text = calloc(1, 65536);
+        if (f != NULL) {
+            size_t n = fread(*stats_text, 1, 65535, f);
+            (void) n;
+            fclose(f);
+        }
+    }
+    close(c);
+    close(ls);
+    return status;
+}
+
+static long metric(const char *text, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(text, key);
+    return p != NULL ? atol(p + strlen(key)) : -1;
+}
+
+Test(drain, write_timeout_returns_the_count_then_eagain_on_time, .timeout = 30)
+{
+    char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
+    int fd = mkstemp(stats);
+    close(fd);
+    char statsenv[64];
+    snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
+    const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_WRITE_TIMEOUT=300ms", statsenv, NULL };
+    struct timed_write w[2];
+    char *text = NULL;
+    cr_assert_eq(timed_writes(env, NULL, w, &text, stats, 4000), 0);
+    unlink(stats);
+    cr_log_info("timeout 300ms: write 1 -> %ld in %ld ms, write 2 -> %ld %s in %ld ms", w[0].result,
+                w[0].ms, w[1].result, w[1].err, w[1].ms);
+    cr_assert(w[0].result > 0 && w[0].result < 1048576, "first write: %ld", w[0].result);
+    cr_assert(w[0].ms >= 280 && w[0].ms <= 900, "first write took %ld ms", w[0].ms);
+    cr_assert_eq(w[1].result, -1);
+    cr_assert_str_eq(w[1].err, "EAGAIN");
+    cr_assert(w[1].ms >= 280 && w[1].ms <= 900, "second write took %ld ms", w[1].ms);
+    cr_assert_geq(metric(text, "sluice_write_timeouts_total"), 2, "stats: %s", text);
+    cr_assert_geq(metric(text, "sluice_write_waits_total"), 2, "stats: %s", text);
+    cr_assert_geq(metric(text, "sluice_sockets_over_mark"), 1, "stats: %s", text);
+    free(text);
+
+    /* A timeout the program set itself (700 ms) wins over the setting. */
+    cr_assert_eq(timed_writes(env, "700", w, NULL, NULL, 4000), 0);
+    cr_log_info("own 700ms: write 1 -> %ld in %ld ms, write 2 -> %ld %s in %ld ms", w[0].result,
+                w[0].ms, w[1].result, w[1].err, w[1].ms);
+    cr_assert(w[1].ms >= 680 && w[1].ms <= 1300, "second write took %ld ms", w[1].ms);
+    cr_assert_str_eq(w[1].err, "EAGAIN");
+
+    /* Without the setting the same write blocks until it is killed. */
+    const char *no_timeout[] = { "SLUICE_WRITE_HIGH=64K", NULL };
+    cr_assert_eq(timed_writes(no_timeout, NULL, w, NULL, NULL, 1500), -1, "write did not block");
+}
+
+/* --- a large transfer at a tiny mark ----------------------------------------- */
+
+static void transfer_at_tiny_mark(bool use_unix, long total)
+{
+    int port = 0, ls;
+    char where[128], dir[] = "/tmp/sluice-drain-XXXXXX";
+    if (use_unix) {
+        cr_assert(mkdtemp(dir) != NULL);
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        snprintf(a.sun_path, sizeof a.sun_path, "%s/sock", dir);
+        snprintf(where, sizeof where, "%s", a.sun_path);
+        ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_eq(bind(ls, (struct sockaddr *) &a, sizeof a), 0);
+        cr_assert_eq(listen(ls, 8), 0);
+    } else {
+        port = t_free_port();
+        ls = listen_tcp(port, 0);
+        snprintf(where, sizeof where, "%d", port);
+    }
+    char totalarg[32];
+    snprintf(totalarg, sizeof totalarg, "%ld", total);
+    const char *argv[] = { t_helper("drain_writer"), where, totalarg, NULL };
+    const char *env[] = { "SLUICE_WRITE_HIGH=1K", NULL };
+    uint64_t t0 = t_now_ms();
+    struct t_proc w = t_spawn(argv, env, true);
+    int c = accept_within(ls, 5000);
+    cr_assert(c >= 0);
+    struct slow_run r = { 0, 0, -1 };
+    read_slowly(c, total, 0, &r, 0);
+    r.status = t_wait(&w, 5000);
+    cr_log_info("%s at 1K: %ld bytes identical in %llu ms", use_unix ? "unix" : "tcp", r.got,
+                (unsigned long long) (t_now_ms() - t0));
+    char one;
+    cr_assert_eq(read(c, &one, 1), 0, "bytes after the end");
+    close(c);
+    close(ls);
+    if (use_unix) {
+        unlink(where);
+        rmdir(dir);
+    }
+    cr_assert_eq(r.got, total);
+    cr_assert_eq(r.status, 0);
+}
+
+Test(drain, large_transfer_at_a_1k_mark_with_odd_writes_is_identical, .timeout = 60)
+{
+    transfer_at_tiny_mark(false, 200 * MiB);
+    transfer_at_tiny_mark(true, 64 * MiB);
+}
+
+/* --- held blocking reads: a threaded server with an unbounded queue ---------- */
+
+static struct t_proc start_queue_echo(int port, bool governed, bool alarm_handler)
+{
+    char portarg[16];
+    snprintf(portarg, sizeof portarg, "%d", port);
+    const char *argv[] = { t_helper("drain_queue_echo"), portarg,
+                           alarm_handler ? "alarm" : NULL, NULL };
+    const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1", NULL };
+    struct t_proc p = t_spawn(argv, governed ? env : NULL, governed);
+    cr_assert(t_wait_listening(port, 5000), "queue echo did not listen");
+    return p;
+}
+
+Test(drain, blocking_reads_are_held_while_output_does_not_drain, .timeout = 40)
+{
+    long growth[2], taken[2];
+    for (int governed = 0; governed < 2; governed++) {
+        int port = t_free_port();
+        struct t_proc srv = start_queue_echo(port, governed, false);
+        int s = t_connect(port);
+        cr_assert(s >= 0);
+        struct sender *o = &out_stream;
+        memset(o, 0, sizeof *o);
+        drain_gen_init(&o->gen, 7);
+        o->limit = 200 * MiB;
+        long base = t_rss_kib(srv.pid);
+        long peak = flood(o, s, 1000, srv.pid);
+        growth[governed] = peak - base;
+        taken[governed] = o->sent;
+        cr_log_info("queue echo %s: took %ld bytes unread, RSS %ld -> %ld KiB",
+                    governed ? "held" : "bare", o->sent, base, peak);
+        if (governed)
+            read_back(o, s, 32 * MiB, srv.pid, "queue echo held");
+        close(s);
+        t_stop(&srv, 500);
+    }
+    cr_assert_geq(growth[0], 100 * 1024, "bare queue grew only %ld KiB", growth[0]);
+    cr_assert_geq(taken[0], 100 * MiB);
+    cr_assert_lt(growth[1], 8 * 1024, "held queue grew %ld KiB", growth[1]);
+    cr_assert_lt(taken[1], 32 * MiB, "the client's sends never stalled: %ld", taken[1]);
+}
+
+/* A signal interrupts a held blocking read as it would the real one: with a
+ * handler installed without SA_RESTART, read returns EINTR. */
+Test(drain, a_held_blocking_read_is_interrupted_by_a_signal, .timeout = 30)
+{
+    int port = t_free_port();
+    struct t_proc srv = start_queue_echo(port, true, true);
+    int s = t_connect(port);
+    cr_assert(s >= 0);
+    struct sender *o = &out_stream;
+    memset(o, 0, sizeof *o);
+    drain_gen_init(&o->gen, 7);
+    o->limit = 200 * MiB;
+    flood(o, s, 500, srv.pid);
+    cr_assert_lt(o->sent, 32 * MiB, "not held: %ld", o->sent);
+    /* The reader is the thread that is not the main one. */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int) srv.pid);
+    DIR *d = opendir(path);
+    int tid = -1;
+    for (struct dirent *de; d != NULL && (de = readdir(d)) != NULL;)
+        if (atoi(de->d_name) > 0 && atoi(de->d_name) != srv.pid)
+            tid = atoi(de->d_name);
+    if (d != NULL)
+        closedir(d);
+    cr_assert(tid > 0, "no reader thread");
+    cr_assert_eq(syscall(SYS_tgkill, srv.pid, tid, SIGALRM), 0);
+    char *err = t_slurp(srv.err_fd, 500);
+    cr_log_info("held read after SIGALRM: stderr [%s]", err);
+    cr_assert(strstr(err, "EINTR") != NULL, "the held read was not interrupted");
+    free(err);
+    /* And it goes back to being held: the server still takes nothing more. */
+    long before = o->sent;
+    flood(o, s, 300, srv.pid);
+    cr_assert_lt(o->sent - before, 1 * MiB, "reads not held after the signal");
+    close(s);
+    t_stop(&srv, 500);
 }
