@@ -373,7 +373,8 @@ void drain_after_write(int fd, long result)
 
 int drain_before_read(int fd, int msgflags)
 {
-    if (!sluice_cfg.hold_reads)
+    /* The error queue is not input from the peer: never held. */
+    if (!sluice_cfg.hold_reads || (msgflags & MSG_ERRQUEUE))
         return 0;
     struct fdent *e = fdtab_peek(fd);
     if (unlikely(e == NULL))

@@ -67,6 +67,34 @@ static int accept_within(int ls, int ms)
 }
 
 
+static long metric(const char *text, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(text, key);
+    return p != NULL ? atol(p + strlen(key)) : -1;
+}
+
+static double metric_f(const char *text, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(text, key);
+    return p != NULL ? atof(p + strlen(key)) : -1;
+}
+
+static char *slurp_file(const char *path)
+{
+    char *text = calloc(1, 65536);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        size_t n = fread(text, 1, 65535, f);
+        (void) n;
+        fclose(f);
+    }
+    return text;
+}
+
 /* --- the bad-default asyncio echo server ---------------------------------- */
 
 /* The client's side of the stream: generated once, sent in order, whatever
@@ -160,13 +188,14 @@ static void read_back(struct sender *o, int s, long more, pid_t server, const ch
     cr_assert_eq(got, o->limit, "%s: only %ld of %ld bytes came back", what, got, o->limit);
 }
 
-static struct t_proc start_echo(int port, bool governed)
+static struct t_proc start_echo(int port, bool governed, const char *stats_env)
 {
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", port);
     const char *argv[] = { "/usr/bin/python3", t_source("tests/helpers/drain_echo.py"), portarg,
                            NULL };
-    const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1", NULL };
+    const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1",
+                          "SLUICE_STATS_INTERVAL=100ms", stats_env, NULL };
     struct t_proc p = t_spawn(argv, governed ? env : NULL, governed);
     cr_assert(t_wait_listening(port, 5000), "echo server did not listen");
     return p;
@@ -177,7 +206,7 @@ static struct sender out_stream;
 Test(drain, asyncio_echo_bare_buffers_what_the_client_does_not_read, .timeout = 30)
 {
     int port = t_free_port();
-    struct t_proc srv = start_echo(port, false);
+    struct t_proc srv = start_echo(port, false, NULL);
     int s = t_connect(port);
     cr_assert(s >= 0);
     struct sender *o = &out_stream;
@@ -196,7 +225,11 @@ Test(drain, asyncio_echo_bare_buffers_what_the_client_does_not_read, .timeout = 
 Test(drain, asyncio_echo_held_stays_small_and_echoes_every_byte_in_order, .timeout = 60)
 {
     int port = t_free_port();
-    struct t_proc srv = start_echo(port, true);
+    char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
+    close(mkstemp(stats));
+    char statsenv[64];
+    snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
+    struct t_proc srv = start_echo(port, true, statsenv);
     int s = t_connect(port);
     cr_assert(s >= 0);
     struct sender *o = &out_stream;
@@ -215,8 +248,18 @@ Test(drain, asyncio_echo_held_stays_small_and_echoes_every_byte_in_order, .timeo
     ticks = t_cpu_ticks(srv.pid) - ticks;
     cr_log_info("held echo: %ld CPU ticks in 700 ms while held", ticks);
     cr_assert_leq(ticks, 5, "the held server spun: %ld ticks in 700 ms", ticks);
-
+    char *text = slurp_file(stats);
+    cr_assert_geq(metric(text, "sluice_held_reads_total"), 1, "stats: %s", text);
+    cr_assert_eq(metric(text, "sluice_sockets_over_mark"), 1, "stats: %s", text);
+    free(text);
     read_back(o, s, 64 * MiB, srv.pid, "held echo");
+    t_sleep_ms(300);
+    text = slurp_file(stats);
+    double held_s = metric_f(text, "sluice_held_read_seconds_total");
+    cr_log_info("held echo: stats say held %.2f s", held_s);
+    cr_assert_geq(held_s, 1.0, "held time not counted: %s", text);
+    free(text);
+    unlink(stats);
     close(s);
     t_stop(&srv, 500);
 }
@@ -415,27 +458,13 @@ static int timed_writes(const char *const *env, const char *own_ms, struct timed
             line++;
     }
     free(out);
-    if (stats_text != NULL) {
-        FILE *f = fopen(stats_path, "r");
-        *stats_text = calloc(1, 65536);
-        if (f != NULL) {
-            size_t n = fread(*stats_text, 1, 65535, f);
-            (void) n;
-            fclose(f);
-        }
-    }
+    if (stats_text != NULL)
+        *stats_text = slurp_file(stats_path);
     close(c);
     close(ls);
     return status;
 }
 
-static long metric(const char *text, const char *name)
-{
-    char key[128];
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *p = strstr(text, key);
-    return p != NULL ? atol(p + strlen(key)) : -1;
-}
 
 Test(drain, write_timeout_returns_the_count_then_eagain_on_time, .timeout = 30)
 {
