@@ -10,6 +10,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -631,4 +632,141 @@ Test(drain, a_held_blocking_read_is_interrupted_by_a_signal, .timeout = 30)
     cr_assert_lt(o->sent - before, 1 * MiB, "reads not held after the signal");
     close(s);
     t_stop(&srv, 500);
+}
+
+/* --- nginx serving a large file with sendfile -------------------------------- */
+
+struct nginx_site {
+    char dir[64];
+    int port;
+    struct t_proc proc;
+};
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* An nginx with one worker serving `size` bytes of the drain_gen stream (seed
+ * 42) as /big, sendfile on, on 127.0.0.1 only. */
+static void start_nginx(struct nginx_site *site, long size, bool governed)
+{
+    snprintf(site->dir, sizeof site->dir, "/tmp/sluice-nginx-XXXXXX");
+    cr_assert(mkdtemp(site->dir) != NULL);
+    chmod(site->dir, 0755);   /* the worker runs as nobody */
+    site->port = t_free_port();
+    char path[256], conf[2048];
+    snprintf(path, sizeof path, "%s/big", site->dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    static unsigned char buf[1 << 16];
+    struct drain_gen g;
+    drain_gen_init(&g, 42);
+    for (long left = size; left > 0; left -= (long) sizeof buf) {
+        size_t n = left < (long) sizeof buf ? (size_t) left : sizeof buf;
+        drain_gen_fill(&g, buf, n);
+        cr_assert_eq(fwrite(buf, 1, n, f), n);
+    }
+    fclose(f);
+    chmod(path, 0644);
+    snprintf(conf, sizeof conf,
+             "daemon off; master_process on; worker_processes 1;\n"
+             "pid %1$s/nginx.pid; error_log %1$s/error.log;\n"
+             "events { worker_connections 64; }\n"
+             "http { access_log off; sendfile on; sendfile_max_chunk 0;\n"
+             "  client_body_temp_path %1$s/t1; proxy_temp_path %1$s/t2; fastcgi_temp_path %1$s/t3;\n"
+             "  uwsgi_temp_path %1$s/t4; scgi_temp_path %1$s/t5;\n"
+             "  server { listen 127.0.0.1:%2$d; root %1$s; } }\n",
+             site->dir, site->port);
+    snprintf(path, sizeof path, "%s/nginx.conf", site->dir);
+    write_file(path, conf);
+    char errlog[128];
+    snprintf(errlog, sizeof errlog, "%s/error.log", site->dir);
+    const char *argv[] = { "/usr/sbin/nginx", "-p", site->dir, "-c", path, "-e", errlog, NULL };
+    const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
+    site->proc = t_spawn(argv, governed ? env : NULL, governed);
+    cr_assert(t_wait_listening(site->port, 5000), "nginx did not listen");
+}
+
+static void stop_nginx(struct nginx_site *site)
+{
+    t_stop(&site->proc, 2000);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", site->dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Fetches /big through a small receive window, slowly, checking every byte;
+ * returns the most unsent bytes ss showed on nginx's side. */
+static long fetch_slowly(struct nginx_site *site, long size)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rcvbuf = 32 * 1024;
+    setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) site->port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(connect(s, (struct sockaddr *) &a, sizeof a), 0);
+    struct sockaddr_in me;
+    socklen_t len = sizeof me;
+    getsockname(s, (struct sockaddr *) &me, &len);
+    const char req[] = "GET /big HTTP/1.0\r\nHost: x\r\n\r\n";
+    cr_assert_eq(write(s, req, sizeof req - 1), (ssize_t) sizeof req - 1);
+    static unsigned char buf[16 * 1024];
+    char head[4096];
+    size_t hlen = 0;
+    struct drain_gen in;
+    drain_gen_init(&in, 42);
+    long got = 0, max_unsent = 0;
+    uint64_t sampled = 0, last = t_now_ms();
+    while (got < size && t_now_ms() - last < 5000) {
+        if (t_now_ms() - sampled >= 20) {
+            sampled = t_now_ms();
+            long unsent = ss_notsent(ntohs(me.sin_port));
+            if (unsent > max_unsent)
+                max_unsent = unsent;
+        }
+        ssize_t n = read(s, buf, sizeof buf);
+        cr_assert(n > 0, "body ended after %ld of %ld bytes", got, size);
+        last = t_now_ms();
+        size_t off = 0;
+        if (hlen != SIZE_MAX) {
+            /* Still in the header: find its end. */
+            size_t take = (size_t) n < sizeof head - 1 - hlen ? (size_t) n : sizeof head - 1 - hlen;
+            memcpy(head + hlen, buf, take);
+            head[hlen + take] = '\0';
+            char *end = strstr(head, "\r\n\r\n");
+            if (end == NULL) {
+                hlen += take;
+                continue;
+            }
+            cr_assert(strncmp(head, "HTTP/1.1 200", 12) == 0, "answer: %s", head);
+            off = (size_t) (end + 4 - head) - hlen;
+            hlen = SIZE_MAX;
+        }
+        long bad = drain_gen_check(&in, buf + off, (size_t) n - off);
+        cr_assert_eq(bad, -1, "body byte %ld differs", got + bad);
+        got += n - (ssize_t) off;
+        t_sleep_ms(2);
+    }
+    close(s);
+    cr_assert_eq(got, size);
+    return max_unsent;
+}
+
+Test(drain, nginx_sendfile_to_a_slow_client_keeps_unsent_within_the_mark, .timeout = 40)
+{
+    long size = 6 * MiB, unsent[2];
+    for (int governed = 0; governed < 2; governed++) {
+        struct nginx_site site;
+        start_nginx(&site, size, governed);
+        unsent[governed] = fetch_slowly(&site, size);
+        stop_nginx(&site);
+    }
+    cr_log_info("nginx sendfile, slow client: max unsent bare %ld, at 64K %ld", unsent[0],
+                unsent[1]);
+    cr_assert_geq(unsent[0], 1 * MiB, "bare nginx queued only %ld", unsent[0]);
+    cr_assert_leq(unsent[1], 64 * KiB + 64 * KiB, "unsent reached %ld", unsent[1]);
 }
