@@ -272,6 +272,8 @@ static void begin_hiding(int fd, struct fdent *e)
 {
     if (atomic_fetch_or(&e->gate, DRAIN_HIDING) & DRAIN_HIDING)
         return;
+    /* One hold of a non-blocking socket's input, however many reads it refuses. */
+    STAT_ADD(held_reads, 1);
     hiding_change(1);
     overlay_hide(fd, EPOLLIN);
     overlay_watch_writable(fd);
@@ -395,12 +397,12 @@ int drain_before_read(int fd, int msgflags)
         return 0;
     }
     set_over(e);
-    STAT_ADD(held_reads, 1);
     if (nonblocking(fd, msgflags)) {
         begin_hiding(fd, e);
         errno = EAGAIN;
         return -1;
     }
+    STAT_ADD(held_reads, 1);
     uint64_t t0 = now_ns();
     int r = wait_writable(fd, SO_RCVTIMEO);
     int err = errno;
