@@ -10,6 +10,8 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,51 @@ static long ss_notsent(int port)
     pclose(f);
     const char *p = strstr(buf, "notsent:");
     return p != NULL ? atol(p + 8) : 0;
+}
+
+/* Samples unsent bytes every 20 ms on its own thread, so that a slow `ss`
+ * on a busy machine never slows the reader it watches: by port (TCP, ss) or
+ * by the reader's own unread queue (UNIX, SIOCINQ). */
+struct sampler {
+    pthread_t thread;
+    int port, fd;
+    _Atomic bool stop;
+    _Atomic long max;
+};
+
+static void *sample_loop(void *arg)
+{
+    struct sampler *sm = arg;
+    while (!atomic_load(&sm->stop)) {
+        long unsent = -1;
+        if (sm->port > 0) {
+            unsent = ss_notsent(sm->port);
+        } else {
+            int q = 0;
+            if (ioctl(sm->fd, SIOCINQ, &q) == 0)
+                unsent = q;
+        }
+        if (unsent > atomic_load(&sm->max))
+            atomic_store(&sm->max, unsent);
+        t_sleep_ms(20);
+    }
+    return NULL;
+}
+
+static void sampler_start(struct sampler *sm, int port, int fd)
+{
+    sm->port = port;
+    sm->fd = fd;
+    atomic_store(&sm->stop, false);
+    atomic_store(&sm->max, 0);
+    cr_assert_eq(pthread_create(&sm->thread, NULL, sample_loop, sm), 0);
+}
+
+static long sampler_stop(struct sampler *sm)
+{
+    atomic_store(&sm->stop, true);
+    pthread_join(sm->thread, NULL);
+    return atomic_load(&sm->max);
 }
 
 static int listen_tcp(int port, int rcvbuf)
@@ -280,21 +327,10 @@ static void read_slowly(int c, long total, int port, struct slow_run *r, int pau
     static unsigned char buf[16 * 1024];
     struct drain_gen in;
     drain_gen_init(&in, 42);
-    uint64_t sampled = 0, last = t_now_ms();
+    uint64_t last = t_now_ms();
+    struct sampler sm;
+    sampler_start(&sm, port, c);
     while (r->got < total && t_now_ms() - last < 5000) {
-        if (t_now_ms() - sampled >= 20) {
-            sampled = t_now_ms();
-            long unsent = -1;
-            if (port > 0) {
-                unsent = ss_notsent(port);
-            } else {
-                int q = 0;
-                if (ioctl(c, SIOCINQ, &q) == 0)
-                    unsent = q;
-            }
-            if (unsent > r->max_unsent)
-                r->max_unsent = unsent;
-        }
         struct pollfd p = { c, POLLIN, 0 };
         if (poll(&p, 1, 100) <= 0)
             continue;
@@ -307,6 +343,7 @@ static void read_slowly(int c, long total, int port, struct slow_run *r, int pau
         if (pause_ms > 0)
             t_sleep_ms(pause_ms);
     }
+    r->max_unsent = sampler_stop(&sm);
 }
 
 static struct slow_run writer_to_slow_reader(const char *mark, long total, int pause_ms)
@@ -719,15 +756,11 @@ static long fetch_slowly(struct nginx_site *site, long size)
     size_t hlen = 0;
     struct drain_gen in;
     drain_gen_init(&in, 42);
-    long got = 0, max_unsent = 0;
-    uint64_t sampled = 0, last = t_now_ms();
+    long got = 0;
+    uint64_t last = t_now_ms();
+    struct sampler sm;
+    sampler_start(&sm, ntohs(me.sin_port), -1);
     while (got < size && t_now_ms() - last < 5000) {
-        if (t_now_ms() - sampled >= 20) {
-            sampled = t_now_ms();
-            long unsent = ss_notsent(ntohs(me.sin_port));
-            if (unsent > max_unsent)
-                max_unsent = unsent;
-        }
         ssize_t n = read(s, buf, sizeof buf);
         cr_assert(n > 0, "body ended after %ld of %ld bytes", got, size);
         last = t_now_ms();
@@ -751,6 +784,7 @@ static long fetch_slowly(struct nginx_site *site, long size)
         got += n - (ssize_t) off;
         t_sleep_ms(2);
     }
+    long max_unsent = sampler_stop(&sm);
     close(s);
     cr_assert_eq(got, size);
     return max_unsent;
