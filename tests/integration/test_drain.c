@@ -475,13 +475,14 @@ struct timed_write { long result; char err[16]; long ms; };
 
 /* Runs drain_timeout (two blocking 1 MiB writes to a peer that never reads). */
 static int timed_writes(const char *const *env, const char *own_ms, struct timed_write w[2],
-                        char **stats_text, const char *stats_path, int wait_ms)
+                        char **stats_text, const char *stats_path, int wait_ms,
+                        const char *size)
 {
     int port = t_free_port();
     int ls = listen_tcp(port, 0);
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", port);
-    const char *argv[] = { t_helper("drain_timeout"), portarg, "1048576", "2", own_ms, NULL };
+    const char *argv[] = { t_helper("drain_timeout"), portarg, size, "2", own_ms, NULL };
     struct t_proc p = t_spawn(argv, env, true);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0);
@@ -514,7 +515,7 @@ Test(drain, write_timeout_returns_the_count_then_eagain_on_time, .timeout = 30)
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_WRITE_TIMEOUT=300ms", statsenv, NULL };
     struct timed_write w[2];
     char *text = NULL;
-    cr_assert_eq(timed_writes(env, NULL, w, &text, stats, 4000), 0);
+    cr_assert_eq(timed_writes(env, NULL, w, &text, stats, 4000, "1048576"), 0);
     unlink(stats);
     cr_log_info("timeout 300ms: write 1 -> %ld in %ld ms, write 2 -> %ld %s in %ld ms", w[0].result,
                 w[0].ms, w[1].result, w[1].err, w[1].ms);
@@ -529,7 +530,7 @@ Test(drain, write_timeout_returns_the_count_then_eagain_on_time, .timeout = 30)
     free(text);
 
     /* A timeout the program set itself (700 ms) wins over the setting. */
-    cr_assert_eq(timed_writes(env, "700", w, NULL, NULL, 4000), 0);
+    cr_assert_eq(timed_writes(env, "700", w, NULL, NULL, 4000, "1048576"), 0);
     cr_log_info("own 700ms: write 1 -> %ld in %ld ms, write 2 -> %ld %s in %ld ms", w[0].result,
                 w[0].ms, w[1].result, w[1].err, w[1].ms);
     cr_assert(w[1].ms >= 680 && w[1].ms <= 1300, "second write took %ld ms", w[1].ms);
@@ -537,7 +538,18 @@ Test(drain, write_timeout_returns_the_count_then_eagain_on_time, .timeout = 30)
 
     /* Without the setting the same write blocks until it is killed. */
     const char *no_timeout[] = { "SLUICE_WRITE_HIGH=64K", NULL };
-    cr_assert_eq(timed_writes(no_timeout, NULL, w, NULL, NULL, 1500), -1, "write did not block");
+    cr_assert_eq(timed_writes(no_timeout, NULL, w, NULL, NULL, 1500, "1048576"), -1, "write did not block");
+
+    /* The timeout alone (no mark) bounds the kernel's own wait for buffer space. */
+    const char *alone[] = { "SLUICE_WRITE_TIMEOUT=300ms", NULL };
+    cr_assert_eq(timed_writes(alone, NULL, w, NULL, NULL, 4000, "16777216"), 0);
+    cr_log_info("timeout alone: write 1 -> %ld in %ld ms, write 2 -> %ld %s in %ld ms",
+                w[0].result, w[0].ms, w[1].result, w[1].err, w[1].ms);
+    cr_assert(w[0].result > 0 && w[0].result < 16777216, "first write: %ld", w[0].result);
+    cr_assert(w[0].ms >= 280 && w[0].ms <= 900, "first write took %ld ms", w[0].ms);
+    /* The second gets what the peer's growing window still took, or EAGAIN. */
+    cr_assert(w[1].ms >= 280 && w[1].ms <= 900, "second write took %ld ms", w[1].ms);
+    cr_assert(w[1].result > 0 || strcmp(w[1].err, "EAGAIN") == 0);
 }
 
 /* --- a large transfer at a tiny mark ----------------------------------------- */
