@@ -816,3 +816,32 @@ Test(drain, nginx_sendfile_to_a_slow_client_keeps_unsent_within_the_mark, .timeo
     cr_assert_geq(unsent[0], 1 * MiB, "bare nginx queued only %ld", unsent[0]);
     cr_assert_leq(unsent[1], 64 * KiB + 64 * KiB, "unsent reached %ld", unsent[1]);
 }
+
+/* --- the writer's view at a full socket is the same as without sluice -------- */
+
+Test(drain, dontwait_signals_nosignal_and_sigpipe_behave_as_bare, .timeout = 30)
+{
+    char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
+    close(mkstemp(stats));
+    char statsenv[64];
+    snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
+    const char *argv[] = { t_helper("drain_semantics"), NULL };
+    const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1", statsenv, NULL };
+    char *bare = NULL, *held = NULL, *err = NULL;
+    cr_assert_eq(t_run(argv, NULL, false, 15000, &bare, &err), 0, "bare: %s", err);
+    free(err);
+    cr_assert_eq(t_run(argv, env, true, 15000, &held, &err), 0, "governed: %s", err);
+    free(err);
+    cr_log_info("bare:\n%sgoverned:\n%s", bare, held);
+    cr_assert_str_eq(bare, "dontwait: EAGAIN\neintr: -1 EINTR on-time\nrestart: 1048576 0 late\n"
+                           "nosignal: EPIPE\nsigpipe: killed\n");
+    cr_assert_str_eq(held, bare);
+    /* And the governed writes did wait in sluice (the mark, not the kernel's
+     * buffer, made them wait). */
+    char *text = slurp_file(stats);
+    unlink(stats);
+    cr_assert_geq(metric(text, "sluice_write_waits_total"), 2, "stats: %s", text);
+    free(text);
+    free(bare);
+    free(held);
+}
