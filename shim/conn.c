@@ -18,8 +18,9 @@
  * does what must not cost the program's threads: while paused, it re-checks
  * every second that each descriptor holding a slot is still the socket it was
  * (a close sluice did not see must not pause the program forever); and it
- * finishes shed connections: the answer is written and SHUT_WR sent on the
- * program's thread (a few non-blocking calls), then the thread discards the
+ * finishes shed connections: the answer is written (MSG_DONTWAIT: it fits the
+ * socket's buffer) and SHUT_WR sent on the program's thread, then the thread
+ * discards the
  * client's input until it closes, for at most SHED_LINGER_MS, holding at most
  * SHED_CAP sockets (past that a shed socket is closed at once). */
 #include "real.h"
@@ -60,7 +61,9 @@ static _Atomic int listeners[MAX_LISTENERS];   /* governed listener fd + 1 */
 static _Atomic unsigned sync_requests;
 static bool paused_now;                 /* written only by the sync combiner */
 static _Atomic bool paused_flag;
-static uint64_t paused_since;
+/* Start of the paused time not yet added to conn_paused_ns (0: none). The
+ * sluice thread adds it every second while paused, so the figure is live. */
+static _Atomic uint64_t paused_mark;
 
 static char shed_answer[512];
 static size_t shed_answer_len;
@@ -83,6 +86,7 @@ static _Atomic int aux_state;           /* 0 none, 1 starting, 2 running */
 static _Atomic int aux_epfd = -1, aux_efd = -1;
 static _Atomic int handoff[SHED_CAP];   /* shed socket + 1, waiting for the thread */
 static _Atomic int shed_held;           /* shed sockets not yet closed */
+static _Atomic bool handoff_kicked;     /* a wake for new handoffs is pending */
 struct lingering { int fd; uint64_t deadline; };
 static struct lingering lingering[SHED_CAP];   /* the thread's own */
 
@@ -98,6 +102,7 @@ static void conn_recheck(void);
 
 static void take_handoffs(int epfd)
 {
+    atomic_store(&handoff_kicked, false);
     for (int i = 0; i < SHED_CAP; i++) {
         int v = atomic_exchange(&handoff[i], 0);
         if (v == 0)
@@ -154,7 +159,8 @@ static void *aux_main(void *arg)
                 continue;
             ssize_t got;
             int rounds = 0;
-            while ((got = REAL(read)(lingering[at].fd, sink, sizeof sink)) > 0 && ++rounds < 16)
+            while ((got = REAL(recv)(lingering[at].fd, sink, sizeof sink, MSG_DONTWAIT)) > 0
+                   && ++rounds < 16)
                 ;
             if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
                 finish_shed(at);
@@ -167,6 +173,9 @@ static void *aux_main(void *arg)
         if (atomic_load(&paused_flag) && now - last_recheck >= RECHECK_MS * 1000000ull) {
             last_recheck = now;
             conn_recheck();
+            uint64_t mark = atomic_load(&paused_mark);
+            if (mark != 0 && now > mark && atomic_compare_exchange_strong(&paused_mark, &mark, now))
+                STAT_ADD(conn_paused_ns, (int64_t) (now - mark));
         }
     }
     return NULL;
@@ -211,6 +220,14 @@ static void aux_ensure(void)
 
 /* --- pause and unpause ----------------------------------------------------------- */
 
+static bool still_governed_listener(int fd)
+{
+    if (fdtab_kind(fd) != FD_LISTENER)
+        return false;
+    struct fdent *e = fdtab_peek(fd);
+    return e != NULL && (atomic_load(&e->flags) & FDF_GOVERNED);
+}
+
 /* Applies "paused iff every slot holds a connection". A combiner: whoever comes
  * first applies until no request is left, so concurrent changes (or a signal
  * handler's close) never leave the listeners in the wrong state, with no lock. */
@@ -225,12 +242,14 @@ static void sync_pause(void)
             paused_now = want;
             uint64_t now = mono_ns();
             if (want) {
-                paused_since = now;
+                atomic_store(&paused_mark, now);
                 STAT_ADD(conn_pauses, 1);
                 STAT_SET(conn_paused, 1);
                 atomic_store(&paused_flag, true);
             } else {
-                STAT_ADD(conn_paused_ns, (int64_t) (now - paused_since));
+                uint64_t mark = atomic_exchange(&paused_mark, 0);
+                if (mark != 0)
+                    STAT_ADD(conn_paused_ns, (int64_t) (now - mark));
                 STAT_SET(conn_paused, 0);
                 atomic_store(&paused_flag, false);
             }
@@ -239,10 +258,15 @@ static void sync_pause(void)
                     int l = atomic_load(&listeners[i]) - 1;
                     if (l < 0)
                         continue;
-                    if (want)
-                        overlay_hide(l, EPOLLIN);
-                    else
+                    if (!want) {
                         overlay_unhide(l, EPOLLIN);
+                    } else if (still_governed_listener(l)) {
+                        overlay_hide(l, EPOLLIN);
+                    } else {
+                        /* Closed since (its number may be a connection now): forget it. */
+                        int expected = l + 1;
+                        atomic_compare_exchange_strong(&listeners[i], &expected, 0);
+                    }
                 }
             if (want) {
                 aux_ensure();
@@ -291,12 +315,20 @@ static int64_t slot_take(void)
     }
 }
 
-static void slot_put(uint32_t id)
+/* The slot's references are already 0: count it free and wake one waiter.
+ * (Never touch slot_refs here: another thread may have taken it already.) */
+static void slot_free(void)
 {
-    atomic_store(&slot_refs[id], 0);
     atomic_fetch_add(&free_slots, 1);
     if (atomic_load(&slot_waiters) != 0)
         futex(&free_slots, FUTEX_WAKE_PRIVATE, 1);
+}
+
+/* Gives back a slot taken for an accept that brought no connection. */
+static void slot_put(uint32_t id)
+{
+    atomic_store(&slot_refs[id], 0);
+    slot_free();
 }
 
 void conn_release(uint32_t id_plus_one)
@@ -309,7 +341,7 @@ void conn_release(uint32_t id_plus_one)
     int saved = errno;
     STAT_ADD(conn_in_flight, -1);
     uint32_t before = atomic_fetch_sub(&slots_held, 1);
-    slot_put(id);
+    slot_free();
     if (before >= nslots)
         sync_pause();
     errno = saved;
@@ -388,16 +420,39 @@ static bool listener_nonblocking(int fd)
     return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-/* Waits for a free slot. The futex wait has no timeout, so a signal makes it
- * fail with EINTR or restart exactly as the kernel decides for accept. */
-static int wait_for_slot(void)
+/* Waits for a free slot as accept on listener fd would wait for a connection.
+ * Without SO_RCVTIMEO the futex wait has no timeout, so a signal makes it fail
+ * with EINTR or restart exactly as the kernel decides for accept (SA_RESTART).
+ * With SO_RCVTIMEO, accept gives EAGAIN at the timeout and EINTR on any
+ * handled signal; a timed futex wait does the same. */
+static int wait_for_slot(int fd)
 {
+    struct timeval tv = { 0, 0 };
+    socklen_t tvlen = sizeof tv;
+    getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tvlen);
+    uint64_t span = (uint64_t) tv.tv_sec * 1000000000u + (uint64_t) tv.tv_usec * 1000u;
+    uint64_t deadline = mono_ns() + span;
     atomic_fetch_add(&slot_waiters, 1);
     aux_ensure();   /* re-checks held slots while we wait */
     aux_kick();
     int r = 0;
     while (atomic_load(&free_slots) == 0) {
-        if (futex(&free_slots, FUTEX_WAIT_PRIVATE, 0) != 0 && errno == EINTR) {
+        long w;
+        if (span == 0) {
+            w = futex(&free_slots, FUTEX_WAIT_PRIVATE, 0);
+        } else {
+            uint64_t now = mono_ns();
+            if (now >= deadline) {
+                errno = EAGAIN;
+                r = -1;
+                break;
+            }
+            struct timespec left = { (time_t) ((deadline - now) / 1000000000u),
+                                     (long) ((deadline - now) % 1000000000u) };
+            w = REAL(syscall)(SYS_futex, (long) &free_slots, (long) FUTEX_WAIT_PRIVATE, 0L,
+                              (long) &left, 0L, 0L);
+        }
+        if (w != 0 && errno == EINTR) {
             r = -1;
             break;
         }
@@ -432,7 +487,9 @@ static void shed(int c)
         if (atomic_compare_exchange_strong(&handoff[i], &zero, c + 1))
             break;
     }
-    aux_kick();
+    /* One wake at a time: under a flood the thread takes many per wake. */
+    if (!atomic_exchange(&handoff_kicked, true))
+        aux_kick();
 }
 
 int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is_accept4)
@@ -463,11 +520,17 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
                 errno = EAGAIN;
                 return -1;
             }
-            int c = REAL(accept4)(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            int c = accept_for_real(fd, addr, len, flags, is_accept4);
             if (c < 0) {
                 if (errno == ECONNABORTED)
                     continue;
                 return -1;   /* EAGAIN: nothing waits; EINTR: as the real call */
+            }
+            /* A blocking accept may have slept while a slot freed: the program's. */
+            int64_t late = slot_take();
+            if (late >= 0) {
+                record(c, (uint32_t) late, flags);
+                return c;
             }
             KEEP_ERRNO(shed(c));
             continue;
@@ -476,7 +539,7 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
             errno = EAGAIN;
             return -1;
         }
-        if (wait_for_slot() < 0)
+        if (wait_for_slot(fd) < 0)
             return -1;
     }
 }
@@ -563,6 +626,7 @@ void conn_atfork_child(void)
     atomic_store(&sync_requests, 0);
     paused_now = false;
     atomic_store(&paused_flag, false);
+    atomic_store(&paused_mark, 0);
     STAT_SET(conn_in_flight, 0);
     STAT_SET(conn_paused, 0);
     /* The parent's thread did not come along; its shed sockets are the parent's. */
@@ -581,6 +645,7 @@ void conn_atfork_child(void)
         if (efd >= 0)
             REAL(close)(efd);
         atomic_store(&shed_held, 0);
+        atomic_store(&handoff_kicked, false);
         atomic_store(&aux_state, 0);
     }
 }
