@@ -236,12 +236,12 @@ static void read_back(struct sender *o, int s, long more, pid_t server, const ch
     cr_assert_eq(got, o->limit, "%s: only %ld of %ld bytes came back", what, got, o->limit);
 }
 
-static struct t_proc start_echo(int port, bool governed, const char *stats_env)
+static struct t_proc start_echo(int port, bool governed, const char *stats_env, const char *waits)
 {
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", port);
     const char *argv[] = { "/usr/bin/python3", t_source("tests/helpers/drain_echo.py"), portarg,
-                           NULL };
+                           waits, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1",
                           "SLUICE_STATS_INTERVAL=100ms", stats_env, NULL };
     struct t_proc p = t_spawn(argv, governed ? env : NULL, governed);
@@ -254,7 +254,7 @@ static struct sender out_stream;
 Test(drain, asyncio_echo_bare_buffers_what_the_client_does_not_read, .timeout = 30)
 {
     int port = t_free_port();
-    struct t_proc srv = start_echo(port, false, NULL);
+    struct t_proc srv = start_echo(port, false, NULL, "epoll");
     int s = t_connect(port);
     cr_assert(s >= 0);
     struct sender *o = &out_stream;
@@ -270,14 +270,15 @@ Test(drain, asyncio_echo_bare_buffers_what_the_client_does_not_read, .timeout = 
     cr_assert_geq(peak - base, 100 * 1024, "bare server RSS grew only %ld KiB", peak - base);
 }
 
-Test(drain, asyncio_echo_held_stays_small_and_echoes_every_byte_in_order, .timeout = 60)
+/* The held echo server, its loop waiting in `waits` (epoll, poll or select). */
+static void held_echo(const char *waits)
 {
     int port = t_free_port();
     char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
     close(mkstemp(stats));
     char statsenv[64];
     snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
-    struct t_proc srv = start_echo(port, true, statsenv);
+    struct t_proc srv = start_echo(port, true, statsenv, waits);
     int s = t_connect(port);
     cr_assert(s >= 0);
     struct sender *o = &out_stream;
@@ -287,29 +288,43 @@ Test(drain, asyncio_echo_held_stays_small_and_echoes_every_byte_in_order, .timeo
     long base = t_rss_kib(srv.pid);
     long peak = flood(o, s, 1000, srv.pid);
     long flooded = o->sent;
-    cr_log_info("held echo: took %ld bytes unread, RSS %ld -> %ld KiB", flooded, base, peak);
+    cr_log_info("held echo (%s): took %ld bytes unread, RSS %ld -> %ld KiB", waits, flooded, base,
+                peak);
     cr_assert_lt(flooded, 32 * MiB, "the client's sends never stalled: %ld", flooded);
     cr_assert_lt(peak - base, 8 * 1024, "server RSS grew by %ld KiB", peak - base);
     /* Held, the event loop sleeps: its socket is not reported readable. */
     long ticks = t_cpu_ticks(srv.pid);
     t_sleep_ms(700);
     ticks = t_cpu_ticks(srv.pid) - ticks;
-    cr_log_info("held echo: %ld CPU ticks in 700 ms while held", ticks);
+    cr_log_info("held echo (%s): %ld CPU ticks in 700 ms while held", waits, ticks);
     cr_assert_leq(ticks, 5, "the held server spun: %ld ticks in 700 ms", ticks);
     char *text = slurp_file(stats);
     cr_assert_geq(metric(text, "sluice_held_reads_total"), 1, "stats: %s", text);
     cr_assert_eq(metric(text, "sluice_sockets_over_mark"), 1, "stats: %s", text);
     free(text);
-    read_back(o, s, 64 * MiB, srv.pid, "held echo");
+    char what[32];
+    snprintf(what, sizeof what, "held echo (%s)", waits);
+    read_back(o, s, 64 * MiB, srv.pid, what);
     t_sleep_ms(300);
     text = slurp_file(stats);
     double held_s = metric_f(text, "sluice_held_read_seconds_total");
-    cr_log_info("held echo: stats say held %.2f s", held_s);
+    cr_log_info("held echo (%s): stats say held %.2f s", waits, held_s);
     cr_assert_geq(held_s, 1.0, "held time not counted: %s", text);
     free(text);
     unlink(stats);
     close(s);
     t_stop(&srv, 500);
+}
+
+Test(drain, asyncio_echo_held_stays_small_and_echoes_every_byte_in_order, .timeout = 60)
+{
+    held_echo("epoll");
+}
+
+Test(drain, asyncio_echo_held_on_poll_and_select_loops_too, .timeout = 60)
+{
+    held_echo("poll");
+    held_echo("select");
 }
 
 /* --- a blocking writer and a slow reader ------------------------------------ */
