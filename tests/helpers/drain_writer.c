@@ -1,7 +1,8 @@
 /* drain_writer — a blocking writer: connects to 127.0.0.1:PORT (or a UNIX
  * socket path), writes TOTAL bytes of the drain_gen stream in odd sizes through
  * write, writev, send and sendmsg in turn, and prints what it wrote and how
- * long each call took at most. Usage: drain_writer PORT|PATH TOTAL */
+ * long each call took at most. With "fast", the same bytes are sent again and
+ * again (throughput runs: no generator cost). Usage: drain_writer PORT|PATH TOTAL [fast] */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -45,8 +46,9 @@ static ssize_t put(int s, int how, const unsigned char *p, size_t n)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3)
+    if (argc != 3 && argc != 4)
         return 2;
+    int fast = argc == 4;
     int s = dial(argv[1]);
     if (s < 0) {
         perror("connect");
@@ -63,7 +65,8 @@ int main(int argc, char **argv)
             pending = sizes[calls % (sizeof sizes / sizeof sizes[0])];
             if ((long long) pending > total - done)
                 pending = (size_t) (total - done);
-            drain_gen_fill(&g, buf, pending);
+            if (!fast || calls == 0)
+                drain_gen_fill(&g, buf, fast ? 300001 : pending);
             off = 0;
         }
         ssize_t r = put(s, (int) (calls++ % 4), buf + off, pending - off);
