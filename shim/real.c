@@ -115,7 +115,7 @@ static void init_everything(void)
     unsigned gates = 0;
     if (sluice_cfg.conn_max != 0 || sluice_cfg.backlog != 0)
         gates |= GATE_CONN;
-    if (sluice_cfg.write_high != 0 || sluice_cfg.hold_reads)
+    if (sluice_cfg.write_high != 0 || sluice_cfg.hold_reads || sluice_cfg.write_timeout_ns != 0)
         gates |= GATE_DRAIN;
     if (sluice_cfg.fs_max != 0)
         gates |= GATE_FS;
