@@ -44,6 +44,20 @@ ROWS = [
 ]
 
 started_pids = []
+caps = []
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def spawn(argv, **kwargs):
+    """Popen with the stop signals held off, so that an interrupt can never fall
+    between the fork and the moment the PID is on the list to stop."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        proc = subprocess.Popen(argv, **kwargs)
+        started_pids.append(proc)
+        return proc
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def stop(proc, grace=3.0):
@@ -88,16 +102,20 @@ def probe(kind, lib):
         env["SLUICE_CONN_IDLE"] = "free"
         if not probe("conn", lib):
             return False
+    proc = spawn([PYTHON, os.path.join(HERE, "..", "lib", "probe.py"), kind],
+                 env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        out = subprocess.run([PYTHON, os.path.join(HERE, "..", "lib", "probe.py"), kind],
-                             env=env, capture_output=True, text=True, timeout=10).stdout
+        out = proc.communicate(timeout=10)[0]
     except subprocess.TimeoutExpired:
         return False
+    finally:
+        stop(proc, grace=0.5)
     return out.strip() == "yes"
 
 
 def run_row(index, label, endpoint, settings, lib, log):
     cap = memcap.make_cap("sluice-demo-%d-%d" % (os.getpid(), index), LIMIT)
+    caps.append(cap)
     port = free_port()
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
@@ -110,23 +128,21 @@ def run_row(index, label, endpoint, settings, lib, log):
     server = client = None
     samples = []
     try:
-        server = subprocess.Popen(
+        server = spawn(
             [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
              "--port", str(port), "--log-level", "warning"],
             cwd=HERE, env=env, stdout=log, stderr=log,
             preexec_fn=cap.enter, start_new_session=True)
-        started_pids.append(server)
         if not wait_listening(port, server):
             return dict(label=label, served=0, survived=False, peak=cap.peak(),
                         seconds=0.0, samples=samples, note="server did not start",
                         cap=cap.describe, requests=[])
         baseline = cap.usage(server.pid)
-        client = subprocess.Popen(
+        client = spawn(
             [PYTHON, os.path.join(HERE, "client.py"),
              "http://127.0.0.1:%d/%s" % (port, endpoint),
              "--concurrency", str(CONCURRENCY)],
             stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
-        started_pids.append(client)
         t0 = time.monotonic()
         died_at = None
         while client.poll() is None and time.monotonic() - t0 < ROW_DEADLINE:
@@ -268,13 +284,18 @@ def on_signal(signum, frame):
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
     try:
         main()
     except KeyboardInterrupt:
         print("\ninterrupted; stopping what the demo started", file=sys.stderr)
         sys.exit(130)
     finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         for proc in started_pids:
-            stop(proc, grace=1.0)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for cap in caps:
+            cap.remove()
