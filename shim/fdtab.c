@@ -121,7 +121,8 @@ static uint32_t clear(int fd, struct fdent *e)
     atomic_store(&e->flags, 0);
     atomic_store(&e->gate, 0);
     atomic_store(&e->ino, 0);
-    if (atomic_exchange(&e->hidden, 0) != 0 || atomic_load(&e->regs[0].epfd_plus_one) != 0
+    /* The overlay clears what is hidden itself: it keeps count of hidden fds. */
+    if (atomic_load(&e->hidden) != 0 || atomic_load(&e->regs[0].epfd_plus_one) != 0
         || atomic_load(&e->regs[1].epfd_plus_one) != 0)
         overlay_forget(fd);
     return held;
