@@ -3,10 +3,12 @@ that the demo needs nothing beyond Python's standard library.
 """
 from xml.sax.saxutils import escape
 
-COLOURS = ["#7f7f7f", "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b"]
+COLOURS = ["#7f7f7f", "#bcbd22", "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd",
+           "#17becf", "#8c564b"]
 # Bare runs are dashed, runs under sluice solid.
-WIDTH, HEIGHT = 960, 560
-LEFT, RIGHT, TOP, BOTTOM = 80, 30, 50, 200
+WIDTH, PLOT_HEIGHT = 960, 330
+LEFT, RIGHT, TOP = 80, 30, 50
+LEGEND_LINE = 21
 
 
 def nice_step(span, ticks):
@@ -25,7 +27,8 @@ def write(path, rows, limit):
     t_max = x_step * (int(t_max / x_step) + 1)
     y_step = nice_step(y_max, 8)
     y_max = y_step * (int(y_max / y_step) + 1)
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, PLOT_HEIGHT
+    height = TOP + plot_h + 62 + LEGEND_LINE * len(rows)
 
     def x(t):
         return LEFT + t / t_max * plot_w
@@ -35,7 +38,7 @@ def write(path, rows, limit):
 
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
            'viewBox="0 0 %d %d" font-family="sans-serif" font-size="13">'
-           % (WIDTH, HEIGHT, WIDTH, HEIGHT),
+           % (WIDTH, height, WIDTH, height),
            '<rect width="100%" height="100%" fill="white"/>',
            '<text x="%d" y="28" font-size="17" font-weight="bold">Server memory during '
            '12 concurrent requests (cap %d MiB)</text>' % (LEFT, limit // mib)]
@@ -85,7 +88,7 @@ def write(path, rows, limit):
     for i, r in enumerate(rows):
         colour = COLOURS[i % len(COLOURS)]
         dash = ' stroke-dasharray="7,4"' if not r.get("settings") else ""
-        row_y = ly + i * 21
+        row_y = ly + i * LEGEND_LINE
         out.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="2.5"%s/>'
                    % (LEFT, LEFT + 34, row_y - 4, row_y - 4, colour, dash))
         result = "%d/12 served, %s, peak %d MiB, %.1f s" % (

@@ -45,11 +45,14 @@ async def main():
     parser.add_argument("--retries", type=int, default=10)
     parser.add_argument("--delay", type=float, default=0.3)
     parser.add_argument("--timeout", type=float, default=90.0)
+    parser.add_argument("--no-keepalive", action="store_true",
+                        help="one connection per attempt (Connection: close)")
     args = parser.parse_args()
 
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     started = time.monotonic()
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    connector = aiohttp.TCPConnector(force_close=args.no_keepalive)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         results = await asyncio.gather(*(
             one_request(session, args.url, args.retries, args.delay, started)
             for _ in range(args.concurrency)))

@@ -29,18 +29,23 @@ SAMPLE_SECONDS = 0.1
 ROW_DEADLINE = 75          # seconds; the slowest row (sync) takes about 30
 
 NOPROTECT = "async_endpoint_without_backpressure"
+PAUSE = {"SLUICE_CONN_MAX": "4"}
+SHED = {"SLUICE_CONN_MAX": "4", "SLUICE_CONN_MODE": "shed", "SLUICE_SHED": "http429"}
 ROWS = [
-    # (label, endpoint, sluice settings or None for bare, gate the row needs)
-    ("sync_endpoint, def in thread pool (bare)", "sync_endpoint", None, None),
-    ("blocking_endpoint, sleep blocks the loop (bare)", "blocking_endpoint", None, None),
-    ("async without backpressure (bare)", NOPROTECT, None, None),
-    ("async with hand-written semaphore (bare)", "async_endpoint_with_backpressure", None, None),
-    ("async without backpressure + sluice pause",
-     NOPROTECT, {"SLUICE_CONN_MAX": "4"}, "conn"),
-    ("async without backpressure + sluice shed 429",
-     NOPROTECT, {"SLUICE_CONN_MAX": "4", "SLUICE_CONN_MODE": "shed", "SLUICE_SHED": "http429"}, "conn"),
-    ("async without backpressure + sluice pause, idle free",
-     NOPROTECT, {"SLUICE_CONN_MAX": "4", "SLUICE_CONN_IDLE": "free"}, "idle"),
+    # (label, endpoint, sluice settings or None for bare, gate the row needs,
+    #  extra client flags)
+    ("sync_endpoint (def: runs in a thread pool)", "sync_endpoint", None, None, []),
+    ("blocking_endpoint (sleep blocks the loop)", "blocking_endpoint", None, None, []),
+    ("async, no backpressure", NOPROTECT, None, None, []),
+    ("async, hand-written semaphore, 429", "async_endpoint_with_backpressure", None, None, []),
+    ("async, no backpressure + sluice pause", NOPROTECT, PAUSE, "conn", []),
+    ("async, no backpressure + sluice shed 429", NOPROTECT, SHED, "conn", []),
+    ("async, no backpressure + sluice pause, idle free",
+     NOPROTECT, dict(PAUSE, SLUICE_CONN_IDLE="free"), "idle", []),
+    # The diagnosis for the pause row's waves: the same run with a client that
+    # closes each connection, so that no idle keep-alive connection holds a slot.
+    ("same, sluice pause, client without keep-alive",
+     NOPROTECT, PAUSE, "conn", ["--no-keepalive"]),
 ]
 
 started_pids = []
@@ -113,7 +118,7 @@ def probe(kind, lib):
     return out.strip() == "yes"
 
 
-def run_row(index, label, endpoint, settings, lib, log):
+def run_row(index, label, endpoint, settings, client_flags, lib, log):
     cap = memcap.make_cap("sluice-demo-%d-%d" % (os.getpid(), index), LIMIT)
     caps.append(cap)
     port = free_port()
@@ -141,7 +146,7 @@ def run_row(index, label, endpoint, settings, lib, log):
         client = spawn(
             [PYTHON, os.path.join(HERE, "client.py"),
              "http://127.0.0.1:%d/%s" % (port, endpoint),
-             "--concurrency", str(CONCURRENCY)],
+             "--concurrency", str(CONCURRENCY)] + client_flags,
             stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
         t0 = time.monotonic()
         died_at = None
@@ -222,22 +227,27 @@ def main():
     log_path = os.path.join(args.out, "overload-server.log")
     started = time.monotonic()
     with open(log_path, "w") as log:
-        for index, (label, endpoint, settings, gate) in enumerate(ROWS, 1):
+        for index, (label, endpoint, settings, gate, client_flags) in enumerate(ROWS, 1):
             if wanted and index not in wanted:
                 continue
             missing = ""
             if gate and not gates[gate]:
                 # Run it all the same (it proves the library loads into the
                 # server), but say plainly that the gate was not there.
-                missing = ("connection gate not available yet" if gate == "conn"
-                           else "SLUICE_CONN_IDLE=free not available yet")
-                notes.append("* %s: %s in this build; the row shows the server "
-                             "without that protection." % (label, missing))
+                if gate == "conn":
+                    missing = "connection gate not available yet"
+                    effect = "the server without that protection"
+                else:
+                    missing = "SLUICE_CONN_IDLE=free not available yet"
+                    effect = "plain pause mode (idle connections hold their slots)"
+                notes.append("* %s: %s in this build; the row shows %s."
+                             % (label, missing, effect))
             log.write("=== %s\n" % label)
             log.flush()
             print("  %-55s" % label, end="", flush=True)
-            row = run_row(index, label, endpoint, settings, lib, log)
+            row = run_row(index, label, endpoint, settings, client_flags, lib, log)
             row["settings"] = settings
+            row["client_flags"] = client_flags
             row["missing"] = missing
             rows.append(row)
             print(" %2d/%d served, %s, peak %s, %.1f s%s" % (
@@ -264,12 +274,25 @@ def main():
                 % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), socket.gethostname(),
                    os.cpu_count(), cap_text, CONCURRENCY))
         f.write(table(rows, markdown=True) + "\n\n")
+        for s in notes:
+            f.write("%s\n\n" % s)
+        f.write("Bare rows run the service as it is; sluice rows run the same, unmodified "
+                "service with the library preloaded:\n\n")
         for r in rows:
             if r.get("settings"):
-                f.write("- %s: `%s LD_PRELOAD=build/libsluice.so python3 -m uvicorn app:app`\n"
-                        % (r["label"], " ".join("%s=%s" % kv for kv in r["settings"].items())))
-        for s in notes:
-            f.write("- %s\n" % s)
+                f.write("- %s: `%s LD_PRELOAD=build/libsluice.so python3 -m uvicorn app:app`%s\n"
+                        % (r["label"], " ".join("%s=%s" % kv for kv in r["settings"].items()),
+                           "; client: `client.py %s`" % " ".join(r["client_flags"])
+                           if r["client_flags"] else ""))
+        by_label = {r["label"]: r for r in rows}
+        kept = by_label.get(ROWS[4][0])
+        closed = by_label.get(ROWS[7][0])
+        if kept and closed and not kept.get("missing") and not closed.get("missing"):
+            f.write("\nIdle keep-alive connections and pause mode: %.1f s with a keep-alive "
+                    "client, %.1f s with a client that closes each connection. After its "
+                    "answer, a keep-alive connection stays open and idle (uvicorn keeps it "
+                    "5 s) and holds its slot, so requests are served in waves.\n"
+                    % (kept["seconds"], closed["seconds"]))
         f.write("\n![server memory over time](overload.svg)\n")
     svg = os.path.join(args.out, "overload.svg")
     svgchart.write(svg, rows, LIMIT)
