@@ -10,7 +10,7 @@ if ! "$py" -c 'import fastapi, uvicorn, aiohttp' 2>/dev/null; then
     echo "demo: needs python3-fastapi python3-uvicorn python3-aiohttp (make deps installs them)" >&2
     exit 1
 fi
-lib=build/libsluice.so
+lib=${SLUICE_LIB:-build/libsluice.so}
 [ -f "$lib" ] || { echo "demo: $lib is missing; run make first" >&2; exit 1; }
 echo "sluice demo: the overload scenario (about 2 minutes)"
 exec "$py" demos/overload/driver.py --lib "$lib" --out demos/out "$@"

@@ -13,7 +13,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 PYTHON = "/usr/bin/python3"
-LIB = os.path.join(ROOT, "build", "libsluice.so")
+LIB = os.environ.get("SLUICE_LIB") or os.path.join(ROOT, "build", "libsluice.so")
 SEND_BYTES = 300 << 20     # what the client tries to send
 SEND_SECONDS = 10.0        # ... for at most this long
 STALL_SECONDS = 2.0        # a send blocked this long means TCP has stopped it

@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 root=$PWD
-lib=$root/build/libsluice.so
+lib=${SLUICE_LIB:-$root/build/libsluice.so}
 py=/usr/bin/python3
 [ -f "$lib" ] || { echo "shed-curl: $lib is missing; run make first" >&2; exit 1; }
 command -v curl >/dev/null || { echo "shed-curl: needs curl" >&2; exit 1; }
