@@ -92,7 +92,7 @@ def write(path, rows, limit):
         out.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="2.5"%s/>'
                    % (LEFT, LEFT + 34, row_y - 4, row_y - 4, colour, dash))
         result = "%d/12 served, %s, peak %d MiB, %.1f s" % (
-            r["served"], "alive" if r["survived"] else "OOM-killed (x)",
+            r["served"], "alive" if r["survived"] else r.get("killed_as", "OOM-killed") + " (x)",
             round(r["peak"] / mib), r["seconds"])
         out.append('<text x="%d" y="%d">%s — %s</text>'
                    % (LEFT + 44, row_y, escape(r["label"]), escape(result)))

@@ -25,7 +25,6 @@ import svgchart  # noqa: E402
 PYTHON = "/usr/bin/python3"
 LIMIT = 400 << 20          # Docker's --memory=200m with its default equal swap
 CONCURRENCY = 12
-SAMPLE_SECONDS = 0.1
 ROW_DEADLINE = 75          # seconds; the slowest row (sync) takes about 30
 
 NOPROTECT = "async_endpoint_without_backpressure"
@@ -118,8 +117,11 @@ def probe(kind, lib):
     return out.strip() == "yes"
 
 
-def run_row(index, label, endpoint, settings, client_flags, lib, log):
-    cap = memcap.make_cap("sluice-demo-%d-%d" % (os.getpid(), index), LIMIT)
+def run_row(index, label, endpoint, settings, client_flags, lib, log, use_cgroup):
+    if use_cgroup:
+        cap = memcap.make_cap("sluice-demo-%d-%d" % (os.getpid(), index), LIMIT)
+    else:
+        cap = memcap.RssWatchCap(LIMIT, "--no-cgroup")
     caps.append(cap)
     port = free_port()
     env = dict(os.environ)
@@ -159,7 +161,7 @@ def run_row(index, label, endpoint, settings, client_flags, lib, log):
                 # Killed between two samples: the cgroup's own peak shows where.
                 died_at = now
                 samples.append((now, cap.peak()))
-            time.sleep(SAMPLE_SECONDS)
+            time.sleep(cap.sample_seconds)
         if client.poll() is None:
             stop(client)
         output = client.stdout.read()
@@ -172,6 +174,7 @@ def run_row(index, label, endpoint, settings, client_flags, lib, log):
             result = {"served": 0, "seconds": time.monotonic() - t0, "requests": []}
         attempts = sum(r["attempts"] for r in result["requests"])
         return dict(label=label, served=result["served"], survived=survived,
+                    killed_as=cap.killed_as,
                     peak=cap.peak(), baseline=baseline, seconds=result["seconds"],
                     samples=samples, died_at=died_at, attempts=attempts,
                     requests=result["requests"], cap=cap.describe, note="")
@@ -191,7 +194,7 @@ def table(rows, markdown):
     lines = []
     body = []
     for r in rows:
-        survived = "yes" if r["survived"] else "no: OOM-killed"
+        survived = "yes" if r["survived"] else "no: " + r.get("killed_as", "OOM-killed")
         if r.get("note"):
             survived += " (%s)" % r["note"]
         label = r["label"] + (" *" if r.get("missing") else "")
@@ -217,6 +220,9 @@ def main():
     parser.add_argument("--lib", default="")
     parser.add_argument("--out", default=os.path.join(HERE, "..", "out"))
     parser.add_argument("--only", default="", help="row numbers, 1-based, comma-separated")
+    parser.add_argument("--no-cgroup", action="store_true",
+                        help="watch RSS instead of making a memory cgroup (what happens "
+                             "where none can be made)")
     args = parser.parse_args()
     lib = os.path.abspath(args.lib) if args.lib and os.path.exists(args.lib) else ""
     os.makedirs(args.out, exist_ok=True)
@@ -245,13 +251,14 @@ def main():
             log.write("=== %s\n" % label)
             log.flush()
             print("  %-55s" % label, end="", flush=True)
-            row = run_row(index, label, endpoint, settings, client_flags, lib, log)
+            row = run_row(index, label, endpoint, settings, client_flags, lib, log,
+                          not args.no_cgroup)
             row["settings"] = settings
             row["client_flags"] = client_flags
             row["missing"] = missing
             rows.append(row)
             print(" %2d/%d served, %s, peak %s, %.1f s%s" % (
-                row["served"], CONCURRENCY, "alive" if row["survived"] else "OOM-killed",
+                row["served"], CONCURRENCY, "alive" if row["survived"] else row["killed_as"],
                 mib(row["peak"]), row["seconds"],
                 "  [%s]" % missing if missing else ""), flush=True)
     total = time.monotonic() - started
