@@ -18,8 +18,9 @@
  * does what must not cost the program's threads: while paused, it re-checks
  * every second that each descriptor holding a slot is still the socket it was
  * (a close sluice did not see must not pause the program forever); and it
- * finishes shed connections: the answer is written and SHUT_WR sent on the
- * program's thread (a few non-blocking calls), then the thread discards the
+ * finishes shed connections: the answer is written (MSG_DONTWAIT: it fits the
+ * socket's buffer) and SHUT_WR sent on the program's thread, then the thread
+ * discards the
  * client's input until it closes, for at most SHED_LINGER_MS, holding at most
  * SHED_CAP sockets (past that a shed socket is closed at once). */
 #include "real.h"
@@ -154,7 +155,8 @@ static void *aux_main(void *arg)
                 continue;
             ssize_t got;
             int rounds = 0;
-            while ((got = REAL(read)(lingering[at].fd, sink, sizeof sink)) > 0 && ++rounds < 16)
+            while ((got = REAL(recv)(lingering[at].fd, sink, sizeof sink, MSG_DONTWAIT)) > 0
+                   && ++rounds < 16)
                 ;
             if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
                 finish_shed(at);
@@ -407,7 +409,7 @@ static int wait_for_slot(void)
 }
 
 /* Answers a connection sluice took at the limit, then lets the thread finish it. */
-static void shed(int c)
+static void shed(int c, int accept_flags)
 {
     STAT_ADD(conn_shed, 1);
     fdtab_reborn(c);
@@ -417,6 +419,8 @@ static void shed(int c)
         REAL(close)(c);
         return;
     }
+    if (!(accept_flags & SOCK_CLOEXEC))   /* an exec meanwhile must not keep it open */
+        REAL(fcntl)(c, F_SETFD, FD_CLOEXEC);
     if (sluice_cfg.shed != SHED_CLOSE)
         (void) !REAL(send)(c, shed_answer, shed_answer_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(c, SHUT_WR);
@@ -463,13 +467,19 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
                 errno = EAGAIN;
                 return -1;
             }
-            int c = REAL(accept4)(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            int c = accept_for_real(fd, addr, len, flags, is_accept4);
             if (c < 0) {
                 if (errno == ECONNABORTED)
                     continue;
                 return -1;   /* EAGAIN: nothing waits; EINTR: as the real call */
             }
-            KEEP_ERRNO(shed(c));
+            /* A blocking accept may have slept while a slot freed: the program's. */
+            int64_t late = slot_take();
+            if (late >= 0) {
+                record(c, (uint32_t) late, flags);
+                return c;
+            }
+            KEEP_ERRNO(shed(c, flags));
             continue;
         }
         if (listener_nonblocking(fd)) {

@@ -267,6 +267,7 @@ static int internal_epoll(void)
         REAL(close)(fresh);
         return expected;
     }
+    overlay_poke();   /* poll/select waiters add the new instance to their set */
     return fresh;
 }
 
@@ -286,7 +287,6 @@ void overlay_watch_writable(int fd)
                     nest_into(epfd);
             }
     }
-    overlay_poke();   /* poll/select waiters add the internal instance to their set */
     errno = saved;
 }
 

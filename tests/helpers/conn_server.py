@@ -1,15 +1,18 @@
 #!/usr/bin/python3
-"""conn_server.py MODE PORT — a server that greets each connection ("hi\n"),
+"""conn_server.py MODE ADDR — a server that greets each connection ("hi\n"),
 discards what it reads and holds the connection until the client closes.
-MODE: asyncio (epoll), poll (selectors.PollSelector), select (select.select).
+MODE: asyncio (epoll), poll (selectors.PollSelector), select (select.select),
+fork (socketserver.ForkingTCPServer: a process per connection).
+ADDR: a TCP port on 127.0.0.1, or unix:PATH.
 Prints "accepted N" on stdout for every connection it sees."""
 import asyncio
 import select
 import selectors
 import socket
+import socketserver
 import sys
 
-mode, port = sys.argv[1], int(sys.argv[2])
+mode, addr = sys.argv[1], sys.argv[2]
 seen = 0
 
 
@@ -20,9 +23,13 @@ def note():
 
 
 def listener():
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", port))
+    if addr.startswith("unix:"):
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(addr[5:])
+    else:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", int(addr)))
     s.listen(128)
     s.setblocking(False)
     return s
@@ -95,4 +102,22 @@ def run_select():
                     s.close()
 
 
-{"asyncio": run_asyncio, "poll": run_poll, "select": run_select}[mode]()
+def run_fork():
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.send(b"hi\n")
+            while self.request.recv(65536):
+                pass
+
+    class Server(socketserver.ForkingTCPServer):
+        allow_reuse_address = True
+        request_queue_size = 128
+
+        def process_request(self, request, client_address):
+            note()
+            super().process_request(request, client_address)
+
+    Server(("127.0.0.1", int(addr)), Handler).serve_forever()
+
+
+{"asyncio": run_asyncio, "poll": run_poll, "select": run_select, "fork": run_fork}[mode]()
