@@ -300,6 +300,10 @@ def main():
                     "answer, a keep-alive connection stays open and idle (uvicorn keeps it "
                     "5 s) and holds its slot, so requests are served in waves.\n"
                     % (kept["seconds"], closed["seconds"]))
+        f.write("\nWhen each served request finished (seconds after the 12 were sent):\n\n")
+        for r in rows:
+            done = sorted(q["seconds"] for q in r["requests"] if q["served"])
+            f.write("- %s: %s\n" % (r["label"], " ".join("%.1f" % s for s in done) or "none"))
         f.write("\n![server memory over time](overload.svg)\n")
     svg = os.path.join(args.out, "overload.svg")
     svgchart.write(svg, rows, LIMIT)
