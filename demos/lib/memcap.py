@@ -33,7 +33,12 @@ def _own_cgroup_dirs():
     for fstype, mountpoint, root, options in mounts:
         if fstype == "cgroup2" and v2_path is not None:
             rel = os.path.relpath(v2_path, root) if v2_path.startswith(root) else v2_path
-            candidates.append(("v2", os.path.normpath(os.path.join(mountpoint, rel.lstrip("/")))))
+            own = os.path.normpath(os.path.join(mountpoint, rel.lstrip("/")))
+            candidates.append(("v2", own))
+            # Our own v2 cgroup holds processes, so it may not hand the memory
+            # controller to children; the hierarchy's top usually does.
+            if own != os.path.normpath(mountpoint):
+                candidates.append(("v2", os.path.normpath(mountpoint)))
     return candidates
 
 
