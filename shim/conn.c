@@ -61,7 +61,9 @@ static _Atomic int listeners[MAX_LISTENERS];   /* governed listener fd + 1 */
 static _Atomic unsigned sync_requests;
 static bool paused_now;                 /* written only by the sync combiner */
 static _Atomic bool paused_flag;
-static uint64_t paused_since;
+/* Start of the paused time not yet added to conn_paused_ns (0: none). The
+ * sluice thread adds it every second while paused, so the figure is live. */
+static _Atomic uint64_t paused_mark;
 
 static char shed_answer[512];
 static size_t shed_answer_len;
@@ -169,6 +171,9 @@ static void *aux_main(void *arg)
         if (atomic_load(&paused_flag) && now - last_recheck >= RECHECK_MS * 1000000ull) {
             last_recheck = now;
             conn_recheck();
+            uint64_t mark = atomic_load(&paused_mark);
+            if (mark != 0 && now > mark && atomic_compare_exchange_strong(&paused_mark, &mark, now))
+                STAT_ADD(conn_paused_ns, (int64_t) (now - mark));
         }
     }
     return NULL;
@@ -227,12 +232,14 @@ static void sync_pause(void)
             paused_now = want;
             uint64_t now = mono_ns();
             if (want) {
-                paused_since = now;
+                atomic_store(&paused_mark, now);
                 STAT_ADD(conn_pauses, 1);
                 STAT_SET(conn_paused, 1);
                 atomic_store(&paused_flag, true);
             } else {
-                STAT_ADD(conn_paused_ns, (int64_t) (now - paused_since));
+                uint64_t mark = atomic_exchange(&paused_mark, 0);
+                if (mark != 0)
+                    STAT_ADD(conn_paused_ns, (int64_t) (now - mark));
                 STAT_SET(conn_paused, 0);
                 atomic_store(&paused_flag, false);
             }
@@ -293,12 +300,20 @@ static int64_t slot_take(void)
     }
 }
 
-static void slot_put(uint32_t id)
+/* The slot's references are already 0: count it free and wake one waiter.
+ * (Never touch slot_refs here: another thread may have taken it already.) */
+static void slot_free(void)
 {
-    atomic_store(&slot_refs[id], 0);
     atomic_fetch_add(&free_slots, 1);
     if (atomic_load(&slot_waiters) != 0)
         futex(&free_slots, FUTEX_WAKE_PRIVATE, 1);
+}
+
+/* Gives back a slot taken for an accept that brought no connection. */
+static void slot_put(uint32_t id)
+{
+    atomic_store(&slot_refs[id], 0);
+    slot_free();
 }
 
 void conn_release(uint32_t id_plus_one)
@@ -311,7 +326,7 @@ void conn_release(uint32_t id_plus_one)
     int saved = errno;
     STAT_ADD(conn_in_flight, -1);
     uint32_t before = atomic_fetch_sub(&slots_held, 1);
-    slot_put(id);
+    slot_free();
     if (before >= nslots)
         sync_pause();
     errno = saved;
@@ -573,6 +588,7 @@ void conn_atfork_child(void)
     atomic_store(&sync_requests, 0);
     paused_now = false;
     atomic_store(&paused_flag, false);
+    atomic_store(&paused_mark, 0);
     STAT_SET(conn_in_flight, 0);
     STAT_SET(conn_paused, 0);
     /* The parent's thread did not come along; its shed sockets are the parent's. */
