@@ -228,6 +228,10 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     wanted = {int(x) for x in args.only.split(",") if x}
 
+    load_at_start = os.getloadavg()[0]
+    if load_at_start > os.cpu_count():
+        print("  (the machine is busy: load average %.1f on %d CPUs; times will be longer)"
+              % (load_at_start, os.cpu_count()), flush=True)
     gates = {"conn": probe("conn", lib), "idle": probe("idle", lib)}
     rows, notes = [], []
     log_path = os.path.join(args.out, "overload-server.log")
@@ -275,11 +279,11 @@ def main():
     md = os.path.join(args.out, "overload.md")
     with open(md, "w") as f:
         f.write("# The overload scenario, bare and under sluice\n\n")
-        f.write("Measured %s on %s (%d CPUs); memory cap: %s.\n"
+        f.write("Measured %s on %s (%d CPUs, load average %.1f when it began); memory cap: %s.\n"
                 "%d concurrent requests; the client retries on 429/503 up to 10 times, 0.3 s apart.\n"
                 "Each request holds about 65 MB for 2 s and allocates 65 MB more before it answers.\n\n"
                 % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), socket.gethostname(),
-                   os.cpu_count(), cap_text, CONCURRENCY))
+                   os.cpu_count(), load_at_start, cap_text, CONCURRENCY))
         f.write(table(rows, markdown=True) + "\n\n")
         for s in notes:
             f.write("%s\n\n" % s)
