@@ -86,6 +86,7 @@ static _Atomic int aux_state;           /* 0 none, 1 starting, 2 running */
 static _Atomic int aux_epfd = -1, aux_efd = -1;
 static _Atomic int handoff[SHED_CAP];   /* shed socket + 1, waiting for the thread */
 static _Atomic int shed_held;           /* shed sockets not yet closed */
+static _Atomic bool handoff_kicked;     /* a wake for new handoffs is pending */
 struct lingering { int fd; uint64_t deadline; };
 static struct lingering lingering[SHED_CAP];   /* the thread's own */
 
@@ -101,6 +102,7 @@ static void conn_recheck(void);
 
 static void take_handoffs(int epfd)
 {
+    atomic_store(&handoff_kicked, false);
     for (int i = 0; i < SHED_CAP; i++) {
         int v = atomic_exchange(&handoff[i], 0);
         if (v == 0)
@@ -218,6 +220,14 @@ static void aux_ensure(void)
 
 /* --- pause and unpause ----------------------------------------------------------- */
 
+static bool still_governed_listener(int fd)
+{
+    if (fdtab_kind(fd) != FD_LISTENER)
+        return false;
+    struct fdent *e = fdtab_peek(fd);
+    return e != NULL && (atomic_load(&e->flags) & FDF_GOVERNED);
+}
+
 /* Applies "paused iff every slot holds a connection". A combiner: whoever comes
  * first applies until no request is left, so concurrent changes (or a signal
  * handler's close) never leave the listeners in the wrong state, with no lock. */
@@ -248,10 +258,15 @@ static void sync_pause(void)
                     int l = atomic_load(&listeners[i]) - 1;
                     if (l < 0)
                         continue;
-                    if (want)
-                        overlay_hide(l, EPOLLIN);
-                    else
+                    if (!want) {
                         overlay_unhide(l, EPOLLIN);
+                    } else if (still_governed_listener(l)) {
+                        overlay_hide(l, EPOLLIN);
+                    } else {
+                        /* Closed since (its number may be a connection now): forget it. */
+                        int expected = l + 1;
+                        atomic_compare_exchange_strong(&listeners[i], &expected, 0);
+                    }
                 }
             if (want) {
                 aux_ensure();
@@ -405,16 +420,39 @@ static bool listener_nonblocking(int fd)
     return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-/* Waits for a free slot. The futex wait has no timeout, so a signal makes it
- * fail with EINTR or restart exactly as the kernel decides for accept. */
-static int wait_for_slot(void)
+/* Waits for a free slot as accept on listener fd would wait for a connection.
+ * Without SO_RCVTIMEO the futex wait has no timeout, so a signal makes it fail
+ * with EINTR or restart exactly as the kernel decides for accept (SA_RESTART).
+ * With SO_RCVTIMEO, accept gives EAGAIN at the timeout and EINTR on any
+ * handled signal; a timed futex wait does the same. */
+static int wait_for_slot(int fd)
 {
+    struct timeval tv = { 0, 0 };
+    socklen_t tvlen = sizeof tv;
+    getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tvlen);
+    uint64_t span = (uint64_t) tv.tv_sec * 1000000000u + (uint64_t) tv.tv_usec * 1000u;
+    uint64_t deadline = mono_ns() + span;
     atomic_fetch_add(&slot_waiters, 1);
     aux_ensure();   /* re-checks held slots while we wait */
     aux_kick();
     int r = 0;
     while (atomic_load(&free_slots) == 0) {
-        if (futex(&free_slots, FUTEX_WAIT_PRIVATE, 0) != 0 && errno == EINTR) {
+        long w;
+        if (span == 0) {
+            w = futex(&free_slots, FUTEX_WAIT_PRIVATE, 0);
+        } else {
+            uint64_t now = mono_ns();
+            if (now >= deadline) {
+                errno = EAGAIN;
+                r = -1;
+                break;
+            }
+            struct timespec left = { (time_t) ((deadline - now) / 1000000000u),
+                                     (long) ((deadline - now) % 1000000000u) };
+            w = REAL(syscall)(SYS_futex, (long) &free_slots, (long) FUTEX_WAIT_PRIVATE, 0L,
+                              (long) &left, 0L, 0L);
+        }
+        if (w != 0 && errno == EINTR) {
             r = -1;
             break;
         }
@@ -424,7 +462,7 @@ static int wait_for_slot(void)
 }
 
 /* Answers a connection sluice took at the limit, then lets the thread finish it. */
-static void shed(int c, int accept_flags)
+static void shed(int c)
 {
     STAT_ADD(conn_shed, 1);
     fdtab_reborn(c);
@@ -434,8 +472,6 @@ static void shed(int c, int accept_flags)
         REAL(close)(c);
         return;
     }
-    if (!(accept_flags & SOCK_CLOEXEC))   /* an exec meanwhile must not keep it open */
-        REAL(fcntl)(c, F_SETFD, FD_CLOEXEC);
     if (sluice_cfg.shed != SHED_CLOSE)
         (void) !REAL(send)(c, shed_answer, shed_answer_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(c, SHUT_WR);
@@ -451,7 +487,9 @@ static void shed(int c, int accept_flags)
         if (atomic_compare_exchange_strong(&handoff[i], &zero, c + 1))
             break;
     }
-    aux_kick();
+    /* One wake at a time: under a flood the thread takes many per wake. */
+    if (!atomic_exchange(&handoff_kicked, true))
+        aux_kick();
 }
 
 int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is_accept4)
@@ -494,14 +532,14 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
                 record(c, (uint32_t) late, flags);
                 return c;
             }
-            KEEP_ERRNO(shed(c, flags));
+            KEEP_ERRNO(shed(c));
             continue;
         }
         if (listener_nonblocking(fd)) {
             errno = EAGAIN;
             return -1;
         }
-        if (wait_for_slot() < 0)
+        if (wait_for_slot(fd) < 0)
             return -1;
     }
 }
@@ -607,6 +645,7 @@ void conn_atfork_child(void)
         if (efd >= 0)
             REAL(close)(efd);
         atomic_store(&shed_held, 0);
+        atomic_store(&handoff_kicked, false);
         atomic_store(&aux_state, 0);
     }
 }

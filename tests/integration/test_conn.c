@@ -104,7 +104,7 @@ static void hold_scenario(struct t_proc *srv, int port, const char *request, int
     struct clients c;
     connect_all(&c, port, request);
     cr_assert_eq(collect(&c, limit, 3000), limit, "served %d, expected %d at first", c.nserved, limit);
-    cr_assert_eq(collect(&c, NCLIENTS, 300), limit, "served %d beyond the limit %d", c.nserved, limit);
+    cr_assert_eq(collect(&c, NCLIENTS, 250), limit, "served %d beyond the limit %d", c.nserved, limit);
     int queue = -1;
     for (int i = 0; i < 25 && queue != NCLIENTS - limit; i++) {
         queue = t_accept_queue(port);
@@ -126,14 +126,18 @@ static void hold_scenario(struct t_proc *srv, int port, const char *request, int
     uint64_t t1 = t_now_ms();
     cr_assert_eq(collect(&c, limit + 1, 1000), limit + 1, "closing one let %d in", c.nserved - limit);
     uint64_t took = t_now_ms() - t1;
-    cr_assert_eq(collect(&c, NCLIENTS, 300), limit + 1, "closing one let %d in", c.nserved - limit);
+    cr_assert_eq(collect(&c, NCLIENTS, 250), limit + 1, "closing one let %d in", c.nserved - limit);
     cr_log_info("port %d: paused CPU %ld ticks/s, next one in %llu ms", port, spent,
                 (unsigned long long) took);
 
     uint64_t end = t_now_ms() + 10000;
     while (c.nserved < NCLIENTS && t_now_ms() < end) {
+        int open_served = 0;
+        for (int i = 0; i < NCLIENTS; i++)
+            open_served += c.served[i] && c.fd[i] >= 0;
         close_served(&c);
-        collect(&c, NCLIENTS, 200);
+        int target = c.nserved + open_served;
+        collect(&c, target < NCLIENTS ? target : NCLIENTS, 2000);
     }
     cr_assert_eq(c.nserved, NCLIENTS, "only %d of %d served in the end", c.nserved, NCLIENTS);
     close_all(&c);
@@ -667,8 +671,10 @@ Test(conn, stats_count_pauses_and_paused_time)
     text[n + 1] = '\0';
     fclose(f);
     cr_assert_eq(stat_value(text, "sluice_accepted_total"), 8, "[%s]", text);
-    /* Four closes racing four accepts: paused again at least once more. */
+    /* Four served clients close one by one: each close may unpause and the next
+     * accept pause again, so between 2 and 5 pauses in all. */
     cr_assert_geq(stat_value(text, "sluice_pauses_total"), 2);
+    cr_assert_leq(stat_value(text, "sluice_pauses_total"), 5);
     cr_assert_geq(stat_value(text, "sluice_paused_seconds_total"), 1, "paused time not counted");
     close_all(&c);
     t_stop(&srv, 1000);
@@ -720,4 +726,28 @@ Test(conn, paused_listener_is_not_ready_to_poll_or_select_until_a_slot_frees)
     cr_assert_eq(field(out, "poll r=", "r="), 1, "bare: [%s]", out);
     cr_assert_eq(field(out, "select r=", "r="), 1, "bare: [%s]", out);
     free(out);
+}
+
+Test(conn, paused_blocking_accept_honours_so_rcvtimeo)
+{
+    const char *argv[] = { PY, t_source("tests/helpers/conn_rcvtimeo.py"), NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=1", NULL };
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(t_run(argv, env, true, 5000, &out, &err), 0, "[%s]", err);
+    cr_assert(strstr(out, "second: EAGAIN after 0.3") != NULL, "got [%s]", out);
+    free(out);
+    free(err);
+    cr_assert_eq(t_run(argv, env, false, 5000, &out, &err), 0);
+    cr_assert(strstr(out, "second: OK") != NULL, "bare got [%s]", out);
+    free(out);
+    free(err);
+}
+
+Test(conn, uvicorn_asgi_server)
+{
+    int port = t_free_port();
+    const char *argv[] = { PY, "-m", "uvicorn", "--app-dir", t_source("tests/helpers"), "conn_asgi:app",
+                           "--host", "127.0.0.1", "--port", port_arg(port), "--timeout-keep-alive", "60",
+                           "--log-level", "warning", NULL };
+    run_hold(argv, port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 4);
 }
