@@ -41,6 +41,8 @@ ROWS = [
     ("async, no backpressure + sluice shed 429", NOPROTECT, SHED, "conn", []),
     ("async, no backpressure + sluice pause, idle free",
      NOPROTECT, dict(PAUSE, SLUICE_CONN_IDLE="free"), "idle", []),
+    ("async, no backpressure + sluice shed 429, idle free",
+     NOPROTECT, dict(SHED, SLUICE_CONN_IDLE="free"), "idle", []),
     # The diagnosis for the pause row's waves: the same run with a client that
     # closes each connection, so that no idle keep-alive connection holds a slot.
     ("same, sluice pause, client without keep-alive",
@@ -296,14 +298,19 @@ def main():
                            "; client: `client.py %s`" % " ".join(r["client_flags"])
                            if r["client_flags"] else ""))
         by_label = {r["label"]: r for r in rows}
-        kept = by_label.get(ROWS[4][0])
-        closed = by_label.get(ROWS[7][0])
+        kept = by_label.get("async, no backpressure + sluice pause")
+        closed = by_label.get("same, sluice pause, client without keep-alive")
+        freed = by_label.get("async, no backpressure + sluice pause, idle free")
         if kept and closed and not kept.get("missing") and not closed.get("missing"):
             f.write("\nIdle keep-alive connections and pause mode: %.1f s with a keep-alive "
                     "client, %.1f s with a client that closes each connection. After its "
                     "answer, a keep-alive connection stays open and idle (uvicorn keeps it "
-                    "5 s) and holds its slot, so requests are served in waves.\n"
+                    "5 s) and holds its slot, so requests are served in waves."
                     % (kept["seconds"], closed["seconds"]))
+            if freed and not freed.get("missing"):
+                f.write(" With SLUICE_CONN_IDLE=free an idle connection gives its slot back: "
+                        "%.1f s with the keep-alive client." % freed["seconds"])
+            f.write("\n")
         f.write("\nWhen each served request finished (seconds after the 12 were sent):\n\n")
         for r in rows:
             done = sorted(q["seconds"] for q in r["requests"] if q["served"])
