@@ -251,7 +251,7 @@ def main():
                     effect = "the server without that protection"
                 else:
                     missing = "SLUICE_CONN_IDLE=free not available yet"
-                    effect = "plain pause mode (idle connections hold their slots)"
+                    effect = "the same mode with idle connections holding their slots"
                 notes.append("* %s: %s in this build; the row shows %s."
                              % (label, missing, effect))
             log.write("=== %s\n" % label)
