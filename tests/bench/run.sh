@@ -9,20 +9,22 @@
 #     Server and client are pinned to different CPUs when there are two or
 #     more; the server's CPU time per 1000 requests is shown too, a figure a
 #     busy machine disturbs less than throughput.
-# Prints a Markdown table and writes it to $BUILD/bench.md. About 1-2 minutes.
-# BENCH_ROUNDS (default 5) sets the number of alternating redis rounds.
+#  3. wrk on nginx, the same three ways (nginx.sh).
+# Every figure goes into one Markdown table, printed and written to
+# $BUILD/bench.md. About 5 minutes.
+# BENCH_ROUNDS (default 5) sets the number of alternating rounds.
 set -eu
 
 BUILD=${BUILD:-build}
 ROUNDS=${BENCH_ROUNDS:-5}
-LIB=$(cd "$BUILD" && pwd -P)/libsluice.so
+export BUILD BENCH_ROUNDS=$ROUNDS
+HERE=$(dirname "$0")
+. "$HERE/lib.sh"
 IO=$BUILD/helpers/fwd_bench_io
 OUT=$BUILD/bench.md
 GATES="SLUICE_CONN_MAX=1000 SLUICE_WRITE_HIGH=16M SLUICE_FS_MAX=1000"
 
-for tool in valgrind redis-server redis-benchmark redis-cli; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool is missing (make deps)" >&2; exit 1; }
-done
+need valgrind redis-server redis-benchmark redis-cli nginx wrk
 [ -f "$LIB" ] && [ -x "$IO" ] || { echo "bench: build first (make all and helpers)" >&2; exit 1; }
 
 # --- 1. instructions per wrapped call -----------------------------------------
@@ -52,10 +54,6 @@ set -- $(per_call write)
 write_bare=$1 write_pre=$2 write_extra=$3
 
 # --- 2. redis-benchmark ------------------------------------------------------------
-free_port() {
-    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 SERVER_PID=""
 stop_server() {
     if [ -n "$SERVER_PID" ]; then
@@ -65,16 +63,6 @@ stop_server() {
     fi
 }
 trap stop_server EXIT INT TERM
-
-PIN_SERVER="" PIN_CLIENT=""
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
-    PIN_SERVER="taskset -c 0" PIN_CLIENT="taskset -c 1"
-fi
-
-# CPU time (user + system) of a process, in clock ticks.
-cpu_ticks() {
-    awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
 
 # bench_redis MODE -> "SET_RPS GET_RPS SERVER_CPU_MS_PER_1000"; MODE is bare,
 # preloaded or gated.
@@ -107,12 +95,6 @@ bench_redis() {
         'BEGIN { printf "%.3f", t * 1000 / hz / 400 }')"
 }
 
-median() {
-    tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print 0; exit }
-        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 bare_set="" bare_get="" pre_set="" pre_get="" gated_set="" gated_get=""
 bare_cpu="" pre_cpu="" gated_cpu=""
 round=1
@@ -140,30 +122,41 @@ m_gated_get=$(echo "$gated_get" | median)
 m_bare_cpu=$(echo "$bare_cpu" | median)
 m_pre_cpu=$(echo "$pre_cpu" | median)
 m_gated_cpu=$(echo "$gated_cpu" | median)
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
-verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {
-    if (v == "n/a") print "?"; else if ((dir == "le" && v <= t) || (dir == "ge" && v >= t)) print "ok"; else print "MISSED" }'; }
 
+# --- 3. wrk on nginx --------------------------------------------------------------
+eval "$("$HERE/nginx.sh")"
+
+# --- the table ---------------------------------------------------------------------
+row() {  # row FIGURE BARE SLUICE MEASURED TARGET DIR THRESHOLD
+    echo "| $1 | $2 | $3 | $4 | $5 | $(verdict "$4" "$7" "$6") |"
+}
+pre_set_r=$(ratio "$m_pre_set" "$m_bare_set") pre_get_r=$(ratio "$m_pre_get" "$m_bare_get")
+gated_set_r=$(ratio "$m_gated_set" "$m_bare_set") gated_get_r=$(ratio "$m_gated_get" "$m_bare_get")
+nginx_pre_r=$(ratio "$nginx_pre" "$nginx_bare") nginx_gated_r=$(ratio "$nginx_gated" "$nginx_bare")
 {
     echo "## sluice benchmarks ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(uname -r))"
     echo
-    echo "| measure | bare | preloaded, no settings | added | target | |"
+    echo "Throughput: medians of $ROUNDS rounds alternating bare and sluice${PIN_SERVER:+, server on CPU 0 and client on CPU 1}."
+    echo
+    echo "| figure | bare | sluice | measured | target | |"
     echo "|---|---:|---:|---:|---:|---|"
-    echo "| read(): instructions per call (callgrind) | $read_bare | $read_pre | $read_extra | <= 20 | $(verdict "$read_extra" 20 le) |"
-    echo "| write(): instructions per call (callgrind) | $write_bare | $write_pre | $write_extra | <= 20 | $(verdict "$write_extra" 20 le) |"
-    echo "| start-up instructions (whole process, N=0) | $start_bare | $start_pre | $(awk -v a="$start_pre" -v b="$start_bare" 'BEGIN { printf "%.0f", a - b }') | | |"
+    row "read(): instructions added per call, no settings (callgrind)" "$read_bare" "$read_pre" "$read_extra" "<= 20" le 20
+    row "write(): instructions added per call, no settings (callgrind)" "$write_bare" "$write_pre" "$write_extra" "<= 20" le 20
+    row "redis-benchmark SET req/s, no settings" "$m_bare_set" "$m_pre_set" "$pre_set_r" ">= 0.98" ge 0.98
+    row "redis-benchmark GET req/s, no settings" "$m_bare_get" "$m_pre_get" "$pre_get_r" ">= 0.98" ge 0.98
+    row "wrk on nginx req/s, no settings" "$nginx_bare" "$nginx_pre" "$nginx_pre_r" ">= 0.98" ge 0.98
+    row "redis-benchmark SET req/s, gates on, not binding" "$m_bare_set" "$m_gated_set" "$gated_set_r" ">= 0.95" ge 0.95
+    row "redis-benchmark GET req/s, gates on, not binding" "$m_bare_get" "$m_gated_get" "$gated_get_r" ">= 0.95" ge 0.95
+    row "wrk on nginx req/s, gates on, not binding" "$nginx_bare" "$nginx_gated" "$nginx_gated_r" ">= 0.95" ge 0.95
     echo
-    echo "redis-benchmark -t set,get -n 200000 -q against redis-server on 127.0.0.1, median of $ROUNDS alternating rounds (requests/s)${PIN_SERVER:+, server on CPU 0 and client on CPU 1}:"
+    echo "Details:"
     echo
-    echo "| test | bare | preloaded, no settings | ratio (target >= 0.98) | gates on, not binding | ratio (target >= 0.95) |"
-    echo "|---|---:|---:|---:|---:|---:|"
-    r=$(ratio "$m_pre_set" "$m_bare_set"); g=$(ratio "$m_gated_set" "$m_bare_set")
-    echo "| SET | $m_bare_set | $m_pre_set | $r $(verdict "$r" 0.98 ge) | $m_gated_set | $g $(verdict "$g" 0.95 ge) |"
-    r=$(ratio "$m_pre_get" "$m_bare_get"); g=$(ratio "$m_gated_get" "$m_bare_get")
-    echo "| GET | $m_bare_get | $m_pre_get | $r $(verdict "$r" 0.98 ge) | $m_gated_get | $g $(verdict "$g" 0.95 ge) |"
-    r=$(ratio "$m_pre_cpu" "$m_bare_cpu"); g=$(ratio "$m_gated_cpu" "$m_bare_cpu")
-    echo "| server CPU ms per 1000 requests (lower is better) | $m_bare_cpu | $m_pre_cpu | $r | $m_gated_cpu | $g |"
-    echo
-    echo "Gates on: $GATES. Raw runs (SET, bare/preloaded/gated):$bare_set /$pre_set /$gated_set; (GET):$bare_get /$pre_get /$gated_get; (server CPU ms/1000):$bare_cpu /$pre_cpu /$gated_cpu"
+    echo "- start-up instructions (whole process, no calls): bare $start_bare, preloaded $start_pre."
+    echo "- redis-benchmark -t set,get -n 200000 -q; gates on: $GATES."
+    echo "  Server CPU ms per 1000 requests (lower is better): bare $m_bare_cpu, no settings $m_pre_cpu, gates on $m_gated_cpu."
+    echo "  Raw runs (SET, bare/preloaded/gated):$bare_set /$pre_set /$gated_set; (GET):$bare_get /$pre_get /$gated_get"
+    echo "- wrk -t1 -c32 -d${nginx_seconds}s on nginx (1 worker, 612-byte static file); gates on: $nginx_gates."
+    echo "  Server CPU ms per 1000 requests: bare $nginx_bare_cpu, no settings $nginx_pre_cpu, gates on $nginx_gated_cpu."
+    echo "  Raw runs: $nginx_raw"
 } > "$OUT"
 cat "$OUT"
