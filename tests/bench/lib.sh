@@ -25,15 +25,18 @@ cpu_ticks() {
     awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
-# Children of a process (nginx's workers), from /proc.
+# Children of a process (nginx's workers): the processes whose parent it is,
+# from /proc/*/stat (the kernel may lack /proc/PID/task/TID/children).
 children_of() {
-    cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -v '^$' || true
+    for f in /proc/[0-9]*/stat; do
+        cat "$f" 2>/dev/null
+    done | awk -v parent="$1" '{ pid = $1; sub(/.*\) /, ""); if ($2 == parent) print pid }'
 }
 
-# CPU ticks of a process and its children together.
-tree_ticks() {
+# CPU ticks of several processes together.
+ticks_of() {
     total=0
-    for p in "$1" $(children_of "$1"); do
+    for p in "$@"; do
         total=$((total + $(cpu_ticks "$p")))
     done
     echo $total
@@ -107,6 +110,27 @@ nginx_start() {
     shift
     env -u LD_PRELOAD "$@" $PIN_SERVER nginx -c "$dir/nginx.conf" -p "$dir" 2>>"$dir/error.log" &
     NGINX_PID=$!
+}
+
+# nginx_ready DIR PORT: waits until nginx listens and its worker runs, and
+# notes the worker's pid in NGINX_WORKERS (found once: a scan of /proc can
+# miss a process now and then); says what went wrong (from its error log)
+# when nginx died instead.
+NGINX_WORKERS=""
+nginx_ready() {
+    wait_port "$2" || { cat "$1/error.log" >&2; return 1; }
+    tries=0
+    until NGINX_WORKERS=$(children_of "$NGINX_PID") && [ -n "$NGINX_WORKERS" ]; do
+        kill -0 "$NGINX_PID" 2>/dev/null && [ $tries -lt 100 ] ||
+            { echo "bench: nginx did not start:" >&2; cat "$1/error.log" >&2; return 1; }
+        tries=$((tries + 1))
+        sleep 0.05
+    done
+}
+
+# CPU ticks of nginx's master and workers together.
+nginx_ticks() {
+    ticks_of "$NGINX_PID" $NGINX_WORKERS
 }
 
 nginx_stop() {

@@ -15,20 +15,21 @@ GATES="SLUICE_CONN_MAX=100000 SLUICE_WRITE_HIGH=16M SLUICE_FS_MAX=100000"
 
 DIR=$(mktemp -d)
 trap 'nginx_stop; rm -rf "$DIR"' EXIT INT TERM
-PORT=$(free_port)
-nginx_conf "$DIR" "$PORT"
-head -c 612 /dev/zero | tr '\0' 'x' > "$DIR/html/index.html"   # the size of nginx's welcome page
 
 bench_nginx() {  # bench_nginx bare|preloaded|gated -> "REQUESTS_PER_S SERVER_CPU_MS_PER_1000"
+    PORT=$(free_port)
+    nginx_conf "$DIR" "$PORT"
+    head -c 612 /dev/zero | tr '\0' 'x' > "$DIR/html/index.html"   # the size of nginx's welcome page
     case "$1" in
         bare) nginx_start "$DIR" ;;
         preloaded) nginx_start "$DIR" LD_PRELOAD="$LIB" ;;
         gated) nginx_start "$DIR" LD_PRELOAD="$LIB" $GATES ;;
     esac
-    wait_port "$PORT" || { cat "$DIR/error.log" >&2; exit 1; }
-    ticks_before=$(tree_ticks "$NGINX_PID")
+    nginx_ready "$DIR" "$PORT" || exit 1
+    ticks_before=$(nginx_ticks)
     set -- $(wrk_run "http://127.0.0.1:$PORT/index.html" "${SECONDS_EACH}s")
-    ticks_after=$(tree_ticks "$NGINX_PID")
+    ticks_after=$(nginx_ticks)
+    kill -0 "$NGINX_PID" 2>/dev/null || { echo "bench: nginx died:" >&2; cat "$DIR/error.log" >&2; exit 1; }
     nginx_stop
     [ "$2" -eq 0 ] && [ "$3" -eq 0 ] || echo "bench: nginx: $2 non-2xx answers, $3 socket errors" >&2
     echo "$1 $(awk -v t=$((ticks_after - ticks_before)) -v hz="$(getconf CLK_TCK)" -v n="$5" \

@@ -10,6 +10,7 @@
 #     more; the server's CPU time per 1000 requests is shown too, a figure a
 #     busy machine disturbs less than throughput.
 #  3. wrk on nginx, the same three ways (nginx.sh).
+#  4. CPU of a paused server with 1,000 clients waiting (paused.sh).
 # Every figure goes into one Markdown table, printed and written to
 # $BUILD/bench.md. About 5 minutes.
 # BENCH_ROUNDS (default 5) sets the number of alternating rounds.
@@ -126,6 +127,9 @@ m_gated_cpu=$(echo "$gated_cpu" | median)
 # --- 3. wrk on nginx --------------------------------------------------------------
 eval "$("$HERE/nginx.sh")"
 
+# --- 4. paused CPU with 1,000 waiting clients --------------------------------------
+eval "$("$HERE/paused.sh")"
+
 # --- the table ---------------------------------------------------------------------
 row() {  # row FIGURE BARE SLUICE MEASURED TARGET DIR THRESHOLD
     echo "| $1 | $2 | $3 | $4 | $5 | $(verdict "$4" "$7" "$6") |"
@@ -148,6 +152,13 @@ nginx_pre_r=$(ratio "$nginx_pre" "$nginx_bare") nginx_gated_r=$(ratio "$nginx_ga
     row "redis-benchmark SET req/s, gates on, not binding" "$m_bare_set" "$m_gated_set" "$gated_set_r" ">= 0.95" ge 0.95
     row "redis-benchmark GET req/s, gates on, not binding" "$m_bare_get" "$m_gated_get" "$gated_get_r" ">= 0.95" ge 0.95
     row "wrk on nginx req/s, gates on, not binding" "$nginx_bare" "$nginx_gated" "$nginx_gated_r" ">= 0.95" ge 0.95
+    for server in nginx asyncio; do
+        eval "cpu=\$paused_${server}_cpu queued=\$paused_${server}_queued"
+        # The figure counts only if the clients really wait in the backlog.
+        [ "$queued" -ge "$paused_waiting" ] || cpu="n/a"
+        row "paused ($server, SLUICE_CONN_MAX=4, 4 held): CPU % of one core with $queued clients in the accept queue" \
+            "" "$cpu" "$cpu" "< 1" lt 1
+    done
     echo
     echo "Details:"
     echo
@@ -158,5 +169,7 @@ nginx_pre_r=$(ratio "$nginx_pre" "$nginx_bare") nginx_gated_r=$(ratio "$nginx_ga
     echo "- wrk -t1 -c32 -d${nginx_seconds}s on nginx (1 worker, 612-byte static file); gates on: $nginx_gates."
     echo "  Server CPU ms per 1000 requests: bare $nginx_bare_cpu, no settings $nginx_pre_cpu, gates on $nginx_gated_cpu."
     echo "  Raw runs: $nginx_raw"
+    echo "- paused: $paused_waiting clients connected and waiting (listen backlog 2048) behind 4 held ones; CPU of"
+    echo "  every server process from /proc/PID/stat over ${paused_seconds}s; queue length from ss (Recv-Q of the listener)."
 } > "$OUT"
 cat "$OUT"
