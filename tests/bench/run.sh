@@ -11,6 +11,7 @@
 #     busy machine disturbs less than throughput.
 #  3. wrk on nginx, the same three ways (nginx.sh).
 #  4. CPU of a paused server with 1,000 clients waiting (paused.sh).
+#  5. Shed answers per second against nginx's limit_conn (shed.sh).
 # Every figure goes into one Markdown table, printed and written to
 # $BUILD/bench.md. About 5 minutes.
 # BENCH_ROUNDS (default 5) sets the number of alternating rounds.
@@ -130,6 +131,9 @@ eval "$("$HERE/nginx.sh")"
 # --- 4. paused CPU with 1,000 waiting clients --------------------------------------
 eval "$("$HERE/paused.sh")"
 
+# --- 5. shed rate against nginx's limit_conn ---------------------------------------
+eval "$("$HERE/shed.sh")"
+
 # --- the table ---------------------------------------------------------------------
 row() {  # row FIGURE BARE SLUICE MEASURED TARGET DIR THRESHOLD
     echo "| $1 | $2 | $3 | $4 | $5 | $(verdict "$4" "$7" "$6") |"
@@ -159,6 +163,13 @@ nginx_pre_r=$(ratio "$nginx_pre" "$nginx_bare") nginx_gated_r=$(ratio "$nginx_ga
         row "paused ($server, SLUICE_CONN_MAX=4, 4 held): CPU % of one core with $queued clients in the accept queue" \
             "" "$cpu" "$cpu" "< 1" lt 1
     done
+    # The rate counts only if curl saw the 503 (with Retry-After from sluice).
+    shed_close_r=$(ratio "$shed_sluice_close" "$shed_nginx_close") shed_keep_r=$(ratio "$shed_sluice_keep" "$shed_nginx_keep")
+    [ "$shed_checked" = yes ] || shed_close_r="n/a" shed_keep_r="n/a"
+    row "shed 503 answers/s, clients closing (Connection: close): nginx limit_conn vs sluice shed" \
+        "$shed_nginx_close" "$shed_sluice_close" "$shed_close_r" ">= 1" ge 1
+    row "shed 503 answers/s, keep-alive clients: nginx limit_conn vs sluice shed" \
+        "$shed_nginx_keep" "$shed_sluice_keep" "$shed_keep_r" ">= 1" ge 1
     echo
     echo "Details:"
     echo
@@ -171,5 +182,13 @@ nginx_pre_r=$(ratio "$nginx_pre" "$nginx_bare") nginx_gated_r=$(ratio "$nginx_ga
     echo "  Raw runs: $nginx_raw"
     echo "- paused: $paused_waiting clients connected and waiting (listen backlog 2048) behind 4 held ones; CPU of"
     echo "  every server process from /proc/PID/stat over ${paused_seconds}s; queue length from ss (Recv-Q of the listener)."
+    echo "- shed: nginx (1 worker) with 4 slow downloads holding the 4 places; wrk -t1 -c32 -d${shed_seconds}s, median of"
+    echo "  $shed_rounds alternating rounds; \"bare\" is nginx's own limit_conn 503, \"sluice\" is nginx without limit_conn under"
+    echo "  SLUICE_CONN_MAX=4 SLUICE_CONN_MODE=shed. Answers = wrk's non-2xx count over its run time; socket errors apart."
+    echo "  sluice closes every connection it sheds, so a keep-alive client pays a new connection per answer where"
+    echo "  nginx answers on the kept one. 503 checked with curl (Retry-After from sluice): $shed_checked."
+    echo "  Server CPU ms per 1000 answers (nginx limit_conn / sluice): clients closing $shed_nginx_close_cpu / $shed_sluice_close_cpu,"
+    echo "  keep-alive $shed_nginx_keep_cpu / $shed_sluice_keep_cpu."
+    echo "  Raw: $shed_raw"
 } > "$OUT"
 cat "$OUT"
