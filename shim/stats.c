@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fsgate.h"
 #include "log.h"
 #include "real.h"
 
@@ -24,6 +25,7 @@ static bool child_silent;            /* forked child of a %p-less path */
 size_t stats_render(char *buf, size_t cap)
 {
     size_t len = 0;
+    fsgate_sync_stats();
 #define RENDER(field, name, type, help) \
     do { \
         int64_t v_ = atomic_load_explicit(&sluice_stats.field, memory_order_relaxed); \
