@@ -3,7 +3,7 @@
 #  1. Instructions a wrapped read()/write() adds (callgrind, Ir), bare against
 #     preloaded; per call = extra Ir between two loop lengths / extra calls, so
 #     that start-up cancels out. Target: at most ~20.
-#  2. redis-benchmark (-t set,get -n 200000 -q, 127.0.0.1) against redis-server
+#  2. redis-benchmark (-t set,get -n 100000 -q, 127.0.0.1) against redis-server
 #     bare, preloaded with no settings, and with every gate on but not binding;
 #     runs alternate, medians compared. Targets: >= 0.98 and >= 0.95 of bare.
 #     Server and client are pinned to different CPUs when there are two or
@@ -12,13 +12,22 @@
 #  3. wrk on nginx, the same three ways (nginx.sh).
 #  4. CPU of a paused server with 1,000 clients waiting (paused.sh).
 #  5. Shed answers per second against nginx's limit_conn (shed.sh).
+#  6. The filesystem gate not binding: instructions and system calls per
+#     uncontended read, a cat/sort workload in host scope (fs.sh).
 # Every figure goes into one Markdown table, printed and written to
 # $BUILD/bench.md. About 5 minutes.
-# BENCH_ROUNDS (default 5) sets the number of alternating rounds.
+# BENCH_ROUNDS (default 5) sets the number of alternating rounds,
+# BENCH_REDIS_N (default 100000) the requests of each redis-benchmark test.
 set -eu
 
 BUILD=${BUILD:-build}
 ROUNDS=${BENCH_ROUNDS:-5}
+REDIS_N=${BENCH_REDIS_N:-100000}
+BENCH_START=$(date +%s)
+TIMES=""
+took() {  # took SECTION: notes how long the run has taken so far
+    TIMES="$TIMES $1 $(($(date +%s) - BENCH_START))s,"
+}
 export BUILD BENCH_ROUNDS=$ROUNDS
 HERE=$(dirname "$0")
 . "$HERE/lib.sh"
@@ -55,6 +64,7 @@ read_bare=$1 read_pre=$2 read_extra=$3 start_bare=$4 start_pre=$5
 set -- $(per_call write)
 write_bare=$1 write_pre=$2 write_extra=$3
 
+took callgrind
 # --- 2. redis-benchmark ------------------------------------------------------------
 SERVER_PID=""
 stop_server() {
@@ -86,7 +96,7 @@ bench_redis() {
         sleep 0.05
     done
     ticks_before=$(cpu_ticks "$SERVER_PID")
-    rates=$($PIN_CLIENT redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -n 200000 -q 2>/dev/null |
+    rates=$($PIN_CLIENT redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -n "$REDIS_N" -q 2>/dev/null |
         tr '\r' '\n' |
         awk '/^SET: [0-9.]+ requests per second/ { set = $2 }
              /^GET: [0-9.]+ requests per second/ { get = $2 }
@@ -94,7 +104,7 @@ bench_redis() {
     ticks_after=$(cpu_ticks "$SERVER_PID")
     stop_server
     echo "$rates $(awk -v t=$((ticks_after - ticks_before)) -v hz="$(getconf CLK_TCK)" \
-        'BEGIN { printf "%.3f", t * 1000 / hz / 400 }')"
+        -v n="$REDIS_N" 'BEGIN { printf "%.3f", t * 1000 / hz / (2 * n / 1000) }')"
 }
 
 bare_set="" bare_get="" pre_set="" pre_get="" gated_set="" gated_get=""
@@ -125,18 +135,26 @@ m_bare_cpu=$(echo "$bare_cpu" | median)
 m_pre_cpu=$(echo "$pre_cpu" | median)
 m_gated_cpu=$(echo "$gated_cpu" | median)
 
+took redis
 # --- 3. wrk on nginx --------------------------------------------------------------
 eval "$("$HERE/nginx.sh")"
+took nginx
 
 # --- 4. paused CPU with 1,000 waiting clients --------------------------------------
 eval "$("$HERE/paused.sh")"
+took paused
 
 # --- 5. shed rate against nginx's limit_conn ---------------------------------------
 eval "$("$HERE/shed.sh")"
+took shed
+
+# --- 6. filesystem gate, not binding --------------------------------------------------
+eval "$("$HERE/fs.sh")"
+took fs
 
 # --- the table ---------------------------------------------------------------------
-row() {  # row FIGURE BARE SLUICE MEASURED TARGET DIR THRESHOLD
-    echo "| $1 | $2 | $3 | $4 | $5 | $(verdict "$4" "$7" "$6") |"
+row() {  # row FIGURE BARE SLUICE MEASURED TARGET DIR THRESHOLD (no DIR: no verdict)
+    echo "| $1 | $2 | $3 | $4 | $5 | ${6:+$(verdict "$4" "$7" "$6")} |"
 }
 pre_set_r=$(ratio "$m_pre_set" "$m_bare_set") pre_get_r=$(ratio "$m_pre_get" "$m_bare_get")
 gated_set_r=$(ratio "$m_gated_set" "$m_bare_set") gated_get_r=$(ratio "$m_gated_get" "$m_bare_get")
@@ -170,11 +188,20 @@ nginx_pre_r=$(ratio "$nginx_pre" "$nginx_bare") nginx_gated_r=$(ratio "$nginx_ga
         "$shed_nginx_close" "$shed_sluice_close" "$shed_close_r" ">= 1" ge 1
     row "shed 503 answers/s, keep-alive clients: nginx limit_conn vs sluice shed" \
         "$shed_nginx_keep" "$shed_sluice_keep" "$shed_keep_r" ">= 1" ge 1
+    row "fs: read() of a regular file, instructions added by the uncontended process-scope token (no settings / SLUICE_FS_MAX=1000)" \
+        "$fs_read_pre" "$fs_read_gated" "$fs_read_extra" "(none set)"
+    sys_extra=$(awk -v a="$fs_sys_gated" -v b="$fs_sys_pre" 'BEGIN { printf "%.3f", a - b }')
+    row "fs: system calls per uncontended read() (strace -c; no settings / SLUICE_FS_MAX=1000)" \
+        "$fs_sys_pre" "$fs_sys_gated" "$sys_extra" "0 added" le 0
+    fs_work_r=$(ratio "$fs_work_bare" "$fs_work_host")
+    [ "$fs_same_output" = yes ] || fs_work_r="n/a"
+    row "fs: cat/sort workload (xargs -P2) wall s, host scope not binding: throughput over bare" \
+        "$fs_work_bare" "$fs_work_host" "$fs_work_r" ">= 0.95" ge 0.95
     echo
     echo "Details:"
     echo
     echo "- start-up instructions (whole process, no calls): bare $start_bare, preloaded $start_pre."
-    echo "- redis-benchmark -t set,get -n 200000 -q; gates on: $GATES."
+    echo "- redis-benchmark -t set,get -n $REDIS_N -q; gates on: $GATES."
     echo "  Server CPU ms per 1000 requests (lower is better): bare $m_bare_cpu, no settings $m_pre_cpu, gates on $m_gated_cpu."
     echo "  Raw runs (SET, bare/preloaded/gated):$bare_set /$pre_set /$gated_set; (GET):$bare_get /$pre_get /$gated_get"
     echo "- wrk -t1 -c32 -d${nginx_seconds}s on nginx (1 worker, 612-byte static file); gates on: $nginx_gates."
@@ -190,5 +217,12 @@ nginx_pre_r=$(ratio "$nginx_pre" "$nginx_bare") nginx_gated_r=$(ratio "$nginx_ga
     echo "  Server CPU ms per 1000 answers (nginx limit_conn / sluice): clients closing $shed_nginx_close_cpu / $shed_sluice_close_cpu,"
     echo "  keep-alive $shed_nginx_keep_cpu / $shed_sluice_keep_cpu."
     echo "  Raw: $shed_raw"
+    echo "- fs: of the $fs_read_extra instructions a gated read() adds, the token (fsgate_acquire + fsgate_release) takes"
+    echo "  $fs_read_token; the rest is the dispatch of every gated call (descriptor kind, gate enter/leave)."
+    echo "  System calls at start-up (loop of 1000 reads, extrapolated to 0): no settings $fs_sys_start_pre, gated $fs_sys_start_gated."
+    echo "  Workload: 96 files of 128 KiB, xargs -P2 -n8 cat then xargs -P2 -n16 sort, LC_ALL=C; $fs_host_settings;"
+    echo "  median of $fs_work_rounds alternating rounds; outputs identical to bare: $fs_same_output."
+    echo "  CPU s of every process (median): bare $fs_work_bare_cpu, host scope $fs_work_host_cpu. Raw: $fs_work_raw"
+    echo "- time since the start, after each part:${TIMES%,}."
 } > "$OUT"
 cat "$OUT"
