@@ -115,6 +115,8 @@ while [ $round -le $((ROUNDS + 4)) ]; do
 done
 echo "fs_work_bare=$(echo "$bare" | median)"
 echo "fs_work_host=$(echo "$host" | median)"
+echo "fs_work_r=$(pair_ratio "$host" "$bare")"   # throughput ratio: bare time over host-scope time
+echo "fs_work_cpu_r=$(pair_ratio "$host_cpu" "$bare_cpu")"
 echo "fs_work_bare_cpu=$(echo "$bare_cpu" | median)"
 echo "fs_work_host_cpu=$(echo "$host_cpu" | median)"
 echo "fs_work_rounds=$((ROUNDS + 4))"

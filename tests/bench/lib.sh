@@ -58,6 +58,14 @@ median() {
         if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# pair_ratio "A1 A2 ..." "B1 B2 ..." -> median of Bi/Ai: each round's two runs
+# are close in time, so their ratio is less disturbed by load that comes and
+# goes than the ratio of the two medians.
+pair_ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " ")
+        for (i = 1; i <= n; i++) if (x[i] > 0) print y[i] / x[i] }' | median | awk '{ printf "%.3f\n", $1 }'
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 
 verdict() {  # verdict VALUE TARGET le|ge|lt

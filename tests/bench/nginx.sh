@@ -55,6 +55,8 @@ done
 echo "nginx_bare=$(echo "$bare" | median)"
 echo "nginx_pre=$(echo "$pre" | median)"
 echo "nginx_gated=$(echo "$gated" | median)"
+echo "nginx_pre_r=$(pair_ratio "$bare" "$pre")"
+echo "nginx_gated_r=$(pair_ratio "$bare" "$gated")"
 echo "nginx_bare_cpu=$(echo "$bare_cpu" | median)"
 echo "nginx_pre_cpu=$(echo "$pre_cpu" | median)"
 echo "nginx_gated_cpu=$(echo "$gated_cpu" | median)"

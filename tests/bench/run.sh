@@ -156,13 +156,13 @@ took fs
 row() {  # row FIGURE BARE SLUICE MEASURED TARGET DIR THRESHOLD (no DIR: no verdict)
     echo "| $1 | $2 | $3 | $4 | $5 | ${6:+$(verdict "$4" "$7" "$6")} |"
 }
-pre_set_r=$(ratio "$m_pre_set" "$m_bare_set") pre_get_r=$(ratio "$m_pre_get" "$m_bare_get")
-gated_set_r=$(ratio "$m_gated_set" "$m_bare_set") gated_get_r=$(ratio "$m_gated_get" "$m_bare_get")
-nginx_pre_r=$(ratio "$nginx_pre" "$nginx_bare") nginx_gated_r=$(ratio "$nginx_gated" "$nginx_bare")
+pre_set_r=$(pair_ratio "$bare_set" "$pre_set") pre_get_r=$(pair_ratio "$bare_get" "$pre_get")
+gated_set_r=$(pair_ratio "$bare_set" "$gated_set") gated_get_r=$(pair_ratio "$bare_get" "$gated_get")
 {
     echo "## sluice benchmarks ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(uname -r))"
     echo
-    echo "Throughput: medians of $ROUNDS rounds alternating bare and sluice${PIN_SERVER:+, server on CPU 0 and client on CPU 1}."
+    echo "Throughput: $ROUNDS rounds alternating bare and sluice${PIN_SERVER:+, server on CPU 0 and client on CPU 1};"
+    echo "bare and sluice columns are medians, a ratio is the median of the rounds' own ratios."
     echo
     echo "| figure | bare | sluice | measured | target | |"
     echo "|---|---:|---:|---:|---:|---|"
@@ -182,7 +182,6 @@ nginx_pre_r=$(ratio "$nginx_pre" "$nginx_bare") nginx_gated_r=$(ratio "$nginx_ga
             "" "$cpu" "$cpu" "< 1" lt 1
     done
     # The rate counts only if curl saw the 503 (with Retry-After from sluice).
-    shed_close_r=$(ratio "$shed_sluice_close" "$shed_nginx_close") shed_keep_r=$(ratio "$shed_sluice_keep" "$shed_nginx_keep")
     [ "$shed_checked" = yes ] || shed_close_r="n/a" shed_keep_r="n/a"
     row "shed 503 answers/s, clients closing (Connection: close): nginx limit_conn vs sluice shed" \
         "$shed_nginx_close" "$shed_sluice_close" "$shed_close_r" ">= 1" ge 1
@@ -193,7 +192,6 @@ nginx_pre_r=$(ratio "$nginx_pre" "$nginx_bare") nginx_gated_r=$(ratio "$nginx_ga
     sys_extra=$(awk -v a="$fs_sys_gated" -v b="$fs_sys_pre" 'BEGIN { printf "%.3f", a - b }')
     row "fs: system calls per uncontended read() (strace -c; no settings / SLUICE_FS_MAX=1000)" \
         "$fs_sys_pre" "$fs_sys_gated" "$sys_extra" "0 added" le 0
-    fs_work_r=$(ratio "$fs_work_bare" "$fs_work_host")
     [ "$fs_same_output" = yes ] || fs_work_r="n/a"
     row "fs: cat/sort workload (xargs -P2) wall s, host scope not binding: throughput over bare" \
         "$fs_work_bare" "$fs_work_host" "$fs_work_r" ">= 0.95" ge 0.95
@@ -222,7 +220,8 @@ nginx_pre_r=$(ratio "$nginx_pre" "$nginx_bare") nginx_gated_r=$(ratio "$nginx_ga
     echo "  System calls at start-up (loop of 1000 reads, extrapolated to 0): no settings $fs_sys_start_pre, gated $fs_sys_start_gated."
     echo "  Workload: 96 files of 128 KiB, xargs -P2 -n8 cat then xargs -P2 -n16 sort, LC_ALL=C; $fs_host_settings;"
     echo "  median of $fs_work_rounds alternating rounds; outputs identical to bare: $fs_same_output."
-    echo "  CPU s of every process (median): bare $fs_work_bare_cpu, host scope $fs_work_host_cpu. Raw: $fs_work_raw"
+    echo "  CPU s of every process (median): bare $fs_work_bare_cpu, host scope $fs_work_host_cpu (bare over host, per round: $fs_work_cpu_r)."
+    echo "  Raw: $fs_work_raw"
     echo "- time since the start, after each part:${TIMES%,}."
 } > "$OUT"
 cat "$OUT"

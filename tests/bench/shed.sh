@@ -98,6 +98,8 @@ echo "shed_nginx_close_cpu=$(echo "$nginx_close_cpu" | median)"
 echo "shed_sluice_close_cpu=$(echo "$sluice_close_cpu" | median)"
 echo "shed_nginx_keep_cpu=$(echo "$nginx_keep_cpu" | median)"
 echo "shed_sluice_keep_cpu=$(echo "$sluice_keep_cpu" | median)"
+echo "shed_close_r=$(pair_ratio "$nginx_close" "$sluice_close")"
+echo "shed_keep_r=$(pair_ratio "$nginx_keep" "$sluice_keep")"
 case "$checks" in *no*) echo "shed_checked=no" ;; *) echo "shed_checked=yes" ;; esac
 echo "shed_raw='answers/s with Connection: close, nginx:$nginx_close / sluice:$sluice_close; keep-alive, nginx:$nginx_keep / sluice:$sluice_keep; socket errors (close/keep-alive):$errors'"
 echo "shed_rounds=$ROUNDS"
