@@ -1,11 +1,13 @@
 #!/bin/sh
-# run.sh — `make bench`: what the library costs a program with no settings.
+# run.sh — `make bench`: every figure of the spec, measured side by side in one
+# run: what the library costs a program, and what its gates do under load.
 #  1. Instructions a wrapped read()/write() adds (callgrind, Ir), bare against
 #     preloaded; per call = extra Ir between two loop lengths / extra calls, so
 #     that start-up cancels out. Target: at most ~20.
 #  2. redis-benchmark (-t set,get -n 100000 -q, 127.0.0.1) against redis-server
 #     bare, preloaded with no settings, and with every gate on but not binding;
-#     runs alternate, medians compared. Targets: >= 0.98 and >= 0.95 of bare.
+#     runs alternate; ratio = median of the rounds' ratios. Targets: >= 0.98
+#     and >= 0.95 of bare.
 #     Server and client are pinned to different CPUs when there are two or
 #     more; the server's CPU time per 1000 requests is shown too, a figure a
 #     busy machine disturbs less than throughput.
