@@ -102,6 +102,22 @@ bare_sum=$(xargs -n 16 sort < "$DIR/list" | md5sum)
 host_sum=$(env $HOST xargs -n 16 sort < "$DIR/list" | md5sum)
 [ "$bare_sum" = "$host_sum" ] && echo "fs_same_output=yes" || echo "fs_same_output=no"
 
+# Where the workload's extra CPU goes: instructions of one sort of 16 files
+# (one fwrite per output line, to /dev/null: not a file, never gated) with no
+# settings and with SLUICE_FS_MAX=1000.
+sort_ir() {  # sort_ir ENV... -> Ir
+    env LC_ALL=C "$@" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        sort $(head -16 "$DIR/list") 2>&1 >/dev/null | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+echo "bench: fs: counting sort's instructions with callgrind..." >&2
+sort_lines=$(cat $(head -16 "$DIR/list") | wc -l)
+sort_pre=$(sort_ir LD_PRELOAD="$LIB")
+sort_gated=$(sort_ir LD_PRELOAD="$LIB" SLUICE_FS_MAX=1000)
+echo "fs_sort_lines=$sort_lines"
+echo "fs_sort_pre=$sort_pre"
+echo "fs_sort_gated=$sort_gated"
+awk -v a="$sort_pre" -v b="$sort_gated" -v n="$sort_lines" 'BEGIN { printf "fs_sort_per_line=%.0f\n", (b - a) / n }'
+
 bare="" host="" bare_cpu="" host_cpu=""
 round=1
 while [ $round -le $((ROUNDS + 4)) ]; do
