@@ -14,7 +14,8 @@ need nginx wrk
 GATES="SLUICE_CONN_MAX=100000 SLUICE_WRITE_HIGH=16M SLUICE_FS_MAX=100000"
 
 DIR=$(mktemp -d)
-trap 'nginx_stop; rm -rf "$DIR"' EXIT INT TERM
+trap 'nginx_stop; rm -rf "$DIR"' EXIT
+trap "exit 130" INT TERM HUP PIPE   # the EXIT trap then cleans up
 
 bench_nginx() {  # bench_nginx bare|preloaded|gated -> "REQUESTS_PER_S SERVER_CPU_MS_PER_1000"
     PORT=$(free_port)

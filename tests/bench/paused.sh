@@ -22,7 +22,8 @@ cleanup() {
     nginx_stop
     rm -rf "$DIR"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap "exit 130" INT TERM HUP PIPE   # the EXIT trap then cleans up
 echo x > "$DIR/index.html"
 
 now() { date +%s.%N; }

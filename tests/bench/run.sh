@@ -76,7 +76,8 @@ stop_server() {
         SERVER_PID=""
     fi
 }
-trap stop_server EXIT INT TERM
+trap stop_server EXIT
+trap "exit 130" INT TERM HUP PIPE   # the EXIT trap then cleans up
 
 # bench_redis MODE -> "SET_RPS GET_RPS SERVER_CPU_MS_PER_1000"; MODE is bare,
 # preloaded or gated.

@@ -29,7 +29,8 @@ stop_holders() {
     for p in $HOLDERS; do wait "$p" 2>/dev/null || true; done
     HOLDERS=""
 }
-trap 'stop_holders; nginx_stop; rm -rf "$DIR"' EXIT INT TERM
+trap 'stop_holders; nginx_stop; rm -rf "$DIR"' EXIT
+trap "exit 130" INT TERM HUP PIPE   # the EXIT trap then cleans up
 
 # answers_run PORT [WRK_ARGS...] -> "ANSWERS_PER_S ERRORS SERVER_CPU_MS_PER_1000_ANSWERS"
 answers_run() {
