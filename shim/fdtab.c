@@ -16,11 +16,12 @@
 #include "overlay.h"
 #include "real.h"
 
-#define CHUNK_SHIFT 10
+#define CHUNK_SHIFT FDTAB_CHUNK_SHIFT
 #define CHUNK_SIZE (1 << CHUNK_SHIFT)
-#define MAX_CHUNKS 4096              /* 4M descriptors */
+#define MAX_CHUNKS FDTAB_MAX_CHUNKS  /* 4M descriptors */
 
-static struct fdent *_Atomic chunks[MAX_CHUNKS];
+struct fdent *_Atomic fdtab_chunks[FDTAB_MAX_CHUNKS];
+#define chunks fdtab_chunks
 static _Atomic int chunks_used;      /* highest chunk index allocated + 1 */
 
 struct fdent *fdtab_peek(int fd)
