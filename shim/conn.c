@@ -61,7 +61,9 @@ static _Atomic int listeners[MAX_LISTENERS];   /* governed listener fd + 1 */
 static _Atomic unsigned sync_requests;
 static bool paused_now;                 /* written only by the sync combiner */
 static _Atomic bool paused_flag;
-static uint64_t paused_since;
+/* Start of the paused time not yet added to conn_paused_ns (0: none). The
+ * sluice thread adds it every second while paused, so the figure is live. */
+static _Atomic uint64_t paused_mark;
 
 static char shed_answer[512];
 static size_t shed_answer_len;
@@ -84,6 +86,7 @@ static _Atomic int aux_state;           /* 0 none, 1 starting, 2 running */
 static _Atomic int aux_epfd = -1, aux_efd = -1;
 static _Atomic int handoff[SHED_CAP];   /* shed socket + 1, waiting for the thread */
 static _Atomic int shed_held;           /* shed sockets not yet closed */
+static _Atomic bool handoff_kicked;     /* a wake for new handoffs is pending */
 struct lingering { int fd; uint64_t deadline; };
 static struct lingering lingering[SHED_CAP];   /* the thread's own */
 
@@ -99,6 +102,7 @@ static void conn_recheck(void);
 
 static void take_handoffs(int epfd)
 {
+    atomic_store(&handoff_kicked, false);
     for (int i = 0; i < SHED_CAP; i++) {
         int v = atomic_exchange(&handoff[i], 0);
         if (v == 0)
@@ -169,6 +173,9 @@ static void *aux_main(void *arg)
         if (atomic_load(&paused_flag) && now - last_recheck >= RECHECK_MS * 1000000ull) {
             last_recheck = now;
             conn_recheck();
+            uint64_t mark = atomic_load(&paused_mark);
+            if (mark != 0 && now > mark && atomic_compare_exchange_strong(&paused_mark, &mark, now))
+                STAT_ADD(conn_paused_ns, (int64_t) (now - mark));
         }
     }
     return NULL;
@@ -227,12 +234,14 @@ static void sync_pause(void)
             paused_now = want;
             uint64_t now = mono_ns();
             if (want) {
-                paused_since = now;
+                atomic_store(&paused_mark, now);
                 STAT_ADD(conn_pauses, 1);
                 STAT_SET(conn_paused, 1);
                 atomic_store(&paused_flag, true);
             } else {
-                STAT_ADD(conn_paused_ns, (int64_t) (now - paused_since));
+                uint64_t mark = atomic_exchange(&paused_mark, 0);
+                if (mark != 0)
+                    STAT_ADD(conn_paused_ns, (int64_t) (now - mark));
                 STAT_SET(conn_paused, 0);
                 atomic_store(&paused_flag, false);
             }
@@ -293,12 +302,20 @@ static int64_t slot_take(void)
     }
 }
 
-static void slot_put(uint32_t id)
+/* The slot's references are already 0: count it free and wake one waiter.
+ * (Never touch slot_refs here: another thread may have taken it already.) */
+static void slot_free(void)
 {
-    atomic_store(&slot_refs[id], 0);
     atomic_fetch_add(&free_slots, 1);
     if (atomic_load(&slot_waiters) != 0)
         futex(&free_slots, FUTEX_WAKE_PRIVATE, 1);
+}
+
+/* Gives back a slot taken for an accept that brought no connection. */
+static void slot_put(uint32_t id)
+{
+    atomic_store(&slot_refs[id], 0);
+    slot_free();
 }
 
 void conn_release(uint32_t id_plus_one)
@@ -311,7 +328,7 @@ void conn_release(uint32_t id_plus_one)
     int saved = errno;
     STAT_ADD(conn_in_flight, -1);
     uint32_t before = atomic_fetch_sub(&slots_held, 1);
-    slot_put(id);
+    slot_free();
     if (before >= nslots)
         sync_pause();
     errno = saved;
@@ -390,16 +407,39 @@ static bool listener_nonblocking(int fd)
     return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-/* Waits for a free slot. The futex wait has no timeout, so a signal makes it
- * fail with EINTR or restart exactly as the kernel decides for accept. */
-static int wait_for_slot(void)
+/* Waits for a free slot as accept on listener fd would wait for a connection.
+ * Without SO_RCVTIMEO the futex wait has no timeout, so a signal makes it fail
+ * with EINTR or restart exactly as the kernel decides for accept (SA_RESTART).
+ * With SO_RCVTIMEO, accept gives EAGAIN at the timeout and EINTR on any
+ * handled signal; a timed futex wait does the same. */
+static int wait_for_slot(int fd)
 {
+    struct timeval tv = { 0, 0 };
+    socklen_t tvlen = sizeof tv;
+    getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tvlen);
+    uint64_t span = (uint64_t) tv.tv_sec * 1000000000u + (uint64_t) tv.tv_usec * 1000u;
+    uint64_t deadline = mono_ns() + span;
     atomic_fetch_add(&slot_waiters, 1);
     aux_ensure();   /* re-checks held slots while we wait */
     aux_kick();
     int r = 0;
     while (atomic_load(&free_slots) == 0) {
-        if (futex(&free_slots, FUTEX_WAIT_PRIVATE, 0) != 0 && errno == EINTR) {
+        long w;
+        if (span == 0) {
+            w = futex(&free_slots, FUTEX_WAIT_PRIVATE, 0);
+        } else {
+            uint64_t now = mono_ns();
+            if (now >= deadline) {
+                errno = EAGAIN;
+                r = -1;
+                break;
+            }
+            struct timespec left = { (time_t) ((deadline - now) / 1000000000u),
+                                     (long) ((deadline - now) % 1000000000u) };
+            w = REAL(syscall)(SYS_futex, (long) &free_slots, (long) FUTEX_WAIT_PRIVATE, 0L,
+                              (long) &left, 0L, 0L);
+        }
+        if (w != 0 && errno == EINTR) {
             r = -1;
             break;
         }
@@ -409,7 +449,7 @@ static int wait_for_slot(void)
 }
 
 /* Answers a connection sluice took at the limit, then lets the thread finish it. */
-static void shed(int c, int accept_flags)
+static void shed(int c)
 {
     STAT_ADD(conn_shed, 1);
     fdtab_reborn(c);
@@ -419,8 +459,6 @@ static void shed(int c, int accept_flags)
         REAL(close)(c);
         return;
     }
-    if (!(accept_flags & SOCK_CLOEXEC))   /* an exec meanwhile must not keep it open */
-        REAL(fcntl)(c, F_SETFD, FD_CLOEXEC);
     if (sluice_cfg.shed != SHED_CLOSE)
         (void) !REAL(send)(c, shed_answer, shed_answer_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(c, SHUT_WR);
@@ -436,7 +474,9 @@ static void shed(int c, int accept_flags)
         if (atomic_compare_exchange_strong(&handoff[i], &zero, c + 1))
             break;
     }
-    aux_kick();
+    /* One wake at a time: under a flood the thread takes many per wake. */
+    if (!atomic_exchange(&handoff_kicked, true))
+        aux_kick();
 }
 
 int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is_accept4)
@@ -479,14 +519,14 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
                 record(c, (uint32_t) late, flags);
                 return c;
             }
-            KEEP_ERRNO(shed(c, flags));
+            KEEP_ERRNO(shed(c));
             continue;
         }
         if (listener_nonblocking(fd)) {
             errno = EAGAIN;
             return -1;
         }
-        if (wait_for_slot() < 0)
+        if (wait_for_slot(fd) < 0)
             return -1;
     }
 }
@@ -573,6 +613,7 @@ void conn_atfork_child(void)
     atomic_store(&sync_requests, 0);
     paused_now = false;
     atomic_store(&paused_flag, false);
+    atomic_store(&paused_mark, 0);
     STAT_SET(conn_in_flight, 0);
     STAT_SET(conn_paused, 0);
     /* The parent's thread did not come along; its shed sockets are the parent's. */
@@ -591,6 +632,7 @@ void conn_atfork_child(void)
         if (efd >= 0)
             REAL(close)(efd);
         atomic_store(&shed_held, 0);
+        atomic_store(&handoff_kicked, false);
         atomic_store(&aux_state, 0);
     }
 }

@@ -1,7 +1,9 @@
 /* conn_race.c N — threads racing accept/close/dup/dup2/fdopen+fclose on one
  * listener while a client thread makes N connections. At the end every
  * connection is closed; prints the gauges sluice reports (found with dlsym):
- * "in_flight=I limit=L accepted=A". */
+ * "in_flight=I limit=L accepted=A". Each acceptor parks one connection while it
+ * waits for the next, so SLUICE_CONN_MAX must exceed ACCEPTORS (4) or the
+ * program deadlocks on its own slots, as it would under any such limit. */
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <netinet/in.h>

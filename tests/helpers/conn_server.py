@@ -38,9 +38,12 @@ def listener():
 def run_asyncio():
     async def handle(reader, writer):
         note()
-        writer.write(b"hi\n")
-        await writer.drain()
-        while await reader.read(65536):
+        try:
+            writer.write(b"hi\n")
+            await writer.drain()
+            while await reader.read(65536):
+                pass
+        except ConnectionError:
             pass
         writer.close()
 

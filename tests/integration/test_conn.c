@@ -649,6 +649,16 @@ Test(conn, stats_count_pauses_and_paused_time)
     cr_assert_eq(stat_value(text, "sluice_connections_limit"), 4);
     cr_assert_eq(stat_value(text, "sluice_paused"), 1);
     cr_assert_eq(stat_value(text, "sluice_pauses_total"), 1);
+    /* Paused time grows while paused, not only when the pause ends. */
+    uint64_t end = t_now_ms() + 2000;
+    while (stat_value(text, "sluice_paused_seconds_total") < 1 && t_now_ms() < end) {
+        t_sleep_ms(100);
+        f = fopen(stats, "r");
+        n = fread(text + 1, 1, sizeof text - 2, f);
+        text[n + 1] = '\0';
+        fclose(f);
+    }
+    cr_assert_geq(stat_value(text, "sluice_paused_seconds_total"), 1, "[%s]", text);
     close_served(&c);
     cr_assert_eq(collect(&c, 8, 2000), 8);
     t_sleep_ms(300);
@@ -665,4 +675,66 @@ Test(conn, stats_count_pauses_and_paused_time)
     close_all(&c);
     t_stop(&srv, 1000);
     unlink(stats);
+}
+
+static char *pollwait(bool preload)
+{
+    int port = t_free_port();
+    const char *argv[] = { t_helper("conn_pollwait"), port_arg(port), NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=1", NULL };
+    struct t_proc srv = t_spawn(argv, env, preload);
+    cr_assert(t_wait_listening(port, 5000));
+    int a = t_connect(port);
+    t_sleep_ms(100);
+    int b = t_connect(port);
+    char *out = t_slurp(srv.out_fd, 5000);
+    t_stop(&srv, 1000);
+    close(a);
+    close(b);
+    return out;
+}
+
+static int field(const char *out, const char *line, const char *name)
+{
+    const char *p = strstr(out, line);
+    cr_assert_not_null(p, "no %s in [%s]", line, out);
+    const char *q = strstr(p, name);
+    cr_assert_not_null(q, "no %s in [%s]", name, out);
+    return atoi(q + strlen(name));
+}
+
+Test(conn, paused_listener_is_not_ready_to_poll_or_select_until_a_slot_frees)
+{
+    char *out = pollwait(true);
+    const char *calls[] = { "poll r=", "ppoll r=", "select r=", "pselect r=" };
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(field(out, calls[i], "r="), 0, "%s [%s]", calls[i], out);
+        int ms = field(out, calls[i], "ms=");
+        cr_assert(ms >= 280 && ms < 1000, "%s waited %d ms, not its timeout", calls[i], ms);
+    }
+    cr_assert_eq(field(out, "select r=", "left_us="), 0, "select left time in its timeval");
+    cr_assert_eq(field(out, "wake r=", "r="), 1);
+    int ms = field(out, "wake r=", "ms=");
+    cr_assert(ms >= 150 && ms < 700, "woke %d ms after waiting, the slot freed at 200", ms);
+    cr_assert(strstr(out, "accept ok") != NULL);
+    free(out);
+    out = pollwait(false);
+    cr_assert_eq(field(out, "poll r=", "r="), 1, "bare: [%s]", out);
+    cr_assert_eq(field(out, "select r=", "r="), 1, "bare: [%s]", out);
+    free(out);
+}
+
+Test(conn, paused_blocking_accept_honours_so_rcvtimeo)
+{
+    const char *argv[] = { PY, t_source("tests/helpers/conn_rcvtimeo.py"), NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=1", NULL };
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(t_run(argv, env, true, 5000, &out, &err), 0, "[%s]", err);
+    cr_assert(strstr(out, "second: EAGAIN after 0.3") != NULL, "got [%s]", out);
+    free(out);
+    free(err);
+    cr_assert_eq(t_run(argv, env, false, 5000, &out, &err), 0);
+    cr_assert(strstr(out, "second: OK") != NULL, "bare got [%s]", out);
+    free(out);
+    free(err);
 }
