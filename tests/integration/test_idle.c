@@ -1,0 +1,205 @@
+/* test_idle.c — SLUICE_CONN_IDLE=free on real servers, observed from outside:
+ * keep-alive and idle connections give their slot back, so SLUICE_CONN_MAX
+ * bounds requests in service rather than open connections. Each scenario runs
+ * with `free` and with `hold`, and the two must differ. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+#define PY "/usr/bin/python3"
+
+static const char *const env_free[] = { "SLUICE_CONN_MAX=4", "SLUICE_CONN_IDLE=free", NULL };
+static const char *const env_hold[] = { "SLUICE_CONN_MAX=4", "SLUICE_CONN_IDLE=hold", NULL };
+static const char *const env_free1[] = { "SLUICE_CONN_MAX=1", "SLUICE_CONN_IDLE=free", NULL };
+
+static char *num(int v)
+{
+    static char bufs[8][16];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, 16, "%d", v);
+    return b;
+}
+
+/* Runs a client script (bare, not preloaded) and returns its one line. */
+static char *client(const char *const *argv, int timeout_ms)
+{
+    char *out = NULL, *err = NULL;
+    int rc = t_run(argv, NULL, false, timeout_ms, &out, &err);
+    cr_assert_eq(rc, 0, "%s failed (%d): %s", argv[1], rc, err ? err : "");
+    free(err);
+    return out;
+}
+
+/* --- FastAPI under uvicorn: the classic scenario, keep-alive clients ---------- */
+
+static struct t_proc start_uvicorn(int port, const char *const *env)
+{
+    const char *argv[] = { PY, "-m", "uvicorn", "--app-dir", t_source("tests/helpers"),
+                           "idle_app:app", "--host", "127.0.0.1", "--port", num(port),
+                           "--log-level", "warning", NULL };
+    struct t_proc srv = t_spawn(argv, env, true);
+    cr_assert(t_wait_listening(port, 10000), "uvicorn did not listen");
+    return srv;
+}
+
+/* 12 keep-alive clients, one 2 s request each; returns how many were served
+ * within limit_s and the wall time to the last answer. */
+static int uvicorn_round(const char *const *env, int limit_s, double *wall)
+{
+    int port = t_free_port();
+    struct t_proc srv = start_uvicorn(port, env);
+    const char *argv[] = { PY, t_source("tests/helpers/idle_http_clients.py"), num(port), "12",
+                           "/work", num(limit_s), NULL };
+    char *out = client(argv, (limit_s + 5) * 1000);
+    int served = -1, n = 0;
+    cr_assert_eq(sscanf(out, "served %d of %d wall %lf", &served, &n, wall), 3, "[%s]", out);
+    cr_assert_eq(kill(srv.pid, 0), 0, "uvicorn died");
+    t_stop(&srv, 2000);
+    free(out);
+    return served;
+}
+
+Test(idle, uvicorn_keepalive_clients_are_served_in_waves_of_four, .timeout = 60)
+{
+    double wall_free = 0, wall_hold = 0;
+    int served = uvicorn_round(env_free, 12, &wall_free);
+    cr_assert_eq(served, 12, "free: %d of 12 served", served);
+    /* ceil(12/4) x 2 s = 6 s, within one request's duration; and never more
+     * than 4 at once, or it would take less than 3 waves. */
+    cr_assert_leq(wall_free, 8.0, "free: %.2f s", wall_free);
+    cr_assert_geq(wall_free, 5.8, "free: %.2f s: more than 4 requests at once", wall_free);
+    /* hold: idle keep-alive connections keep their slots for uvicorn's 5 s
+     * keep-alive timeout (measured: 16 s for all 12); within 8 s only the
+     * first wave is served. */
+    served = uvicorn_round(env_hold, 8, &wall_hold);
+    cr_assert_lt(served, 12, "hold served all 12 within 8 s: idle=free changes nothing");
+    cr_log_info("uvicorn, 12 keep-alive clients, N=4: free %.2f s; hold %d served in 8 s",
+                wall_free, served);
+}
+
+/* A client sends part of a request, then goes silent: uvicorn is reading it,
+ * so it stays busy and keeps the only slot; once it closes, the next client
+ * gets in. */
+Test(idle, a_half_sent_request_keeps_its_slot_until_closed, .timeout = 30)
+{
+    int port = t_free_port();
+    struct t_proc srv = start_uvicorn(port, env_free1);
+    int a = t_connect(port);
+    cr_assert_geq(a, 0);
+    const char *part = "GET /work HTTP/1.1\r\nHost: t\r\n";   /* no blank line */
+    cr_assert_eq(send(a, part, strlen(part), MSG_NOSIGNAL), (ssize_t) strlen(part));
+    t_sleep_ms(300);
+    int b = t_connect(port);
+    cr_assert_geq(b, 0);
+    const char *req = "GET /work HTTP/1.1\r\nHost: t\r\n\r\n";
+    cr_assert_eq(send(b, req, strlen(req), MSG_NOSIGNAL), (ssize_t) strlen(req));
+    struct timeval tv = { 3, 0 };
+    setsockopt(b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[512];
+    ssize_t got = recv(b, buf, sizeof buf, 0);
+    cr_assert_lt(got, 1, "the second client was served while the first held the only slot");
+    close(a);
+    uint64_t t0 = t_now_ms();
+    tv.tv_sec = 5;
+    setsockopt(b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    got = recv(b, buf, sizeof buf - 1, 0);
+    cr_assert_gt(got, 0, "the second client was not served after the first closed");
+    buf[got] = '\0';
+    cr_assert(strncmp(buf, "HTTP/1.1 200", 12) == 0, "[%s]", buf);
+    uint64_t took = t_now_ms() - t0;
+    cr_assert_leq(took, 3500, "served %llu ms after the close", (unsigned long long) took);
+    close(b);
+    t_stop(&srv, 2000);
+}
+
+/* --- redis-server: 50 idle clients ------------------------------------------- */
+
+static void redis_round(const char *const *env, int limit_s, int *connected, int *answered,
+                        int *refused, double *wall)
+{
+    int port = t_free_port();
+    const char *argv[] = { "/usr/bin/redis-server", "--port", num(port), "--bind", "127.0.0.1",
+                           "--save", "", "--appendonly", "no", "--enable-debug-command", "yes",
+                           NULL };
+    struct t_proc srv = t_spawn(argv, env, true);
+    cr_assert(t_wait_listening(port, 5000), "redis did not listen");
+    const char *cargv[] = { PY, t_source("tests/helpers/idle_redis_clients.py"), num(port), "50",
+                            "0.5", "0.1", num(limit_s), NULL };
+    char *out = client(cargv, (limit_s + 5) * 1000);
+    cr_assert_eq(sscanf(out, "connected %d answered %d refused %d wall %lf", connected, answered,
+                        refused, wall), 4, "[%s]", out);
+    free(out);
+    t_stop(&srv, 2000);
+}
+
+Test(idle, redis_fifty_idle_clients_all_answered, .timeout = 60)
+{
+    int connected, answered, refused;
+    double wall;
+    redis_round(env_free, 15, &connected, &answered, &refused, &wall);
+    cr_assert_eq(connected, 50);
+    cr_assert_eq(refused, 0);
+    cr_assert_eq(answered, 50, "free: %d of 50 answered", answered);
+    /* redis runs one command at a time: 50 x 0.1 s at least, so also at
+     * least ceil(50/4) x 0.1 s. */
+    cr_assert_geq(wall, 13 * 0.1, "free: %.2f s", wall);
+    double wall_free = wall;
+    redis_round(env_hold, 3, &connected, &answered, &refused, &wall);
+    cr_assert_eq(answered, 4, "hold: %d answered: the 4 connections first accepted hold the slots",
+                 answered);
+    cr_log_info("redis, 50 idle clients, N=4: free 50 answered in %.2f s; hold %d in 3 s",
+                wall_free, answered);
+}
+
+/* --- a thread-per-connection server with blocking reads ----------------------- */
+
+static int peak_inservice(const char *out)
+{
+    int peak = 0, k;
+    for (const char *p = out; (p = strstr(p, "inservice ")) != NULL; p++)
+        if (sscanf(p, "inservice %d", &k) == 1 && k > peak)
+            peak = k;
+    return peak;
+}
+
+static void threaded_round(const char *const *env, int limit_s, int *done, int *peak, double *wall)
+{
+    int port = t_free_port();
+    const char *argv[] = { PY, t_source("tests/helpers/idle_threaded.py"), num(port), NULL };
+    struct t_proc srv = t_spawn(argv, env, true);
+    cr_assert(t_wait_listening(port, 5000), "server did not listen");
+    const char *cargv[] = { PY, t_source("tests/helpers/idle_line_clients.py"), num(port), "16",
+                            "2", "0.2", num(limit_s), NULL };
+    char *out = client(cargv, (limit_s + 5) * 1000);
+    int total, clients_done;
+    cr_assert_eq(sscanf(out, "done %d of %d clients_done %d wall %lf", done, &total,
+                        &clients_done, wall), 4, "[%s]", out);
+    free(out);
+    kill(srv.pid, SIGTERM);
+    char *sout = t_slurp(srv.out_fd, 2000);
+    *peak = peak_inservice(sout != NULL ? sout : "");
+    free(sout);
+    t_stop(&srv, 1000);
+}
+
+Test(idle, threaded_blocking_reads_bound_requests_not_connections, .timeout = 40)
+{
+    int done, peak;
+    double wall;
+    threaded_round(env_free, 10, &done, &peak, &wall);
+    cr_assert_eq(done, 32, "free: %d of 32 requests served", done);
+    cr_assert_leq(peak, 4, "free: %d requests in service at once", peak);
+    cr_assert_geq(peak, 3, "free: at most %d in service: the limit is not used", peak);
+    double wall_free = wall;
+    threaded_round(env_hold, 3, &done, &peak, &wall);
+    cr_assert_eq(done, 8, "hold: %d requests served (4 connections x 2 expected)", done);
+    cr_log_info("threaded, 16 clients x 2 requests, N=4: free %.2f s; hold %d served in 3 s",
+                wall_free, done);
+}
