@@ -449,7 +449,8 @@ static void record(int fd, uint32_t slot, int flags)
     struct conn *c = &conn_objs[cid];
     atomic_store(&c->refs, 1);
     atomic_store(&c->fd, fd);
-    atomic_store(&c->st, idle_accepted_st((uint32_t) cid) | ((slot + 1) << CONN_SLOT_SHIFT));
+    atomic_store(&c->nonblock, 0);
+    atomic_store(&c->st, (slot + 1) << CONN_SLOT_SHIFT);
     atomic_store(&conn_busy_slot[slot], (uint32_t) cid + 1);
     struct stat st;
     if (fstat(fd, &st) == 0)

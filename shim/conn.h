@@ -34,6 +34,7 @@ struct conn {
     _Atomic uint32_t st;
     _Atomic int fd;              /* a descriptor of it, as last seen */
     _Atomic int wait_fd;         /* the descriptor hidden while it waits for a slot */
+    _Atomic int nonblock;        /* 1: O_NONBLOCK seen on it (idle.c's cache) */
     _Atomic uint64_t wait_since; /* when it began to wait */
 };
 #define CONN_ANSWERED   0x1u     /* written to since its last input */

@@ -8,8 +8,11 @@
  * see EAGAIN, so the wait is what frees them; requiring an answer first keeps a
  * connection whose handler is still working (nothing written yet) busy. Only
  * busy connections can be answered, so a wait scans at most SLUICE_CONN_MAX.
- * A new connection starts answered: a client that connects and says nothing
- * must not hold a slot.
+ * A new connection stays busy until its first answer (or a read that finds
+ * nothing): while it waits in the listen backlog the program's timers do not
+ * run, whereas input sluice holds back on a connection the program already
+ * has runs against the program's idle timeouts (client_header_timeout,
+ * keep-alive timeouts), which close it with the request unread.
  *
  * Idle -> busy, when the program takes input: a slot is taken before the read.
  * With none free, a non-blocking read gets EAGAIN, the connection's EPOLLIN is
@@ -103,22 +106,24 @@ static bool drained(int fd)
     return ioctl(fd, SIOCOUTQNSD, &n) != 0 || n == 0;
 }
 
-static bool nonblocking(int fd, int msgflags)
+/* Whether a read would block. Asked of the kernel: Python sets O_NONBLOCK
+ * with ioctl(FIONBIO), which sluice does not see. */
+static bool nonblocking_now(struct conn *c, int fd, int msgflags)
 {
     if (msgflags & MSG_DONTWAIT)
         return true;
-    /* Asked every time: Python sets O_NONBLOCK with ioctl(FIONBIO), unseen. */
     int fl = REAL(fcntl)(fd, F_GETFL, 0);
-    return fl >= 0 && (fl & O_NONBLOCK);
+    bool nb = fl >= 0 && (fl & O_NONBLOCK);
+    atomic_store_explicit(&c->nonblock, nb, memory_order_relaxed);
+    return nb;
 }
 
-uint32_t idle_accepted_st(uint32_t cid)
+/* The cheap guess: a connection once seen non-blocking is taken to stay so
+ * (event loops never switch back); checked again before anything that would
+ * hurt a blocking reader (an EAGAIN). */
+static bool nonblocking_cached(struct conn *c, int msgflags)
 {
-    (void) cid;
-    if (!idle_on())
-        return 0;
-    atomic_fetch_add(&idle_answered, 1);
-    return CONN_ANSWERED;
+    return (msgflags & MSG_DONTWAIT) || atomic_load_explicit(&c->nonblock, memory_order_relaxed);
 }
 
 void idle_forget(uint32_t st)
@@ -254,19 +259,27 @@ int idle_before_read(int fd, int msgflags)
     struct conn *c = &conn_objs[cid];
     atomic_store_explicit(&c->fd, fd, memory_order_relaxed);
     int saved = errno;
-    bool nb = nonblocking(fd, msgflags);
     if (conn_st_busy(atomic_load(&c->st))) {
-        if (nb || unread(fd) > 0 || !drained(fd)) {
+        /* Busy: only a blocking read about to block changes anything. */
+        if (nonblocking_cached(c, msgflags) || nonblocking_now(c, fd, msgflags)
+            || unread(fd) > 0 || !drained(fd)) {
             errno = saved;
             return 0;
         }
-        go_idle(c);   /* a blocking read about to block: the program waits for input */
-    }
-    if (unread(fd) == 0) {
-        if (nb) {
+        go_idle(c);
+    } else if (nonblocking_cached(c, msgflags) || nonblocking_now(c, fd, msgflags)) {
+        /* Idle, non-blocking: take a slot; without one, refuse only if input
+         * waits (otherwise the read answers EAGAIN by itself). */
+        if (go_busy(cid, c) || unread(fd) == 0 || !nonblocking_now(c, fd, msgflags)) {
             errno = saved;
-            return 0;   /* EAGAIN, or input arriving meanwhile: taken in after_read */
+            return 0;
         }
+        enqueue(cid, c, fd);
+        errno = EAGAIN;
+        return -1;
+    }
+    /* Blocking and idle: wait for input without taking it, then for a slot. */
+    if (unread(fd) == 0) {
         char b;
         ssize_t r = REAL(recv)(fd, &b, 1, MSG_PEEK);
         if (r < 0)
@@ -276,20 +289,15 @@ int idle_before_read(int fd, int msgflags)
             return 0;    /* end of input: the read may see it without a slot */
         }
     }
-    if (go_busy(cid, c)) {
-        errno = saved;
-        return 0;
-    }
-    if (nb) {
-        enqueue(cid, c, fd);
-        errno = EAGAIN;
-        return -1;
-    }
     uint64_t t0 = mono_ns();
-    while (!go_busy(cid, c))
+    bool waited = false;
+    while (!go_busy(cid, c)) {
+        waited = true;
         if (conn_wait_for_slot(fd) < 0)
             return -1;
-    STAT_ADD(conn_slot_waits_ns, (int64_t) (mono_ns() - t0));
+    }
+    if (waited)
+        STAT_ADD(conn_slot_waits_ns, (int64_t) (mono_ns() - t0));
     errno = saved;
     return 0;
 }

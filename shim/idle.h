@@ -39,9 +39,7 @@ static inline void idle_wait_hook(void)
         idle_before_wait();
 }
 
-/* For conn.c: the st a new connection starts with (busy slot bits added by
- * the caller); a connection's last close with state st; a slot freed. */
-uint32_t idle_accepted_st(uint32_t cid) SLUICE_INTERNAL;
+/* For conn.c: a connection's last close with state st; a slot freed. */
 void idle_forget(uint32_t st) SLUICE_INTERNAL;
 void idle_dispatch(void) SLUICE_INTERNAL;
 

@@ -23,10 +23,12 @@ def client(i):
         while b"\r\n\r\n" not in buf:
             chunk = s.recv(4096)
             if not chunk:
+                print(f"client {i}: closed before an answer", file=sys.stderr)
                 return
             buf += chunk
         head, body = buf.split(b"\r\n\r\n", 1)
         if not head.startswith(b"HTTP/1.1 200"):
+            print(f"client {i}: {head[:40]!r}", file=sys.stderr)
             return
         length = 0
         for line in head.split(b"\r\n")[1:]:
@@ -39,8 +41,8 @@ def client(i):
                 return
             body += chunk
         done_at[i] = time.monotonic() - start
-    except OSError:
-        pass
+    except OSError as e:
+        print(f"client {i}: {e}", file=sys.stderr)
 
 
 threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(n)]

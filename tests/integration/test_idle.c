@@ -33,6 +33,8 @@ static char *client(const char *const *argv, int timeout_ms)
     char *out = NULL, *err = NULL;
     int rc = t_run(argv, NULL, false, timeout_ms, &out, &err);
     cr_assert_eq(rc, 0, "%s failed (%d): %s", argv[1], rc, err ? err : "");
+    if (err != NULL && err[0] != '\0')
+        cr_log_warn("%s: %s", argv[1], err);
     free(err);
     return out;
 }
@@ -202,4 +204,115 @@ Test(idle, threaded_blocking_reads_bound_requests_not_connections, .timeout = 40
     cr_assert_eq(done, 8, "hold: %d requests served (4 connections x 2 expected)", done);
     cr_log_info("threaded, 16 clients x 2 requests, N=4: free %.2f s; hold %d served in 3 s",
                 wall_free, done);
+}
+
+/* --- nginx in front of a slow upstream ------------------------------------------ */
+
+struct nginx { struct t_proc srv, upstream; char dir[64]; int port; };
+
+/* nginx (one worker, preloaded with env) proxying to uvicorn (bare: its
+ * requests take 2 s); keep-alive 75 s, client_header_timeout 1 s. */
+static void nginx_start(struct nginx *n, const char *const *env)
+{
+    snprintf(n->dir, sizeof n->dir, "/tmp/sluice-idle-nginx-XXXXXX");
+    cr_assert_not_null(mkdtemp(n->dir));
+    int up = t_free_port();
+    const char *uargv[] = { PY, "-m", "uvicorn", "--app-dir", t_source("tests/helpers"),
+                            "idle_app:app", "--host", "127.0.0.1", "--port", num(up),
+                            "--log-level", "warning", NULL };
+    n->upstream = t_spawn(uargv, NULL, false);
+    n->port = t_free_port();
+    char conf[128], text[2048];
+    snprintf(conf, sizeof conf, "%s/nginx.conf", n->dir);
+    const char *d = n->dir;
+    snprintf(text, sizeof text,
+             "worker_processes 1;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
+             "error_log %s/error.log;\nevents { worker_connections 256; }\n"
+             "http {\n access_log off;\n client_body_temp_path %s;\n proxy_temp_path %s;\n"
+             " fastcgi_temp_path %s;\n uwsgi_temp_path %s;\n scgi_temp_path %s;\n"
+             " keepalive_timeout 75s;\n client_header_timeout 1s;\n"
+             " server { listen 127.0.0.1:%d; location / { proxy_pass http://127.0.0.1:%d; } }\n}\n",
+             d, d, d, d, d, d, d, n->port, up);
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    const char *argv[] = { "/usr/sbin/nginx", "-c", conf, "-p", n->dir, NULL };
+    n->srv = t_spawn(argv, env, true);
+    cr_assert(t_wait_listening(up, 10000), "uvicorn did not listen");
+    cr_assert(t_wait_listening(n->port, 5000), "nginx did not listen");
+}
+
+static void nginx_stop(struct nginx *n)
+{
+    t_stop(&n->srv, 2000);
+    t_stop(&n->upstream, 2000);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", n->dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static int nginx_round(const char *const *env, int limit_s, double *wall)
+{
+    struct nginx n;
+    nginx_start(&n, env);
+    const char *argv[] = { PY, t_source("tests/helpers/idle_http_clients.py"), num(n.port), "12",
+                           "/work", num(limit_s), NULL };
+    char *out = client(argv, (limit_s + 5) * 1000);
+    int served = -1, total = 0;
+    cr_assert_eq(sscanf(out, "served %d of %d wall %lf", &served, &total, wall), 3, "[%s]", out);
+    free(out);
+    nginx_stop(&n);
+    return served;
+}
+
+Test(idle, nginx_keepalive_clients_are_served_in_waves_of_four, .timeout = 60)
+{
+    double wall_free = 0, wall_hold = 0;
+    int served = nginx_round(env_free, 12, &wall_free);
+    cr_assert_eq(served, 12, "free: %d of 12 served", served);
+    cr_assert_leq(wall_free, 8.0, "free: %.2f s", wall_free);
+    cr_assert_geq(wall_free, 5.8, "free: %.2f s: more than 4 requests at once", wall_free);
+    /* hold: the first four keep their slots for nginx's 75 s keep-alive. */
+    served = nginx_round(env_hold, 5, &wall_hold);
+    cr_assert_eq(served, 4, "hold: %d served in 5 s", served);
+    cr_log_info("nginx, 12 keep-alive clients, N=4: free %.2f s; hold %d served in 5 s",
+                wall_free, served);
+}
+
+/* A half-sent request keeps the only slot while nginx reads it, and gives it
+ * up when nginx times it out (client_header_timeout 1 s). */
+Test(idle, nginx_times_out_a_half_sent_request_and_its_slot_frees, .timeout = 30)
+{
+    struct nginx n;
+    nginx_start(&n, env_free1);
+    int a = t_connect(n.port);
+    cr_assert_geq(a, 0);
+    const char *part = "GET /work HTTP/1.1\r\nHost: t\r\n";
+    cr_assert_eq(send(a, part, strlen(part), MSG_NOSIGNAL), (ssize_t) strlen(part));
+    t_sleep_ms(100);
+    uint64_t t0 = t_now_ms();
+    int b = t_connect(n.port);
+    cr_assert_geq(b, 0);
+    const char *req = "GET /work HTTP/1.1\r\nHost: t\r\n\r\n";
+    cr_assert_eq(send(b, req, strlen(req), MSG_NOSIGNAL), (ssize_t) strlen(req));
+    struct timeval tv = { 6, 0 };
+    setsockopt(b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[512];
+    ssize_t got = recv(b, buf, sizeof buf - 1, 0);
+    uint64_t took = t_now_ms() - t0;
+    cr_assert_gt(got, 0, "the second client was not served after the first timed out");
+    buf[got] = '\0';
+    cr_assert(strncmp(buf, "HTTP/1.1 200", 12) == 0, "[%s]", buf);
+    /* 1 s header timeout, then the 2 s request: not before, not much after. */
+    cr_assert_geq(took, 2700, "served after %llu ms: the half-sent request did not hold its slot",
+                  (unsigned long long) took);
+    cr_assert_leq(took, 4500, "served after %llu ms", (unsigned long long) took);
+    char eof;
+    tv.tv_sec = 1;
+    setsockopt(a, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    cr_assert_leq(recv(a, &eof, 1, 0), 0, "the half-sent request was answered");
+    close(a);
+    close(b);
+    nginx_stop(&n);
 }
