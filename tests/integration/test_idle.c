@@ -316,3 +316,120 @@ Test(idle, nginx_times_out_a_half_sent_request_and_its_slot_frees, .timeout = 30
     close(b);
     nginx_stop(&n);
 }
+
+/* --- shed mode: a request on an idle connection is held, never shed ------------- */
+
+static char *line_of(int fd, int ms)
+{
+    static char buf[256];
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t got = recv(fd, buf, sizeof buf - 1, 0);
+    buf[got > 0 ? got : 0] = '\0';
+    return buf;
+}
+
+/* N=1, shed. A is served once and goes idle; B comes and is served (0.3 s);
+ * during B's service A asks again and C connects: A's request waits for the
+ * slot and is answered, C is shed. With hold, A keeps the slot and B is shed. */
+static void shed_round(bool free_mode, char *a_second, char *b_first, char *c_first)
+{
+    const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_CONN_MODE=shed",
+                          free_mode ? "SLUICE_CONN_IDLE=free" : "SLUICE_CONN_IDLE=hold", NULL };
+    int port = t_free_port();
+    const char *argv[] = { PY, t_source("tests/helpers/idle_threaded.py"), num(port), NULL };
+    struct t_proc srv = t_spawn(argv, env, true);
+    cr_assert(t_wait_listening(port, 5000), "server did not listen");
+    /* t_wait_listening's probe may take the slot for a moment: let it go. */
+    t_sleep_ms(200);
+    int a = t_connect(port);
+    cr_assert_geq(a, 0);
+    cr_assert_eq(send(a, "work\n", 5, MSG_NOSIGNAL), 5);
+    cr_assert_str_eq(line_of(a, 2000), "done\n");
+    t_sleep_ms(100);
+    int b = t_connect(port);
+    cr_assert_geq(b, 0);
+    cr_assert_eq(send(b, "work\n", 5, MSG_NOSIGNAL), 5);
+    t_sleep_ms(100);
+    cr_assert_eq(send(a, "work\n", 5, MSG_NOSIGNAL), 5);
+    int c = t_connect(port);
+    cr_assert_geq(c, 0);
+    cr_assert_eq(send(c, "work\n", 5, MSG_NOSIGNAL), 5);
+    strcpy(b_first, line_of(b, 2000));
+    strcpy(a_second, line_of(a, 2000));
+    strcpy(c_first, line_of(c, 2000));
+    close(a);
+    close(b);
+    close(c);
+    t_stop(&srv, 2000);
+}
+
+Test(idle, shed_mode_holds_requests_on_idle_connections, .timeout = 30)
+{
+    char a[256], b[256], c[256];
+    shed_round(true, a, b, c);
+    cr_assert_str_eq(b, "done\n", "free: B [%s]", b);
+    cr_assert_str_eq(a, "done\n", "free: A's second request [%s]", a);
+    cr_assert(strncmp(c, "HTTP/1.1 503", 12) == 0, "free: C [%s]", c);
+    shed_round(false, a, b, c);
+    cr_assert_str_eq(a, "done\n", "hold: A's second request [%s]", a);
+    cr_assert(strncmp(b, "HTTP/1.1 503", 12) == 0, "hold: B [%s]", b);
+}
+
+/* --- stats: busy and idle connections, time waited for a slot -------------------- */
+
+static long stat_of(const char *path, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char line[256];
+    long v = -1;
+    size_t n = strlen(name);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ' ')
+            v = (long) atof(line + n + 1);
+    fclose(f);
+    return v;
+}
+
+Test(idle, stats_show_busy_and_idle_connections, .timeout = 30)
+{
+    char dir[] = "/tmp/sluice-idle-stats-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[128], var[160];
+    snprintf(path, sizeof path, "%s/s.prom", dir);
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    const char *env[] = { "SLUICE_CONN_MAX=4", "SLUICE_CONN_IDLE=free", var,
+                          "SLUICE_STATS_INTERVAL=100ms", NULL };
+    int port = t_free_port();
+    const char *argv[] = { "/usr/bin/redis-server", "--port", num(port), "--bind", "127.0.0.1",
+                           "--save", "", "--appendonly", "no", NULL };
+    struct t_proc srv = t_spawn(argv, env, true);
+    cr_assert(t_wait_listening(port, 5000), "redis did not listen");
+    int fd[10];
+    for (int i = 0; i < 10; i++) {
+        fd[i] = t_connect(port);
+        cr_assert_geq(fd[i], 0);
+    }
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(send(fd[i], "PING\r\n", 6, MSG_NOSIGNAL), 6);
+    for (int i = 0; i < 10; i++)
+        cr_assert_str_eq(line_of(fd[i], 3000), "+PONG\r\n", "client %d", i);
+    long idle = -1, busy = -1, open = -1;
+    for (int i = 0; i < 30 && idle != 10; i++) {
+        t_sleep_ms(100);
+        idle = stat_of(path, "sluice_connections_idle");
+        busy = stat_of(path, "sluice_connections_busy");
+        open = stat_of(path, "sluice_connections_in_flight");
+    }
+    cr_assert_eq(idle, 10, "idle %ld", idle);
+    cr_assert_eq(busy, 0, "busy %ld", busy);
+    cr_assert_eq(open, 10, "open %ld", open);
+    for (int i = 0; i < 10; i++)
+        close(fd[i]);
+    t_stop(&srv, 2000);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
