@@ -230,6 +230,14 @@ static void aux_ensure(void)
 
 /* --- pause and unpause ----------------------------------------------------------- */
 
+static bool still_governed_listener(int fd)
+{
+    if (fdtab_kind(fd) != FD_LISTENER)
+        return false;
+    struct fdent *e = fdtab_peek(fd);
+    return e != NULL && (atomic_load(&e->flags) & FDF_GOVERNED);
+}
+
 /* Applies "paused iff every slot holds a connection". A combiner: whoever comes
  * first applies until no request is left, so concurrent changes (or a signal
  * handler's close) never leave the listeners in the wrong state, with no lock. */
@@ -260,10 +268,15 @@ static void sync_pause(void)
                     int l = atomic_load(&listeners[i]) - 1;
                     if (l < 0)
                         continue;
-                    if (want)
-                        overlay_hide(l, EPOLLIN);
-                    else
+                    if (!want) {
                         overlay_unhide(l, EPOLLIN);
+                    } else if (still_governed_listener(l)) {
+                        overlay_hide(l, EPOLLIN);
+                    } else {
+                        /* Closed since (its number may be a connection now): forget it. */
+                        int expected = l + 1;
+                        atomic_compare_exchange_strong(&listeners[i], &expected, 0);
+                    }
                 }
             if (want) {
                 aux_ensure();

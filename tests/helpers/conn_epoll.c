@@ -1,8 +1,11 @@
-/* conn_epoll.c PORT lt|et|oneshot|exclusive [pwait2] — a non-blocking epoll
- * server registering its listener level-triggered, edge-triggered (accepting
- * until EAGAIN), EPOLLONESHOT (re-armed after each accept) or EPOLLEXCLUSIVE.
- * Each connection is greeted ("hi\n") and held until the client closes.
- * Prints "accepted N" for every connection it sees. */
+/* conn_epoll.c PORT lt|et|oneshot|paced|exclusive [pwait2] — a non-blocking
+ * epoll server registering its listener level-triggered, edge-triggered
+ * (accepting until EAGAIN), EPOLLONESHOT (re-armed after each accept) or
+ * EPOLLEXCLUSIVE. `paced` is EPOLLONESHOT re-armed only while the program holds
+ * fewer than 4 connections, else after a close and one more look at its events:
+ * an event on the listener while the program has not re-armed it is printed as
+ * "unexpected". Each connection is greeted ("hi\n") and held until the client
+ * closes. Prints "accepted N" for every connection it sees. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -30,10 +33,11 @@ int main(int argc, char **argv)
     uint32_t lev = EPOLLIN;
     if (strcmp(mode, "et") == 0)
         lev |= EPOLLET;
-    else if (strcmp(mode, "oneshot") == 0)
+    else if (strcmp(mode, "oneshot") == 0 || strcmp(mode, "paced") == 0)
         lev |= EPOLLONESHOT;
     else if (strcmp(mode, "exclusive") == 0)
         lev |= EPOLLEXCLUSIVE;
+    int paced = strcmp(mode, "paced") == 0, open_conns = 0, armed = 1, rearm_due = 0;
     struct epoll_event ev = { .events = lev, .data.fd = l };
     if (epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) != 0)
         return 1;
@@ -43,11 +47,21 @@ int main(int argc, char **argv)
         if (pwait2) {
             n = epoll_pwait2(ep, evs, 64, NULL, NULL);
         } else {
-            n = epoll_wait(ep, evs, 64, -1);
+            n = epoll_wait(ep, evs, 64, rearm_due ? 0 : -1);
+        }
+        if (n == 0 && rearm_due) {
+            rearm_due = 0;
+            armed = 1;
+            epoll_ctl(ep, EPOLL_CTL_MOD, l, &ev);
         }
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             if (fd == l) {
+                if (paced && !armed) {
+                    printf("unexpected listener event\n");
+                    fflush(stdout);
+                }
+                armed = 0;
                 for (;;) {
                     int c = accept4(l, NULL, NULL, SOCK_NONBLOCK);
                     if (c < 0)
@@ -58,17 +72,23 @@ int main(int argc, char **argv)
                         perror("write");
                     struct epoll_event cev = { .events = EPOLLIN, .data.fd = c };
                     epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+                    open_conns++;
                     if (!(lev & EPOLLET))
                         break;
                 }
-                if (lev & EPOLLONESHOT)
+                if ((lev & EPOLLONESHOT) && (!paced || open_conns < 4)) {
+                    armed = 1;
                     epoll_ctl(ep, EPOLL_CTL_MOD, l, &ev);
+                }
             } else {
                 char buf[4096];
                 ssize_t r = read(fd, buf, sizeof buf);
                 if (r == 0 || (r < 0 && errno != EAGAIN)) {
                     epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
                     close(fd);
+                    open_conns--;
+                    if (paced && !armed)
+                        rearm_due = 1;   /* after one more look: nothing may come first */
                 }
             }
         }

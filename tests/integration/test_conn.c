@@ -104,7 +104,7 @@ static void hold_scenario(struct t_proc *srv, int port, const char *request, int
     struct clients c;
     connect_all(&c, port, request);
     cr_assert_eq(collect(&c, limit, 3000), limit, "served %d, expected %d at first", c.nserved, limit);
-    cr_assert_eq(collect(&c, NCLIENTS, 300), limit, "served %d beyond the limit %d", c.nserved, limit);
+    cr_assert_eq(collect(&c, NCLIENTS, 250), limit, "served %d beyond the limit %d", c.nserved, limit);
     int queue = -1;
     for (int i = 0; i < 25 && queue != NCLIENTS - limit; i++) {
         queue = t_accept_queue(port);
@@ -126,14 +126,18 @@ static void hold_scenario(struct t_proc *srv, int port, const char *request, int
     uint64_t t1 = t_now_ms();
     cr_assert_eq(collect(&c, limit + 1, 1000), limit + 1, "closing one let %d in", c.nserved - limit);
     uint64_t took = t_now_ms() - t1;
-    cr_assert_eq(collect(&c, NCLIENTS, 300), limit + 1, "closing one let %d in", c.nserved - limit);
+    cr_assert_eq(collect(&c, NCLIENTS, 250), limit + 1, "closing one let %d in", c.nserved - limit);
     cr_log_info("port %d: paused CPU %ld ticks/s, next one in %llu ms", port, spent,
                 (unsigned long long) took);
 
     uint64_t end = t_now_ms() + 10000;
     while (c.nserved < NCLIENTS && t_now_ms() < end) {
+        int open_served = 0;
+        for (int i = 0; i < NCLIENTS; i++)
+            open_served += c.served[i] && c.fd[i] >= 0;
         close_served(&c);
-        collect(&c, NCLIENTS, 200);
+        int target = c.nserved + open_served;
+        collect(&c, target < NCLIENTS ? target : NCLIENTS, 2000);
     }
     cr_assert_eq(c.nserved, NCLIENTS, "only %d of %d served in the end", c.nserved, NCLIENTS);
     close_all(&c);
@@ -163,11 +167,31 @@ Test(conn, threaded_blocking_server)
     run_hold(argv, port, NULL, 4);
 }
 
+static int count_accepted(const char *out);
+
+/* Eight threads blocked in accept, four slots: every thread gets its turns. */
 Test(conn, thread_pool_blocking_in_accept)
 {
     int port = t_free_port();
     const char *argv[] = { t_helper("conn_threaded"), port_arg(port), "8", NULL };
-    run_hold(argv, port, NULL, 4);
+    struct t_proc srv = t_spawn(argv, limit4, true);
+    cr_assert(t_wait_listening(port, 5000));
+    hold_scenario(&srv, port, NULL, 4);
+    kill(srv.pid, SIGTERM);
+    char *out = t_slurp(srv.out_fd, 3000);
+    t_stop(&srv, 1000);
+    cr_assert_eq(count_accepted(out), NCLIENTS);
+    int per[8] = { 0 };
+    for (const char *p = out; (p = strstr(p, " by ")) != NULL; p += 4) {
+        int t = atoi(p + 4);
+        if (t >= 0 && t < 8)
+            per[t]++;
+    }
+    for (int t = 0; t < 8; t++)
+        cr_assert_geq(per[t], 1, "pool thread %d never served: [%s]", t, out);
+    cr_log_info("per pool thread: %d %d %d %d %d %d %d %d", per[0], per[1], per[2], per[3],
+                per[4], per[5], per[6], per[7]);
+    free(out);
 }
 
 Test(conn, bare_server_serves_everyone_at_once)
@@ -737,4 +761,31 @@ Test(conn, paused_blocking_accept_honours_so_rcvtimeo)
     cr_assert(strstr(out, "second: OK") != NULL, "bare got [%s]", out);
     free(out);
     free(err);
+}
+
+Test(conn, uvicorn_asgi_server)
+{
+    int port = t_free_port();
+    const char *argv[] = { PY, "-m", "uvicorn", "--app-dir", t_source("tests/helpers"), "conn_asgi:app",
+                           "--host", "127.0.0.1", "--port", port_arg(port), "--timeout-keep-alive", "60",
+                           "--log-level", "warning", NULL };
+    run_hold(argv, port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 4);
+}
+
+/* EPOLLONESHOT: a registration that fired and that the program has not re-armed
+ * stays disarmed when sluice unhides the listener (the program looks once more
+ * before re-arming, and would print "unexpected"). */
+Test(conn, epoll_oneshot_not_rearmed_behind_the_programs_back)
+{
+    int port = t_free_port();
+    const char *argv[] = { t_helper("conn_epoll"), port_arg(port), "paced", NULL };
+    struct t_proc srv = t_spawn(argv, limit4, true);
+    cr_assert(t_wait_listening(port, 5000));
+    hold_scenario(&srv, port, NULL, 4);
+    kill(srv.pid, SIGTERM);
+    char *out = t_slurp(srv.out_fd, 3000);
+    t_stop(&srv, 1000);
+    cr_assert_eq(count_accepted(out), NCLIENTS);
+    cr_assert(strstr(out, "unexpected") == NULL, "listener event while disarmed: [%s]", out);
+    free(out);
 }
