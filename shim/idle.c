@@ -237,8 +237,14 @@ static void enqueue(uint32_t cid, struct conn *c, int fd)
 {
     uint32_t s = atomic_load(&c->st);
     do {
-        if ((s & CONN_WAITING) || conn_st_busy(s))
+        if (conn_st_busy(s))
             return;
+        if (s & CONN_WAITING) {
+            /* Queued already, but shown again by someone else's unhide (the
+             * bit is shared, e.g. with held reads): hide it again. */
+            overlay_hide(fd, EPOLLIN);
+            return;
+        }
     } while (!atomic_compare_exchange_weak(&c->st, &s, s | CONN_WAITING));
     atomic_store(&c->wait_fd, fd);
     atomic_store(&c->wait_since, mono_ns());
