@@ -433,3 +433,40 @@ Test(idle, stats_show_busy_and_idle_connections, .timeout = 30)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* --- asyncio on a UNIX socket --------------------------------------------------- */
+
+static int unix_round(const char *const *env, int limit_s, double *wall)
+{
+    char dir[] = "/tmp/sluice-idle-unix-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[96];
+    snprintf(path, sizeof path, "%s/s", dir);
+    const char *argv[] = { PY, t_source("tests/helpers/idle_unix_server.py"), path, NULL };
+    struct t_proc srv = t_spawn(argv, env, true);
+    for (int i = 0; i < 100 && access(path, F_OK) != 0; i++)
+        t_sleep_ms(50);
+    const char *cargv[] = { PY, t_source("tests/helpers/idle_unix_clients.py"), path, "12",
+                            num(limit_s), NULL };
+    char *out = client(cargv, (limit_s + 5) * 1000);
+    int done = -1, total;
+    cr_assert_eq(sscanf(out, "done %d of %d wall %lf", &done, &total, wall), 3, "[%s]", out);
+    free(out);
+    t_stop(&srv, 2000);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+    return done;
+}
+
+Test(idle, asyncio_unix_socket_clients_give_their_slots_back, .timeout = 40)
+{
+    double wall_free = 0, wall_hold = 0;
+    int done = unix_round(env_free, 10, &wall_free);
+    cr_assert_eq(done, 24, "free: %d of 24 requests served", done);
+    /* 24 requests of 0.3 s, 4 at a time: 1.8 s at best. */
+    cr_assert_geq(wall_free, 1.75, "free: %.2f s: more than 4 at once", wall_free);
+    cr_assert_leq(wall_free, 4.0, "free: %.2f s", wall_free);
+    done = unix_round(env_hold, 3, &wall_hold);
+    cr_assert_eq(done, 8, "hold: %d served in 3 s (4 connections x 2 expected)", done);
+}
