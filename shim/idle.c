@@ -246,6 +246,12 @@ static void enqueue(uint32_t cid, struct conn *c, int fd)
             return;
         }
     } while (!atomic_compare_exchange_weak(&c->st, &s, s | CONN_WAITING));
+    if (atomic_load(&wq_tail) - atomic_load(&wq_head) >= wq_cap - 1) {
+        /* Full of entries left by connections that stopped waiting while the
+         * head waits: not queued, not hidden (the program may try again). */
+        atomic_fetch_and(&c->st, ~CONN_WAITING);
+        return;
+    }
     atomic_store(&c->wait_fd, fd);
     atomic_store(&c->wait_since, mono_ns());
     overlay_hide(fd, EPOLLIN);
