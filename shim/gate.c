@@ -9,6 +9,7 @@
 #include "drain.h"
 #include "fdtab.h"
 #include "fsgate.h"
+#include "idle.h"
 
 int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags)
 {
@@ -34,8 +35,8 @@ int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags)
         if (dir == IO_IN) {
             if ((gates & GATE_DRAIN) && drain_before_read(fd, msgflags) < 0)
                 return -1;
-            if (kind == FD_CONN && (gates & GATE_CONN))
-                return conn_before_read(fd, msgflags);
+            if (kind == FD_CONN && (gates & GATE_CONN) && idle_on())
+                return idle_before_read(fd, msgflags);
         }
         return 0;
     default:
@@ -122,10 +123,15 @@ void gate_leave_slow(struct pass *p, long result)
             funlockfile(p->stream_locked);
     } else if (p->kind == FD_CONN || p->kind == FD_STREAM) {
         unsigned gates = gates_on();
-        if (p->dir == IO_OUT && (gates & GATE_DRAIN))
-            drain_after_write(p->fd, result);
-        else if (p->dir == IO_IN && p->kind == FD_CONN && (gates & GATE_CONN))
-            conn_after_read(p->fd, result);
+        bool idle = p->kind == FD_CONN && (gates & GATE_CONN) && idle_on();
+        if (p->dir == IO_OUT) {
+            if (gates & GATE_DRAIN)
+                drain_after_write(p->fd, result);
+            if (idle)
+                idle_after_write(p->fd, result);
+        } else if (p->dir == IO_IN && idle) {
+            idle_after_read(p->fd, result);
+        }
     }
     errno = saved;
 }
