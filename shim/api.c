@@ -3,6 +3,7 @@
 #include "../include/sluice.h"
 
 #include "common.h"
+#include "fsgate.h"
 #include "real.h"
 #include "stats.h"
 
@@ -16,6 +17,7 @@ SLUICE_PUBLIC int sluice_gauges(struct sluice_gauges *out, size_t size)
     if (out == NULL || size < sizeof *out)
         return -1;
     sluice_init();
+    fsgate_sync_stats();
     out->conn_in_flight = (uint32_t) atomic_load(&sluice_stats.conn_in_flight);
     out->conn_limit = (uint32_t) atomic_load(&sluice_stats.conn_limit);
     out->paused = (uint32_t) atomic_load(&sluice_stats.conn_paused);

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "drain.h"
 #include "gate.h"
 #include "overlay.h"
 
@@ -119,9 +120,12 @@ static uint32_t clear(int fd, struct fdent *e)
     uint32_t held = atomic_exchange(&e->conn, 0);
     atomic_store(&e->kind, FD_UNKNOWN);
     atomic_store(&e->flags, 0);
-    atomic_store(&e->gate, 0);
+    uint32_t gate = atomic_exchange(&e->gate, 0);
+    if (gate & (DRAIN_OVER | DRAIN_HIDING))
+        drain_forgotten(gate);
     atomic_store(&e->ino, 0);
-    if (atomic_exchange(&e->hidden, 0) != 0 || atomic_load(&e->regs[0].epfd_plus_one) != 0
+    /* The overlay clears what is hidden itself: it keeps count of hidden fds. */
+    if (atomic_load(&e->hidden) != 0 || atomic_load(&e->regs[0].epfd_plus_one) != 0
         || atomic_load(&e->regs[1].epfd_plus_one) != 0)
         overlay_forget(fd);
     return held;

@@ -25,6 +25,7 @@ enum fd_kind {
 #define FDF_TCP       0x02u  /* TCP (v4 or v6) rather than a UNIX socket */
 #define FDF_NONBLOCK  0x04u  /* O_NONBLOCK as last seen through accept4/fcntl */
 #define FDF_NONBLOCK_KNOWN 0x08u
+#define FDF_EP_OVERLAY 0x10u  /* epoll instance with sluice's internal one nested in it */
 
 /* Up to this many epoll instances per descriptor are remembered for the overlay;
  * a descriptor watched by more is hidden by filtering results instead. */

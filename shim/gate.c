@@ -2,6 +2,9 @@
  * wrappers stay a few lines and gates never call each other's internals. */
 #include "gate.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "conn.h"
 #include "drain.h"
 #include "fdtab.h"
@@ -15,6 +18,7 @@ int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags)
     p->dir = (unsigned char) dir;
     p->kind = (unsigned char) kind;
     p->fs_token = 0;
+    p->stream_locked = NULL;
     switch (kind) {
     case FD_FILE:
         if (gates & GATE_FS) {
@@ -48,21 +52,58 @@ int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir)
         p->kind = FD_OTHER;
         p->dir = (unsigned char) dir;
         p->fs_token = 0;
+        p->stream_locked = NULL;
         return 0;
     }
-    return gate_enter_fd(p, fd, dir, 0);
+    /* Lock order: the stream, then the token. The real call locks the stream
+     * anyway; taking a token first would let a thread wait for the stream while
+     * holding a token that the stream's holder (flockfile) waits for. */
+    bool lock = (gates_on() & GATE_FS) && fdtab_kind(fd) == FD_FILE;
+    if (lock)
+        flockfile(stream);
+    int r = gate_enter_fd(p, fd, dir, 0);
+    if (lock) {
+        if (r < 0)
+            KEEP_ERRNO(funlockfile(stream));
+        else
+            p->stream_locked = stream;
+    }
+    return r;
+}
+
+/* Whether opening path is filesystem I/O worth a token. Opening a FIFO waits
+ * for the other end and opening a device can wait on the device: a token held
+ * through that would stall every file operation of the budget (or deadlock a
+ * program whose other end opens the FIFO). One fstatat tells them apart; a path
+ * that does not exist yet is a file about to be created. */
+static bool open_is_file_io(int dirfd, const char *path, int flags)
+{
+    if (flags & O_PATH)
+        return false;
+    /* These cannot wait on a FIFO's peer: no need to look first (the look
+     * costs about half as much as the open and close it guards). */
+    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) || (flags & O_TMPFILE) == O_TMPFILE
+        || (flags & (O_NONBLOCK | O_DIRECTORY)) != 0)
+        return true;
+    if (path == NULL)
+        return true;
+    struct stat st;
+    int saved = errno;
+    int r = fstatat(dirfd, path, &st, (flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0);
+    errno = saved;
+    if (r != 0)
+        return true;
+    return !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode));
 }
 
 int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags)
 {
-    (void) dirfd;
-    (void) path;
-    (void) flags;
     p->fd = -1;
     p->kind = FD_FILE;
     p->dir = IO_IN;
     p->fs_token = 0;
-    if (gates_on() & GATE_FS) {
+    p->stream_locked = NULL;
+    if ((gates_on() & GATE_FS) && open_is_file_io(dirfd, path, flags)) {
         if (fsgate_acquire() < 0)
             return -1;
         p->fs_token = 1;
@@ -75,6 +116,8 @@ void gate_leave(struct pass *p, long result)
     int saved = errno;
     if (p->fs_token) {
         fsgate_release();
+        if (p->stream_locked != NULL)
+            funlockfile(p->stream_locked);
     } else if (p->kind == FD_CONN || p->kind == FD_STREAM) {
         unsigned gates = gates_on();
         if (p->dir == IO_OUT && (gates & GATE_DRAIN))

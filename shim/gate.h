@@ -31,6 +31,7 @@ struct pass {
     unsigned char kind;      /* enum fd_kind */
     unsigned char dir;       /* enum io_dir */
     unsigned char fs_token;  /* holds a filesystem token */
+    FILE *stream_locked;     /* stdio stream locked (flockfile) before the token */
 };
 
 /* 0: forward the call. -1: refuse it, errno set (EAGAIN, EINTR...). */

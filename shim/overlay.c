@@ -1,12 +1,663 @@
-/* overlay.c — hide/unhide bookkeeping for the readiness overlay (see overlay.h).
- * Stub: the connection gate's work fills it in. */
+/* overlay.c — the readiness overlay (see overlay.h).
+ *
+ * epoll: every registration of a socket is remembered in its fdtab entry (epoll
+ * instance, events, data). Hiding is an EPOLL_CTL_MOD without the hidden events;
+ * an EPOLLEXCLUSIVE registration (MOD refuses those) is deleted instead and added
+ * back on unhide. Unhiding with MOD/ADD also makes the kernel wake a sleeping
+ * epoll_wait when the descriptor is ready, level- and edge-triggered alike. An
+ * EPOLLONESHOT registration that has fired (the kernel's mask in fdinfo has no
+ * events left) is left disarmed until the program re-arms it.
+ *
+ * Kernel-originated wakes (a socket became writable) come through one internal
+ * epoll instance, nested in the program's instances under a data value only
+ * sluice owns; its events are consumed in the epoll_wait wrapper.
+ *
+ * poll/select: while something is hidden the request is rewritten (hidden events
+ * removed) plus the calling thread's own eventfd, written by every unhide. A
+ * waiter registers its eventfd before it resets it and reads what is hidden, so
+ * an unhide can never fall between its look and its sleep. */
+#include "real.h"
+
 #include "overlay.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "drain.h"
+#include "fdtab.h"
+#include "gate.h"
+#include "log.h"
+
+_Atomic int overlay_hidden_fds;
+_Atomic int overlay_epoll_nested;
+
+/* Private bits kept in ep_reg.events beside the program's own. */
+#define REG_ABSENT   (1u << 20)  /* hidden EPOLLEXCLUSIVE registration, deleted from the kernel */
+#define REG_DISARMED (1u << 21)  /* EPOLLONESHOT that fired and was not re-armed */
+#define REG_PRIVATE  (REG_ABSENT | REG_DISARMED)
+
+static char ov_token;                 /* its address is the data only sluice owns */
+static _Atomic int ov_epfd = -1;      /* internal epoll: writable watches */
+
+/* --- per-descriptor lock around registrations ------------------------------ */
+
+static void lock_fd(struct fdent *e)
+{
+    while (atomic_exchange_explicit(&e->ep_lock, 1, memory_order_acquire) != 0)
+        sched_yield();
+}
+
+static void unlock_fd(struct fdent *e)
+{
+    atomic_store_explicit(&e->ep_lock, 0, memory_order_release);
+}
+
+static uint32_t epoll_mask_of(uint32_t hidden)
+{
+    uint32_t m = 0;
+    if (hidden & EPOLLIN)
+        m |= EPOLLIN | EPOLLRDNORM | EPOLLRDBAND;
+    if (hidden & EPOLLOUT)
+        m |= EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND;
+    return m;
+}
+
+static int find_reg(struct fdent *e, int epfd)
+{
+    for (int i = 0; i < FD_EPOLL_REGS; i++)
+        if (atomic_load(&e->regs[i].epfd_plus_one) == epfd + 1)
+            return i;
+    return -1;
+}
+
+/* Whether epfd's registration of fd still has events armed (fdinfo shows the
+ * kernel's mask; a fired EPOLLONESHOT keeps only its private bits). */
+static bool oneshot_armed(int epfd, int fd)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", epfd);
+    int f = REAL(open)(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return true;
+    bool armed = true;
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = REAL(read)(f, buf + have, sizeof buf - 1 - have);
+        if (n <= 0)
+            break;
+        have += (size_t) n;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            *nl = '\0';
+            int tfd;
+            unsigned ev;
+            if (sscanf(line, "tfd: %d events: %x", &tfd, &ev) == 2 && tfd == fd)
+                armed = (ev & ~(EPOLLONESHOT | EPOLLET | EPOLLWAKEUP | EPOLLEXCLUSIVE)) != 0;
+            line = nl + 1;
+        }
+        have = strlen(line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1)
+            have = 0;
+    }
+    REAL(close)(f);
+    return armed;
+}
+
+/* Makes the kernel's registration agree with the program's and what is hidden.
+ * Called with the entry locked. */
+static void apply_reg(int fd, struct ep_reg *reg, uint32_t hidden, bool hiding)
+{
+    int epfd = atomic_load(&reg->epfd_plus_one) - 1;
+    uint32_t ev = atomic_load(&reg->events);
+    if (epfd < 0 || (ev & REG_DISARMED))
+        return;
+    uint32_t prog = ev & ~REG_PRIVATE;
+    uint32_t want = prog & ~epoll_mask_of(hidden);
+    struct epoll_event k = { .events = want, .data.u64 = atomic_load(&reg->data) };
+    if (prog & EPOLLEXCLUSIVE) {
+        if (want != prog && !(ev & REG_ABSENT)) {
+            REAL(epoll_ctl)(epfd, EPOLL_CTL_DEL, fd, NULL);
+            ev |= REG_ABSENT;
+        } else if (want == prog && (ev & REG_ABSENT)) {
+            REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &k);
+            ev &= ~REG_ABSENT;
+        }
+    } else {
+        if (hiding && (prog & EPOLLONESHOT) && !oneshot_armed(epfd, fd))
+            ev |= REG_DISARMED;
+        else
+            REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &k);
+    }
+    atomic_store(&reg->events, ev);
+}
+
+/* --- poll/select waiters ---------------------------------------------------- */
+
+#define MAX_WAITERS 128
+static _Atomic int waiter_efd[MAX_WAITERS];   /* eventfd + 1 of a thread waiting now */
+static __thread int my_efd = -1;
+static pthread_key_t efd_key;
+static pthread_once_t efd_key_once = PTHREAD_ONCE_INIT;
+
+static void close_thread_efd(void *p)
+{
+    int fd = (int) (intptr_t) p - 1;
+    if (fd >= 0)
+        REAL(close)(fd);
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&efd_key, close_thread_efd);
+}
+
+static int thread_efd(void)
+{
+    if (my_efd < 0) {
+        my_efd = REAL(eventfd)(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (my_efd >= 0) {
+            pthread_once(&efd_key_once, make_key);
+            pthread_setspecific(efd_key, (void *) (intptr_t) (my_efd + 1));
+        }
+    }
+    return my_efd;
+}
+
+static void wake_waiters(void)
+{
+    uint64_t one = 1;
+    for (int i = 0; i < MAX_WAITERS; i++) {
+        int v = atomic_load(&waiter_efd[i]);
+        if (v != 0)
+            KEEP_ERRNO((void) !REAL(write)(v - 1, &one, sizeof one));
+    }
+}
+
+static int waiter_register(int efd)
+{
+    if (efd < 0)
+        return -1;
+    for (int i = 0; i < MAX_WAITERS; i++) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&waiter_efd[i], &expected, efd + 1))
+            return i;
+    }
+    return -1;
+}
+
+/* --- the gates' side ---------------------------------------------------------- */
+
 void overlay_init(void) {}
-void overlay_hide(int fd, uint32_t events) { (void) fd; (void) events; }
-void overlay_unhide(int fd, uint32_t events) { (void) fd; (void) events; }
-void overlay_watch_writable(int fd) { (void) fd; }
-void overlay_unwatch(int fd) { (void) fd; }
-void overlay_poke(void) {}
-void overlay_forget(int fd) { (void) fd; }
-void overlay_atfork_child(void) {}
+
+void overlay_hide(int fd, uint32_t events)
+{
+    struct fdent *e = fdtab_get(fd);
+    if (e == NULL)
+        return;
+    int saved = errno;
+    lock_fd(e);
+    uint32_t old = atomic_load(&e->hidden), now = old | events;
+    if (now != old) {
+        atomic_store(&e->hidden, now);
+        if (old == 0)
+            atomic_fetch_add(&overlay_hidden_fds, 1);
+        for (int i = 0; i < FD_EPOLL_REGS; i++)
+            apply_reg(fd, &e->regs[i], now, true);
+    }
+    unlock_fd(e);
+    errno = saved;
+}
+
+void overlay_unhide(int fd, uint32_t events)
+{
+    struct fdent *e = fdtab_peek(fd);
+    if (e == NULL)
+        return;
+    int saved = errno;
+    lock_fd(e);
+    uint32_t old = atomic_load(&e->hidden), now = old & ~events;
+    if (now != old) {
+        atomic_store(&e->hidden, now);
+        if (now == 0)
+            atomic_fetch_sub(&overlay_hidden_fds, 1);
+        for (int i = 0; i < FD_EPOLL_REGS; i++)
+            apply_reg(fd, &e->regs[i], now, false);
+    }
+    unlock_fd(e);
+    if (now != old)
+        wake_waiters();
+    errno = saved;
+}
+
+void overlay_poke(void)
+{
+    wake_waiters();
+}
+
+/* Registers the internal epoll instance inside the program's epfd, once. */
+static void nest_into(int epfd)
+{
+    int ov = atomic_load(&ov_epfd);
+    struct fdent *p = fdtab_get(epfd);
+    if (ov < 0 || p == NULL || (atomic_load(&p->flags) & FDF_EP_OVERLAY))
+        return;
+    struct epoll_event k = { .events = EPOLLIN, .data.ptr = &ov_token };
+    if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, ov, &k) == 0 || errno == EEXIST) {
+        atomic_fetch_or(&p->flags, FDF_EP_OVERLAY);
+        atomic_store(&overlay_epoll_nested, 1);
+    }
+}
+
+static int internal_epoll(void)
+{
+    int ov = atomic_load(&ov_epfd);
+    if (ov >= 0)
+        return ov;
+    int fresh = REAL(epoll_create1)(EPOLL_CLOEXEC);
+    if (fresh < 0)
+        return -1;
+    int expected = -1;
+    if (!atomic_compare_exchange_strong(&ov_epfd, &expected, fresh)) {
+        REAL(close)(fresh);
+        return expected;
+    }
+    overlay_poke();   /* poll/select waiters add the new instance to their set */
+    return fresh;
+}
+
+void overlay_watch_writable(int fd)
+{
+    int saved = errno;
+    int ov = internal_epoll();
+    if (ov >= 0) {
+        struct epoll_event k = { .events = EPOLLOUT | EPOLLONESHOT, .data.u64 = (uint64_t) fd };
+        if (REAL(epoll_ctl)(ov, EPOLL_CTL_MOD, fd, &k) != 0 && errno == ENOENT)
+            REAL(epoll_ctl)(ov, EPOLL_CTL_ADD, fd, &k);
+        struct fdent *e = fdtab_peek(fd);
+        if (e != NULL)
+            for (int i = 0; i < FD_EPOLL_REGS; i++) {
+                int epfd = atomic_load(&e->regs[i].epfd_plus_one) - 1;
+                if (epfd >= 0)
+                    nest_into(epfd);
+            }
+    }
+    errno = saved;
+}
+
+void overlay_unwatch(int fd)
+{
+    int ov = atomic_load(&ov_epfd);
+    if (ov >= 0)
+        KEEP_ERRNO(REAL(epoll_ctl)(ov, EPOLL_CTL_DEL, fd, NULL));
+}
+
+/* Calls the gates back for every watched socket that became writable. */
+static void dispatch_writable(void)
+{
+    int ov = atomic_load(&ov_epfd);
+    if (ov < 0)
+        return;
+    struct epoll_event evs[64];
+    int n;
+    do {
+        n = REAL(epoll_wait)(ov, evs, 64, 0);
+        for (int i = 0; i < n; i++)
+            drain_on_writable((int) evs[i].data.u64);
+    } while (n == 64);
+}
+
+void overlay_forget(int fd)
+{
+    struct fdent *e = fdtab_peek(fd);
+    if (e == NULL)
+        return;
+    lock_fd(e);
+    if (atomic_exchange(&e->hidden, 0) != 0)
+        atomic_fetch_sub(&overlay_hidden_fds, 1);
+    for (int i = 0; i < FD_EPOLL_REGS; i++) {
+        atomic_store(&e->regs[i].epfd_plus_one, 0);
+        atomic_store(&e->regs[i].events, 0);
+        atomic_store(&e->regs[i].data, 0);
+    }
+    unlock_fd(e);
+}
+
+void overlay_atfork_child(void)
+{
+    /* The child shares the parent's epoll instances and eventfds: it must not
+     * wake or rewire the parent's waits. It starts with nothing hidden. */
+    int used = fdtab_extent();
+    for (int fd = 0; fd < used; fd++) {
+        struct fdent *e = fdtab_peek(fd);
+        if (e != NULL) {
+            atomic_store(&e->hidden, 0);
+            atomic_store(&e->ep_lock, 0);
+        }
+    }
+    atomic_store(&overlay_hidden_fds, 0);
+    for (int i = 0; i < MAX_WAITERS; i++)
+        atomic_store(&waiter_efd[i], 0);
+    if (my_efd >= 0) {
+        REAL(close)(my_efd);
+        my_efd = -1;
+        pthread_once(&efd_key_once, make_key);
+        pthread_setspecific(efd_key, NULL);
+    }
+    int ov = atomic_exchange(&ov_epfd, -1);
+    if (ov >= 0)
+        REAL(close)(ov);
+}
+
+/* --- the wrappers' side ------------------------------------------------------- */
+
+int overlay_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+    enum fd_kind kind = fdtab_kind(fd);
+    struct fdent *e = (kind == FD_LISTENER || kind == FD_CONN || kind == FD_STREAM)
+        ? fdtab_get(fd) : NULL;
+    if (e == NULL || (op != EPOLL_CTL_DEL && event == NULL))
+        return REAL(epoll_ctl)(epfd, op, fd, event);
+    lock_fd(e);
+    uint32_t hidden = atomic_load(&e->hidden);
+    int slot = find_reg(e, epfd);
+    uint32_t prog = event != NULL ? event->events : 0;
+    struct epoll_event k = event != NULL ? *event : (struct epoll_event) { 0 };
+    k.events = prog & ~epoll_mask_of(hidden);
+    int r;
+    switch (op) {
+    case EPOLL_CTL_ADD:
+        if (slot >= 0 && (atomic_load(&e->regs[slot].events) & REG_ABSENT)) {
+            errno = EEXIST;
+            r = -1;
+            break;
+        }
+        if (slot < 0)
+            slot = find_reg(e, -1);
+        uint32_t rec = prog;
+        if ((prog & EPOLLEXCLUSIVE) && k.events != prog && slot >= 0) {
+            rec |= REG_ABSENT;   /* added for real when unhidden */
+            r = 0;
+        } else {
+            r = REAL(epoll_ctl)(epfd, op, fd, &k);
+        }
+        if (r == 0 && slot >= 0) {
+            atomic_store(&e->regs[slot].events, rec);
+            atomic_store(&e->regs[slot].data, event->data.u64);
+            atomic_store(&e->regs[slot].epfd_plus_one, epfd + 1);
+        } else if (r == 0) {
+            static _Atomic int warned;
+            if (!atomic_exchange(&warned, 1))
+                log_warn("descriptor %d is in more than %d epoll instances: not hidden in the others",
+                         fd, FD_EPOLL_REGS);
+        }
+        break;
+    case EPOLL_CTL_MOD:
+        if (slot >= 0 && (atomic_load(&e->regs[slot].events) & REG_ABSENT)) {
+            errno = EINVAL;  /* as the kernel answers MOD of an EPOLLEXCLUSIVE one */
+            r = -1;
+            break;
+        }
+        r = REAL(epoll_ctl)(epfd, op, fd, &k);
+        if (r == 0) {
+            if (slot < 0)
+                slot = find_reg(e, -1);
+            if (slot >= 0) {
+                atomic_store(&e->regs[slot].events, prog);   /* re-armed: not disarmed */
+                atomic_store(&e->regs[slot].data, event->data.u64);
+                atomic_store(&e->regs[slot].epfd_plus_one, epfd + 1);
+            }
+        }
+        break;
+    case EPOLL_CTL_DEL:
+        if (slot >= 0 && (atomic_load(&e->regs[slot].events) & REG_ABSENT))
+            r = 0;
+        else
+            r = REAL(epoll_ctl)(epfd, op, fd, event);
+        if (slot >= 0 && (r == 0 || errno == ENOENT || errno == EBADF)) {
+            atomic_store(&e->regs[slot].epfd_plus_one, 0);
+            atomic_store(&e->regs[slot].events, 0);
+        }
+        break;
+    default:
+        r = REAL(epoll_ctl)(epfd, op, fd, event);
+    }
+    unlock_fd(e);
+    if (r == 0 && op == EPOLL_CTL_ADD && atomic_load(&ov_epfd) >= 0)
+        KEEP_ERRNO(nest_into(epfd));
+    return r;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+static uint64_t ts_ns(const struct timespec *t)
+{
+    return (uint64_t) t->tv_sec * 1000000000u + (uint64_t) t->tv_nsec;
+}
+
+static struct timespec ns_ts(uint64_t ns)
+{
+    return (struct timespec) { .tv_sec = (time_t) (ns / 1000000000u), .tv_nsec = (long) (ns % 1000000000u) };
+}
+
+int overlay_epoll_wait(enum ep_variant v, int epfd, struct epoll_event *events, int maxevents,
+                       int timeout_ms, const struct timespec *timeout, const sigset_t *sigmask)
+{
+    bool forever = v == EP_PWAIT2 ? timeout == NULL : timeout_ms < 0;
+    uint64_t span = v == EP_PWAIT2 ? (timeout ? ts_ns(timeout) : 0) : (uint64_t) (timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    uint64_t deadline = mono_ns() + span;
+    int saved = errno;
+    for (;;) {
+        uint64_t now = mono_ns();
+        uint64_t left = forever ? 0 : (deadline > now ? deadline - now : 0);
+        int r;
+        if (v == EP_PWAIT2) {
+            struct timespec t = ns_ts(left);
+            r = REAL(epoll_pwait2)(epfd, events, maxevents, forever ? NULL : &t, sigmask);
+        } else {
+            int ms = forever ? -1 : (int) ((left + 999999u) / 1000000u);
+            r = v == EP_PWAIT ? REAL(epoll_pwait)(epfd, events, maxevents, ms, sigmask)
+                              : REAL(epoll_wait)(epfd, events, maxevents, ms);
+        }
+        if (r <= 0)
+            return r;
+        int kept = 0;
+        bool ours = false;
+        for (int i = 0; i < r; i++) {
+            if (events[i].data.ptr == &ov_token)
+                ours = true;
+            else
+                events[kept++] = events[i];
+        }
+        if (ours)
+            dispatch_writable();
+        if (kept > 0 || (!forever && mono_ns() >= deadline)) {
+            errno = saved;
+            return kept;
+        }
+    }
+}
+
+static uint32_t hidden_of(int fd)
+{
+    struct fdent *e = fdtab_peek(fd);
+    return e != NULL ? atomic_load_explicit(&e->hidden, memory_order_relaxed) : 0;
+}
+
+static short poll_mask_of(uint32_t hidden)
+{
+    short m = 0;
+    if (hidden & EPOLLIN)
+        m |= POLLIN | POLLRDNORM | POLLRDBAND;
+    if (hidden & EPOLLOUT)
+        m |= POLLOUT | POLLWRNORM | POLLWRBAND;
+    return m;
+}
+
+/* The rewritten wait: loops on sluice-only wakes until the program has a result,
+ * its timeout passes, or a signal comes. */
+static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
+                     const sigset_t *sigmask)
+{
+    struct pollfd stackbuf[256];
+    struct pollfd *buf = nfds + 2 <= 256 ? stackbuf : malloc((nfds + 2) * sizeof *buf);
+    if (buf == NULL)
+        return REAL(ppoll)(fds, nfds, timeout, sigmask);
+    int saved = errno;
+    int efd = thread_efd();
+    int slot = waiter_register(efd);
+    uint64_t deadline = timeout != NULL ? mono_ns() + ts_ns(timeout) : 0;
+    int result;
+    for (;;) {
+        uint64_t junk;
+        if (efd >= 0)
+            (void) !REAL(read)(efd, &junk, sizeof junk);
+        for (nfds_t i = 0; i < nfds; i++) {
+            buf[i] = fds[i];
+            if (fds[i].fd >= 0)
+                buf[i].events &= (short) ~poll_mask_of(hidden_of(fds[i].fd));
+        }
+        nfds_t n = nfds;
+        if (efd >= 0)
+            buf[n++] = (struct pollfd) { .fd = efd, .events = POLLIN };
+        int ov = atomic_load(&ov_epfd);
+        nfds_t ovi = n;
+        if (ov >= 0)
+            buf[n++] = (struct pollfd) { .fd = ov, .events = POLLIN };
+        struct timespec left, *tp = NULL;
+        if (timeout != NULL) {
+            uint64_t now = mono_ns();
+            left = ns_ts(deadline > now ? deadline - now : 0);
+            tp = &left;
+        }
+        struct timespec cap = { 0, 100000000 };
+        if (slot < 0 && (tp == NULL || ts_ns(tp) > ts_ns(&cap)))
+            tp = &cap;   /* no eventfd to wake us: look again now and then */
+        int r = REAL(ppoll)(buf, n, tp, sigmask);
+        if (r < 0) {
+            result = -1;
+            saved = errno;
+            break;
+        }
+        if (ov >= 0 && buf[ovi].revents)
+            dispatch_writable();
+        int count = 0;
+        for (nfds_t i = 0; i < nfds; i++) {
+            fds[i].revents = buf[i].revents;
+            count += buf[i].revents != 0;
+        }
+        if (count > 0 || (timeout != NULL && mono_ns() >= deadline)) {
+            result = count;
+            break;
+        }
+        if (efd >= 0 && (buf[nfds].revents & POLLNVAL)) {
+            /* The program closed our eventfd (closefrom, say): make another. */
+            if (slot >= 0)
+                atomic_store(&waiter_efd[slot], 0);
+            my_efd = -1;
+            efd = thread_efd();
+            slot = waiter_register(efd);
+        }
+    }
+    if (slot >= 0)
+        atomic_store(&waiter_efd[slot], 0);
+    if (buf != stackbuf)
+        free(buf);
+    errno = saved;
+    return result;
+}
+
+int overlay_poll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
+                 const sigset_t *sigmask)
+{
+    bool any = false;
+    for (nfds_t i = 0; i < nfds && !any; i++)
+        any = fds[i].fd >= 0 && (fds[i].events & poll_mask_of(hidden_of(fds[i].fd))) != 0;
+    if (!any)
+        return -2;
+    return poll_core(fds, nfds, timeout, sigmask);
+}
+
+int overlay_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
+                   const struct timespec *timeout, const sigset_t *sigmask,
+                   struct timespec *left)
+{
+    if (nfds > FD_SETSIZE)
+        nfds = FD_SETSIZE;
+    bool any = false;
+    int count = 0;
+    for (int fd = 0; fd < nfds; fd++) {
+        bool r = readfds && FD_ISSET(fd, readfds), w = writefds && FD_ISSET(fd, writefds);
+        bool x = exceptfds && FD_ISSET(fd, exceptfds);
+        if (!(r || w || x))
+            continue;
+        count++;
+        uint32_t h = hidden_of(fd);
+        if ((r && (h & EPOLLIN)) || (w && (h & EPOLLOUT)))
+            any = true;
+    }
+    if (!any)
+        return -2;
+    struct pollfd pf[FD_SETSIZE];
+    int n = 0;
+    for (int fd = 0; fd < nfds; fd++) {
+        short ev = 0;
+        if (readfds && FD_ISSET(fd, readfds))
+            ev |= POLLIN;
+        if (writefds && FD_ISSET(fd, writefds))
+            ev |= POLLOUT;
+        if (exceptfds && FD_ISSET(fd, exceptfds))
+            ev |= POLLPRI;
+        if (ev != 0)
+            pf[n++] = (struct pollfd) { .fd = fd, .events = ev };
+    }
+    (void) count;
+    uint64_t start = mono_ns();
+    int r = poll_core(pf, (nfds_t) n, timeout, sigmask);
+    if (left != NULL && timeout != NULL) {
+        uint64_t spent = mono_ns() - start, total = ts_ns(timeout);
+        *left = ns_ts(spent < total ? total - spent : 0);
+    }
+    if (r < 0)
+        return r;
+    for (int i = 0; i < n; i++)
+        if (pf[i].revents & POLLNVAL) {
+            errno = EBADF;
+            return -1;
+        }
+    if (readfds)
+        FD_ZERO(readfds);
+    if (writefds)
+        FD_ZERO(writefds);
+    if (exceptfds)
+        FD_ZERO(exceptfds);
+    int bits = 0;
+    for (int i = 0; i < n; i++) {
+        short re = pf[i].revents, ev = pf[i].events;
+        uint32_t h = hidden_of(pf[i].fd);
+        short rd = (h & EPOLLIN) ? (POLLIN | POLLRDNORM) : (POLLIN | POLLRDNORM | POLLHUP | POLLERR);
+        if ((ev & POLLIN) && (re & rd)) {
+            FD_SET(pf[i].fd, readfds);
+            bits++;
+        }
+        if ((ev & POLLOUT) && (re & (POLLOUT | POLLWRNORM | POLLERR))) {
+            FD_SET(pf[i].fd, writefds);
+            bits++;
+        }
+        if ((ev & POLLPRI) && (re & POLLPRI)) {
+            FD_SET(pf[i].fd, exceptfds);
+            bits++;
+        }
+    }
+    return bits;
+}

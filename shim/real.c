@@ -6,6 +6,8 @@
 #include "real.h"
 
 #include <dlfcn.h>
+#include <link.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -36,15 +38,31 @@ static __thread int binding_here;
 
 /* The address range of libsluice.so itself, to refuse our own hooks: with the
  * library loaded twice, or found through RTLD_DEFAULT, dlsym can answer with
- * the wrapper rather than the function behind it. */
-static void *own_base;
+ * the wrapper rather than the function behind it. (A range, found once: dladdr
+ * per symbol would cost ~80,000 instructions each.) */
+static uintptr_t own_start, own_end;
+
+static int find_own_range(struct dl_phdr_info *info, size_t size, void *base)
+{
+    (void) size;
+    if ((void *) info->dlpi_addr != base)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (own_start == 0 || lo < own_start)
+            own_start = lo;
+        if (hi > own_end)
+            own_end = hi;
+    }
+    return 1;
+}
 
 static int is_own(void *fn)
 {
-    Dl_info info;
-    if (fn == NULL || own_base == NULL)
-        return 0;
-    return dladdr(fn, &info) != 0 && info.dli_fbase == own_base;
+    return fn != NULL && (uintptr_t) fn >= own_start && (uintptr_t) fn < own_end;
 }
 
 static void *lookup(const char *name)
@@ -69,7 +87,7 @@ static void bind_all(void)
 {
     Dl_info info;
     if (dladdr((void *) &bind_all, &info) != 0)
-        own_base = info.dli_fbase;
+        dl_iterate_phdr(find_own_range, info.dli_fbase);
 #define SLUICE_SYM(cls, ret, name, subj, aux, n, list) \
     if (real_##name == NULL) \
         real_##name = (__typeof__(real_##name)) lookup(#name);
@@ -97,7 +115,7 @@ static void init_everything(void)
     unsigned gates = 0;
     if (sluice_cfg.conn_max != 0 || sluice_cfg.backlog != 0)
         gates |= GATE_CONN;
-    if (sluice_cfg.write_high != 0 || sluice_cfg.hold_reads)
+    if (sluice_cfg.write_high != 0 || sluice_cfg.hold_reads || sluice_cfg.write_timeout_ns != 0)
         gates |= GATE_DRAIN;
     if (sluice_cfg.fs_max != 0)
         gates |= GATE_FS;

@@ -25,6 +25,15 @@ void *real_bind_slow(void **slot, const char *name) SLUICE_INTERNAL;
     (likely(real_##name != NULL) ? real_##name \
         : (__typeof__(real_##name)) real_bind_slow((void **) &real_##name, #name))
 
+/* The gates-off path of a wrapper: when no gate is on and the real function is
+ * bound, call it and return. Anything else falls through to the caller's slow path. */
+#define FAST_PATH(name, ...) \
+    do { \
+        __typeof__(real_##name) fast_fn_ = real_##name; \
+        if (likely((gates_on() == 0) & (fast_fn_ != NULL))) \
+            return fast_fn_(__VA_ARGS__); \
+    } while (0)
+
 /* Everything done once per process, before the first gated call: binding,
  * settings, gate set-up. Safe to call from any wrapper, any number of times. */
 void sluice_init(void) SLUICE_INTERNAL;

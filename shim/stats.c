@@ -9,10 +9,12 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "fsgate.h"
 #include "log.h"
 #include "real.h"
 
@@ -24,6 +26,7 @@ static bool child_silent;            /* forked child of a %p-less path */
 size_t stats_render(char *buf, size_t cap)
 {
     size_t len = 0;
+    fsgate_sync_stats();
 #define RENDER(field, name, type, help) \
     do { \
         int64_t v_ = atomic_load_explicit(&sluice_stats.field, memory_order_relaxed); \
@@ -86,8 +89,13 @@ void stats_write_now(void)
     int fd = -1;
     for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
         /* Same directory as the target, so the rename is atomic. */
+        /* Unpredictable, so that names planted in a shared directory cannot
+         * make every attempt collide (the writer would give up). */
+        unsigned noise = 0;
+        if (getrandom(&noise, sizeof noise, GRND_NONBLOCK) != (ssize_t) sizeof noise)
+            noise = (unsigned) time(NULL);
         snprintf(tmp, sizeof tmp, "%s.tmp.%d.%u", path, (int) getpid(),
-                 atomic_fetch_add(&serial, 1) ^ (unsigned) time(NULL));
+                 atomic_fetch_add(&serial, 1) ^ noise);
         fd = REAL(open)(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0 && errno != EEXIST)
             break;

@@ -19,14 +19,20 @@ static inline void release(uint32_t held)
         KEEP_ERRNO(conn_release(held));
 }
 
-SLUICE_PUBLIC int close(int fd)
+static __attribute__((noinline)) int gated_close(int fd)
 {
-    if (likely(gates_on() == 0))
+    if (gates_on() == 0)
         return REAL(close)(fd);
     uint32_t held = fdtab_forget(fd);
     int r = REAL(close)(fd);
     release(held);
     return r;
+}
+
+SLUICE_PUBLIC int close(int fd)
+{
+    FAST_PATH(close, fd);
+    return gated_close(fd);
 }
 
 /* Slots of descriptors closed together are released after the real call, up to

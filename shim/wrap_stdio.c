@@ -81,7 +81,8 @@ SLUICE_PUBLIC int fclose(FILE *stream)
         return REAL(fclose)(stream);
     int fd = fileno(stream);
     struct pass p;
-    int gated = gate_enter_stream(&p, stream, IO_OUT) == 0;
+    /* As a descriptor, not a stream: the stream will not exist to unlock. */
+    int gated = fd >= 0 && gate_enter_fd(&p, fd, IO_OUT, 0) == 0;
     uint32_t held = fd >= 0 ? fdtab_forget(fd) : 0;
     int r = REAL(fclose)(stream);
     if (gated)

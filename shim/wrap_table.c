@@ -13,10 +13,13 @@
 #define WRAP_SOUT(ret, name, subj, aux, n, list) WRAP_STREAM(ret, name, subj, aux, n, list, IO_OUT)
 #define WRAP_CUSTOM(ret, name, subj, aux, n, list)
 
+/* The gated path (and the first call, which binds) lives out of line, so that
+ * the gates-off path is two loads, a test and a tail jump to the real function,
+ * with no registers saved. */
 #define WRAP_FD(ret, name, subj, aux, n, list, dir) \
-    SLUICE_PUBLIC ret name(TBL_PARAMS(n, list)) \
+    static __attribute__((noinline)) ret gated_##name(TBL_PARAMS(n, list)) \
     { \
-        if (likely(gates_on() == 0)) \
+        if (gates_on() == 0) \
             return REAL(name)(TBL_ARGS(n, list)); \
         struct pass p; \
         if (gate_enter_fd(&p, subj, dir, aux) < 0) \
@@ -24,12 +27,17 @@
         ret r = REAL(name)(TBL_ARGS(n, list)); \
         gate_leave(&p, (long) r); \
         return r; \
+    } \
+    SLUICE_PUBLIC ret name(TBL_PARAMS(n, list)) \
+    { \
+        FAST_PATH(name, TBL_ARGS(n, list)); \
+        return gated_##name(TBL_ARGS(n, list)); \
     }
 
 #define WRAP_STREAM(ret, name, subj, aux, n, list, dir) \
-    SLUICE_PUBLIC ret name(TBL_PARAMS(n, list)) \
+    static __attribute__((noinline)) ret gated_##name(TBL_PARAMS(n, list)) \
     { \
-        if (likely(gates_on() == 0)) \
+        if (gates_on() == 0) \
             return REAL(name)(TBL_ARGS(n, list)); \
         struct pass p; \
         if (gate_enter_stream(&p, subj, dir) < 0) \
@@ -37,6 +45,11 @@
         ret r = REAL(name)(TBL_ARGS(n, list)); \
         gate_leave(&p, (long) r); \
         return r; \
+    } \
+    SLUICE_PUBLIC ret name(TBL_PARAMS(n, list)) \
+    { \
+        FAST_PATH(name, TBL_ARGS(n, list)); \
+        return gated_##name(TBL_ARGS(n, list)); \
     }
 
 #define WRAP_NEWFD(ret, name, subj, aux, n, list) \

@@ -1,0 +1,316 @@
+/* test_stats.c — SLUICE_STATS: Prometheus text, rewritten atomically every
+ * SLUICE_STATS_INTERVAL and at exit, %p as the pid, never through a planted
+ * symlink, and what a forked child does (writes only with %p in the path). */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+static char dir[64];
+
+static void make_dir(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sluice-stats-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        cr_log_warn("could not remove %s", dir);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static ino_t inode_of(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+static bool wait_for_file(const char *path, int timeout_ms)
+{
+    uint64_t end = t_now_ms() + (uint64_t) timeout_ms;
+    while (t_now_ms() < end) {
+        if (access(path, F_OK) == 0)
+            return true;
+        t_sleep_ms(10);
+    }
+    return false;
+}
+
+/* Reads one line from fd (bounded wait). */
+static bool read_line(int fd, char *line, size_t cap, int timeout_ms)
+{
+    size_t len = 0;
+    uint64_t end = t_now_ms() + (uint64_t) timeout_ms;
+    while (len + 1 < cap && t_now_ms() < end) {
+        struct pollfd pfd = { fd, POLLIN, 0 };
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        if (read(fd, line + len, 1) != 1)
+            break;
+        if (line[len] == '\n') {
+            line[len] = '\0';
+            return true;
+        }
+        len++;
+    }
+    return false;
+}
+
+/* Every sample line is sluice_NAME VALUE, preceded by its HELP and TYPE. */
+static void assert_prometheus_text(const char *text)
+{
+    cr_assert_not_null(text);
+    int samples = 0;
+    char last_help[128] = "", last_type[128] = "";
+    char *copy = strdup(text);
+    for (char *line = strtok(copy, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        char name[128], kind[32];
+        double value;
+        if (sscanf(line, "# HELP %127s", name) == 1) {
+            snprintf(last_help, sizeof last_help, "%s", name);
+            continue;
+        }
+        if (sscanf(line, "# TYPE %127s %31s", name, kind) == 2) {
+            cr_assert_str_eq(name, last_help, "TYPE without HELP: %s", line);
+            cr_assert(strcmp(kind, "counter") == 0 || strcmp(kind, "gauge") == 0, "%s", line);
+            if (strcmp(kind, "counter") == 0)
+                cr_assert(strstr(name, "_total") != NULL, "counter without _total: %s", name);
+            snprintf(last_type, sizeof last_type, "%s", name);
+            continue;
+        }
+        cr_assert_eq(sscanf(line, "%127s %lf", name, &value), 2, "not a sample: [%s]", line);
+        cr_assert(strncmp(name, "sluice_", 7) == 0, "no sluice_ prefix: %s", name);
+        cr_assert_str_eq(name, last_type, "sample without TYPE: %s", line);
+        samples++;
+    }
+    free(copy);
+    cr_assert_geq(samples, 12, "only %d samples", samples);
+    const char *required[] = {
+        "sluice_connections_in_flight ", "sluice_connections_limit ", "sluice_accepted_total ",
+        "sluice_shed_total ", "sluice_pauses_total ", "sluice_paused_seconds_total ",
+        "sluice_write_waits_total ", "sluice_write_wait_seconds_total ",
+        "sluice_held_reads_total ", "sluice_fs_operations_total ", "sluice_fs_waits_total ",
+        "sluice_fs_wait_seconds_total ",
+    };
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+        cr_assert(strstr(text, required[i]) != NULL, "%s missing", required[i]);
+}
+
+Test(stats, prometheus_text_rewritten_every_interval, .init = make_dir, .fini = remove_dir)
+{
+    char path[128], var[160];
+    snprintf(path, sizeof path, "%s/sluice.prom", dir);
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    const char *argv[] = { "/bin/sleep", "1.2", NULL };
+    const char *env[] = { var, "SLUICE_STATS_INTERVAL=100ms", "SLUICE_CONN_MAX=17",
+                          "SLUICE_FS_MAX=9", NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    cr_assert(wait_for_file(path, 2000), "no stats file");
+    /* Each rewrite is a rename of a fresh file: a new inode every interval. */
+    ino_t seen[64];
+    int distinct = 0;
+    for (int i = 0; i < 16; i++) {
+        ino_t ino = inode_of(path);
+        if (ino != 0 && (distinct == 0 || seen[distinct - 1] != ino) && distinct < 64)
+            seen[distinct++] = ino;
+        t_sleep_ms(50);
+    }
+    char *text = read_text(path);
+    assert_prometheus_text(text);
+    cr_assert(strstr(text, "\nsluice_connections_limit 17\n") != NULL, "[%s]", text);
+    cr_assert(strstr(text, "\nsluice_fs_tokens_limit 9\n") != NULL, "[%s]", text);
+    free(text);
+    cr_assert_eq(t_wait(&p, 5000), 0);
+    t_stop(&p, 100);
+    cr_assert_geq(distinct, 4, "file rewritten %d times in 800 ms at a 100 ms interval", distinct);
+    /* Only the file itself is left: no temp files. */
+    char cmd[256], *out = NULL;
+    snprintf(cmd, sizeof cmd, "ls -A %s", dir);
+    const char *ls[] = { "/bin/sh", "-c", cmd, NULL };
+    t_run(ls, NULL, false, 5000, &out, NULL);
+    cr_assert_str_eq(out, "sluice.prom\n");
+    free(out);
+}
+
+/* With a long interval, the only writes are the first one and the one at exit. */
+Test(stats, written_at_exit, .init = make_dir, .fini = remove_dir)
+{
+    char path[128], var[160];
+    snprintf(path, sizeof path, "%s/exit.prom", dir);
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    const char *argv[] = { "/bin/sleep", "0.6", NULL };
+    const char *env[] = { var, "SLUICE_STATS_INTERVAL=1m", NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    cr_assert(wait_for_file(path, 2000), "no stats file");
+    t_sleep_ms(100);
+    ino_t first = inode_of(path);
+    t_sleep_ms(200);
+    cr_assert_eq(inode_of(path), first, "rewritten within the interval");
+    cr_assert_eq(t_wait(&p, 5000), 0);
+    t_stop(&p, 100);
+    cr_assert_neq(inode_of(path), first, "not rewritten at exit");
+    char *text = read_text(path);
+    assert_prometheus_text(text);
+    free(text);
+}
+
+Test(stats, percent_p_becomes_the_pid, .init = make_dir, .fini = remove_dir)
+{
+    char var[160], path[160];
+    snprintf(var, sizeof var, "SLUICE_STATS=%s/s-%%p.prom", dir);
+    const char *argv[] = { "/bin/sleep", "0.2", NULL };
+    const char *env[] = { var, NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    pid_t pid = p.pid;
+    cr_assert_eq(t_wait(&p, 5000), 0);
+    t_stop(&p, 100);
+    snprintf(path, sizeof path, "%s/s-%d.prom", dir, (int) pid);
+    char *text = read_text(path);
+    cr_assert_not_null(text, "%s not written", path);
+    assert_prometheus_text(text);
+    free(text);
+}
+
+/* Symlinks planted at the target and at every temp name a writer without
+ * random bits would pick (its pid, a serial, the time) are never followed:
+ * the targets they point at are never created, and the file is written. */
+Test(stats, planted_symlinks_are_never_followed, .init = make_dir, .fini = remove_dir)
+{
+    char path[128], victim[128], target_victim[128];
+    snprintf(path, sizeof path, "%s/planted.prom", dir);
+    snprintf(victim, sizeof victim, "%s/victim-temp", dir);
+    snprintf(target_victim, sizeof target_victim, "%s/victim-target", dir);
+
+    int go[2];
+    cr_assert_eq(pipe(go), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) != 1)
+            _exit(99);
+        char var[160];
+        snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+        putenv(var);
+        setenv("LD_PRELOAD", t_preload(), 1);
+        execl("/bin/sleep", "sleep", "0.3", (char *) NULL);
+        _exit(127);
+    }
+    close(go[0]);
+    cr_assert_eq(symlink(target_victim, path), 0);
+    time_t now = time(NULL);
+    int planted = 0;
+    for (time_t t = now - 2; t <= now + 5; t++) {
+        for (unsigned serial = 0; serial < 16; serial++) {
+            char tmp[256];
+            snprintf(tmp, sizeof tmp, "%s.tmp.%d.%u", path, (int) pid, serial ^ (unsigned) t);
+            planted += symlink(victim, tmp) == 0;
+        }
+    }
+    cr_assert_geq(planted, 16);   /* serial ^ time: the 16-aligned blocks around now */
+    cr_assert_eq(write(go[1], "x", 1), 1);
+    close(go[1]);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cr_assert_neq(access(victim, F_OK), 0, "a planted temp-name symlink was followed");
+    cr_assert_neq(access(target_victim, F_OK), 0, "the planted target symlink was followed");
+    /* Temp names carry random bits: the planted ones did not stop the writer,
+     * whose file was renamed over the planted target. */
+    struct stat st;
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_assert(S_ISREG(st.st_mode), "no stats written: every temp name was taken");
+    char *text = read_text(path);
+    assert_prometheus_text(text);
+    free(text);
+
+    /* Only the target planted (a fresh pid, so no temp name is taken): the new
+     * file is renamed over the symlink, and what it pointed at stays absent. */
+    unlink(path);
+    cr_assert_eq(symlink(target_victim, path), 0);
+    char var[160];
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    const char *argv[] = { "/bin/sleep", "0.2", NULL };
+    const char *env[] = { var, NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    cr_assert_eq(t_wait(&p, 5000), 0);
+    t_stop(&p, 100);
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_assert(S_ISREG(st.st_mode), "the target is still the planted symlink");
+    cr_assert_neq(access(target_victim, F_OK), 0, "the planted target symlink was followed");
+}
+
+static void fork_linger(const char *stats_var, pid_t *parent, pid_t *child, ino_t *after_parent,
+                        const char *path_of_parent)
+{
+    const char *argv[] = { t_helper("fwd_probe"), "fork-linger", NULL };
+    const char *env[] = { stats_var, "SLUICE_STATS_INTERVAL=1m", NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    char line[64];
+    int a = 0, b = 0;
+    cr_assert(read_line(p.out_fd, line, sizeof line, 3000) && sscanf(line, "parent %d", &a) == 1);
+    cr_assert(read_line(p.out_fd, line, sizeof line, 3000) && sscanf(line, "child %d", &b) == 1);
+    *parent = a;
+    *child = b;
+    /* The parent wrote at start and is gone (_exit: no exit write); the child
+     * lives 500 ms more. */
+    cr_assert_eq(t_wait(&p, 3000), 0);
+    char path[256];
+    snprintf(path, sizeof path, path_of_parent, a);
+    *after_parent = inode_of(path);
+    /* EOF on its stdout: the child has exited, and its exit write (if any) is done. */
+    char *rest = t_slurp(p.out_fd, 3000);
+    free(rest);
+    t_stop(&p, 100);
+}
+
+/* Decision: one file shared by several processes would have them overwrite
+ * each other's figures, so a forked child writes only when the path has %p. */
+Test(stats, a_forked_child_writes_only_with_percent_p, .init = make_dir, .fini = remove_dir)
+{
+    char var[256], shared_path[160];
+    pid_t parent, child;
+    ino_t ino;
+
+    snprintf(shared_path, sizeof shared_path, "%s/shared.prom", dir);
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", shared_path);
+    fork_linger(var, &parent, &child, &ino, shared_path);
+    cr_assert_neq(ino, 0, "the parent did not write");
+    cr_assert_eq(inode_of(shared_path), ino, "the child rewrote its parent's file");
+
+    char template[256], parent_path[256], child_path[256];
+    snprintf(template, sizeof template, "%s/own-%%d.prom", dir);
+    snprintf(var, sizeof var, "SLUICE_STATS=%s/own-%%p.prom", dir);
+    fork_linger(var, &parent, &child, &ino, template);
+    snprintf(parent_path, sizeof parent_path, "%s/own-%d.prom", dir, (int) parent);
+    snprintf(child_path, sizeof child_path, "%s/own-%d.prom", dir, (int) child);
+    cr_assert_neq(inode_of(parent_path), 0, "%s missing", parent_path);
+    char *text = read_text(child_path);
+    cr_assert_not_null(text, "the child did not write %s", child_path);
+    assert_prometheus_text(text);
+    free(text);
+}
