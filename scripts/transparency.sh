@@ -4,12 +4,14 @@
 # that passes bare (twice, so flaky tests are known) must pass preloaded: once
 # with no settings at all, once with every gate on but never binding.
 #
-# Suites (Debian packages, installed here when missing and run as root):
+# Suites (installed here when missing; Debian packages need root):
 #   python  CPython's own tests (libpython3.11-testsuite): sockets, asyncio,
 #           selectors, subprocess, os, file I/O, signals, servers
 #   gtest   GLib/GIO's installed tests (libglib2.0-tests: sockets, main loop,
 #           subprocesses, files, D-Bus peer) and libsoup's (libsoup-3.0-tests:
 #           an HTTP server and client, websockets, timeouts)
+#   node    fastify's own tests (npm registry), node's built-in test runner:
+#           HTTP/1, HTTP/2 and HTTPS servers and clients on loopback, streams
 #
 # Environment: TRANSPARENCY_QUICK=1 runs a subset (about 2 minutes);
 # TRANSPARENCY_SUITES="python gtest" picks suites; TRANSPARENCY_OUT is where
@@ -21,7 +23,7 @@ HERE=$ROOT/tests/transparency
 LIB=${SLUICE_LIB:-$ROOT/build/libsluice.so}
 OUT=${TRANSPARENCY_OUT:-$ROOT/build/transparency}
 QUICK=${TRANSPARENCY_QUICK:-0}
-SUITES=${TRANSPARENCY_SUITES:-python gtest}
+SUITES=${TRANSPARENCY_SUITES:-python gtest node}
 PY=/usr/bin/python3
 
 # Bare means bare: nothing of sluice in the environment we start from.
@@ -78,7 +80,12 @@ settings() {
 }
 
 # ---- CPython's test suite ---------------------------------------------------
-PY_MODULES="test_socket test_asyncio test_selectors test_subprocess test_os test_fileio
+# test_asyncio runs as its modules, so that they spread over the workers.
+py_asyncio() {
+    (cd /usr/lib/python3.11/test && ls test_asyncio/test_*.py) 2>/dev/null |
+        sed 's|/|.|; s|\.py$||' | grep -v windows
+}
+PY_MODULES="test_socket test_selectors test_subprocess test_os test_fileio
 test_poll test_epoll test_select test_io test_signal test_eintr test_ssl test_httplib
 test_urllib2_localnet test_ftplib test_smtplib test_pty test_shutil test_tempfile test_mmap
 test_fcntl test_threading test_file test_pipes test_telnetlib test_asyncore test_asynchat
@@ -97,11 +104,13 @@ python_run() {
     local label=$1 results=$2 match=${3:-} mods=$PY_MODULES localnet=$PY_LOCALNET
     local dir=$OUT/python/$label extra=()
     mkdir -p "$dir"
+    mods="$(py_asyncio) $mods"
     [ "$QUICK" = 1 ] && { mods=$PY_QUICK; localnet=""; }
     if [ -n "$match" ]; then
         extra=(--matchfile "$match")
         # Only the modules the listed tests live in.
-        mods=$(sed -n 's/^test\.\(test_[a-z0-9_]*\)\..*/\1/p' "$match" | sort -u | tr '\n' ' ')
+        mods=$(sed -n 's/^test\.\(test_asyncio\.test_[a-z0-9_]*\)\..*/\1/p; t
+                      s/^test\.\(test_[a-z0-9_]*\)\..*/\1/p' "$match" | sort -u | tr '\n' ' ')
         localnet=$(echo " $mods " | grep -o " $PY_LOCALNET " || true)
         mods=$(echo " $mods " | sed "s/ $PY_LOCALNET / /")
     fi
@@ -147,6 +156,44 @@ gtest_run() {
     for b in $(settings "$label"); do sets+=(--set "$b"); done
     $PY "$HERE/gtest_run.py" --jobs 3 --timeout 40 --out "$results" --logdir "$OUT/gtest/$label" \
         ${only:+--only "$only"} "${sets[@]}" "${bins[@]}"
+}
+
+# ---- fastify's own tests (npm; node's built-in runner) -----------------------
+# fastify ships its test files in its npm tarball; they start HTTP/1, HTTP/2
+# and HTTPS servers on loopback and talk to them (node's http, undici), stream
+# files, and run each file in its own node process (libuv closes descriptors
+# with syscall(SYS_close)). Versions pinned; installed once under build/.
+NODE_PKGS="fastify@5.12.8 split2@4.2.0 fastify-plugin@6.0.1 undici@7.30.2 proxyquire@2.1.3
+ajv@8.20.0 h2url@0.2.0 joi@18.3.2 fast-json-body@1.1.0 fluent-json-schema@6.0.1 yup@1.7.1
+http-errors@2.0.1 ajv-merge-patch@5.0.1 ajv-errors@3.0.0 vary@1.1.2 node-forge@1.4.3
+ajv-i18n@4.2.0 ajv-formats@3.0.1 JSONStream@1.3.5"
+NODE_DIR=${TRANSPARENCY_NODE_DIR:-$(dirname "$OUT")/transparency-npm}
+# Type checks and bundler fixtures are not run by node; one file needs eslint.
+NODE_EXCLUDE="test/types test/bundler test/build/error-serializer.test.js"
+NODE_QUICK='test/(close|listen\.[0-9]|keep-alive-timeout|stream\.[0-9]|http2/|https/|upgrade|404s)'
+
+node_setup() {
+    command -v node >/dev/null && command -v npm >/dev/null ||
+        { echo "transparency: node and npm are needed for the node suite" >&2; return 1; }
+    node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' ||
+        { echo "transparency: fastify 5's tests need node 20 or later" >&2; return 1; }
+    [ -f "$NODE_DIR/node_modules/fastify/package.json" ] && return 0
+    mkdir -p "$NODE_DIR" && echo '{"name":"sluice-transparency-node","private":true}' >"$NODE_DIR/package.json"
+    # shellcheck disable=SC2086
+    (cd "$NODE_DIR" && npm install --no-audit --no-fund --ignore-scripts --loglevel=error \
+        $NODE_PKGS >"$OUT/npm.log" 2>&1) ||
+        { echo "transparency: npm install failed (see $OUT/npm.log)" >&2; return 1; }
+}
+
+# node_run LABEL RESULTS [ONLYFILE]
+node_run() {
+    local label=$1 results=$2 only=${3:-} sets=() ex=() x match=()
+    for x in $(settings "$label"); do sets+=(--set "$x"); done
+    for x in $NODE_EXCLUDE; do ex+=(--exclude "$x"); done
+    [ "$QUICK" = 1 ] && match=(--match "$NODE_QUICK")
+    $PY "$HERE/node_run.py" --dir "$NODE_DIR/node_modules/fastify" --jobs 3 --timeout 120 \
+        --out "$results" --logdir "$OUT/node/$label" ${only:+--only "$only"} \
+        "${ex[@]}" "${match[@]}" "${sets[@]}"
 }
 
 # ---- driver -----------------------------------------------------------------
