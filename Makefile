@@ -122,6 +122,11 @@ bench: deps all $(HELPERS)
 fuzz: deps
 	@tests/fuzz/run.sh
 
+# The test suites real projects ship, bare and preloaded, compared test by
+# test (TRANSPARENCY_QUICK=1 for a short subset).
+transparency: deps all
+	@SLUICE_LIB=$(abspath $(LIB)) TRANSPARENCY_OUT=$(abspath $(BUILD))/transparency scripts/transparency.sh
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libsluice.so

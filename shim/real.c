@@ -22,6 +22,7 @@
 #include "log.h"
 #include "overlay.h"
 #include "stats.h"
+#include "threads.h"
 
 #define SLUICE_SYM(cls, ret, name, subj, aux, n, list) \
     ret (*real_##name)(TBL_PARAMS(n, list));
@@ -103,6 +104,7 @@ static void atfork_child(void)
     conn_atfork_child();
     fsgate_atfork_child();
     overlay_atfork_child();
+    threads_atfork_child();
     stats_atfork_child();
 }
 

@@ -17,6 +17,7 @@
 #include "fsgate.h"
 #include "log.h"
 #include "real.h"
+#include "threads.h"
 
 struct sluice_stats sluice_stats;
 
@@ -123,16 +124,26 @@ out:
     errno = saved;
 }
 
+/* How often the writer looks whether the program has ended all its threads
+ * (threads.c): the longest a process outlives its last thread. */
+#define LIVENESS_NS 200000000ULL
+
 static void *writer(void *arg)
 {
     (void) arg;
-    struct timespec ts = {
-        .tv_sec = (time_t) (sluice_cfg.stats_interval_ns / 1000000000ULL),
-        .tv_nsec = (long) (sluice_cfg.stats_interval_ns % 1000000000ULL),
-    };
+    threads_adopt_self();
+    uint64_t interval = sluice_cfg.stats_interval_ns, waited = interval;
     for (;;) {
-        stats_write_now();
+        if (waited >= interval) {
+            stats_write_now();
+            waited = 0;
+        }
+        uint64_t step = interval - waited < LIVENESS_NS ? interval - waited : LIVENESS_NS;
+        struct timespec ts = { .tv_sec = (time_t) (step / 1000000000ULL),
+                               .tv_nsec = (long) (step % 1000000000ULL) };
         clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+        waited += step;
+        threads_exit_if_only_ours();
     }
     return NULL;
 }
