@@ -1,11 +1,15 @@
 /* conn.c — the connection gate (see conn.h).
  *
- * Slots: SLUICE_CONN_MAX reference counts in one array and a count of free
- * slots (also the futex word blocking accepts wait on). accept takes a slot
- * before the real call and keeps it if a connection came; fdtab's `conn` field
- * holds id+1 for each descriptor of it (dup adds a reference, each close drops
- * one, the last frees the slot and wakes at once: the futex for blocking
- * accepts, the overlay for event loops).
+ * Connections and slots: each accepted connection gets an object (conn_objs;
+ * fdtab's `conn` field holds its id+1 for each descriptor of it: dup adds a
+ * reference, each close drops one, the last frees it). The limit counts busy
+ * slots: SLUICE_CONN_MAX entries naming the connection that holds each, and a
+ * count of free ones (also the futex word blocking waiters sleep on). accept
+ * takes a slot before the real call and keeps it if a connection came. With
+ * idle=hold a connection is busy from accept to its last close; with
+ * idle=free (idle.c) it gives its slot back while idle, so there are objects
+ * for every descriptor the process may hold. A freed slot wakes at once: the
+ * futex for blocking waiters, the idle queue, then the overlay for listeners.
  *
  * Pause: while every slot holds a connection, governed listeners are hidden
  * from the program's readiness calls; a non-blocking accept answers EAGAIN
@@ -33,12 +37,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 
 #include "config.h"
 #include "fdtab.h"
 #include "gate.h"
+#include "idle.h"
 #include "log.h"
 #include "overlay.h"
 #include "stats.h"
@@ -48,12 +54,16 @@
 #define SHED_LINGER_MS 1000
 #define SHED_BUDGET 256          /* connections shed per accept call at most */
 #define RECHECK_MS 1000
+#define MAX_CONNS (1u << 20)      /* connection objects at most (idle=free) */
 
-static _Atomic uint32_t *slot_refs;     /* per slot: descriptors referring to it */
-static uint32_t nslots;
+struct conn *conn_objs;
+uint32_t conn_cap;
+static _Atomic uint32_t conn_hint;
+_Atomic uint32_t *conn_busy_slot;       /* per busy slot: connection id + 1 */
+uint32_t conn_nslots;
 static _Atomic uint32_t free_slots;     /* futex word */
 static _Atomic uint32_t slot_hint;
-static _Atomic uint32_t slots_held;     /* slots bound to a connection */
+static _Atomic uint32_t slots_held;     /* busy slots bound to a connection */
 static _Atomic int slot_waiters;
 
 static _Atomic int listeners[MAX_LISTENERS];   /* governed listener fd + 1 */
@@ -113,7 +123,7 @@ static void take_handoffs(int epfd)
                 at = j;
         struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u64 = (uint64_t) at };
         if (at < 0 || REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            REAL(close)(fd);
+            fdtab_close_own(fd);
             atomic_fetch_sub(&shed_held, 1);
             continue;
         }
@@ -123,7 +133,7 @@ static void take_handoffs(int epfd)
 
 static void finish_shed(int at)
 {
-    REAL(close)(lingering[at].fd);   /* closing removes it from the epoll set */
+    fdtab_close_own(lingering[at].fd);   /* closing removes it from the epoll set */
     lingering[at].fd = -1;
     atomic_fetch_sub(&shed_held, 1);
 }
@@ -199,6 +209,8 @@ static void aux_ensure(void)
         errno = saved;
         return;   /* aux_state stays 1: no thread, shed sockets are closed at once */
     }
+    fdtab_own(epfd);
+    fdtab_own(efd);
     atomic_store(&aux_epfd, epfd);
     atomic_store(&aux_efd, efd);
     pthread_attr_t attr;
@@ -237,7 +249,7 @@ static void sync_pause(void)
         return;
     unsigned mine = 1;
     for (;;) {
-        bool want = atomic_load(&slots_held) >= nslots;
+        bool want = atomic_load(&slots_held) >= conn_nslots;
         if (want != paused_now) {
             paused_now = want;
             uint64_t now = mono_ns();
@@ -295,7 +307,10 @@ static void note_listener(int fd)
     }
 }
 
-/* --- slots ------------------------------------------------------------------------- */
+/* --- connections and busy slots -------------------------------------------------- */
+
+/* A busy slot's entry during an accept, before it knows its connection. */
+#define SLOT_RESERVED UINT32_MAX
 
 static int64_t slot_take(void)
 {
@@ -304,53 +319,97 @@ static int64_t slot_take(void)
         if (f == 0)
             return -1;
     } while (!atomic_compare_exchange_weak(&free_slots, &f, f - 1));
-    /* A slot with no references exists: free_slots never runs ahead of them. */
+    /* An empty entry exists: free_slots is counted up only after one empties. */
     for (uint32_t i = atomic_load(&slot_hint);; i++) {
-        uint32_t id = i % nslots, zero = 0;
-        if (atomic_load_explicit(&slot_refs[id], memory_order_relaxed) == 0
-            && atomic_compare_exchange_strong(&slot_refs[id], &zero, 1)) {
+        uint32_t id = i % conn_nslots, zero = 0;
+        if (atomic_load_explicit(&conn_busy_slot[id], memory_order_relaxed) == 0
+            && atomic_compare_exchange_strong(&conn_busy_slot[id], &zero, SLOT_RESERVED)) {
             atomic_store_explicit(&slot_hint, id + 1, memory_order_relaxed);
             return id;
         }
     }
 }
 
-/* The slot's references are already 0: count it free and wake one waiter.
- * (Never touch slot_refs here: another thread may have taken it already.) */
-static void slot_free(void)
+/* Empties busy slot s (its owner's to empty), counts it free, wakes one waiter. */
+static void slot_put(uint32_t s)
 {
+    atomic_store(&conn_busy_slot[s], 0);
     atomic_fetch_add(&free_slots, 1);
     if (atomic_load(&slot_waiters) != 0)
         futex(&free_slots, FUTEX_WAKE_PRIVATE, 1);
 }
 
-/* Gives back a slot taken for an accept that brought no connection. */
-static void slot_put(uint32_t id)
+int64_t conn_slot_take(uint32_t cid)
 {
-    atomic_store(&slot_refs[id], 0);
-    slot_free();
+    int64_t s = slot_take();
+    if (s >= 0)
+        atomic_store(&conn_busy_slot[s], cid + 1);
+    return s;
+}
+
+void conn_slot_untake(uint32_t slot)
+{
+    slot_put(slot);
+}
+
+void conn_slot_held(void)
+{
+    STAT_ADD(conn_busy, 1);
+    if (atomic_fetch_add(&slots_held, 1) + 1 >= conn_nslots)
+        sync_pause();
+}
+
+void conn_slot_release(uint32_t slot)
+{
+    STAT_ADD(conn_busy, -1);
+    uint32_t before = atomic_fetch_sub(&slots_held, 1);
+    slot_put(slot);
+    /* Idle connections that asked first get it before the listeners wake. */
+    idle_dispatch();
+    if (before >= conn_nslots)
+        sync_pause();
+}
+
+/* A free connection object (alloc 0 -> 1), or -1. */
+static int64_t conn_new(void)
+{
+    uint32_t hint = atomic_load_explicit(&conn_hint, memory_order_relaxed);
+    for (uint32_t n = 0; n < conn_cap; n++) {
+        uint32_t id = (hint + n) % conn_cap, zero = 0;
+        if (atomic_load_explicit(&conn_objs[id].alloc, memory_order_relaxed) == 0
+            && atomic_compare_exchange_strong(&conn_objs[id].alloc, &zero, 1)) {
+            atomic_store_explicit(&conn_hint, id + 1, memory_order_relaxed);
+            return id;
+        }
+    }
+    return -1;
 }
 
 void conn_release(uint32_t id_plus_one)
 {
-    uint32_t id = id_plus_one - 1;
-    if (id >= nslots)
+    uint32_t cid = id_plus_one - 1;
+    if (cid >= conn_cap)
         return;
-    if (atomic_fetch_sub(&slot_refs[id], 1) != 1)
+    struct conn *c = &conn_objs[cid];
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     int saved = errno;
+    uint32_t st = atomic_exchange(&c->st, 0);
+    idle_forget(st);
     STAT_ADD(conn_in_flight, -1);
-    uint32_t before = atomic_fetch_sub(&slots_held, 1);
-    slot_free();
-    if (before >= nslots)
-        sync_pause();
+    /* Free the object before the slot: the accept the slot wakes needs one. */
+    atomic_store(&c->alloc, 0);
+    if (conn_st_busy(st))
+        conn_slot_release(conn_st_slot(st));
+    else
+        STAT_ADD(conn_idle, -1);
     errno = saved;
 }
 
 void conn_addref(uint32_t id_plus_one)
 {
-    if (id_plus_one - 1 < nslots)
-        atomic_fetch_add(&slot_refs[id_plus_one - 1], 1);
+    if (id_plus_one - 1 < conn_cap)
+        atomic_fetch_add(&conn_objs[id_plus_one - 1].refs, 1);
 }
 
 /* Slots held by descriptors that are no longer what they were (closed by a raw
@@ -390,25 +449,31 @@ static int accept_for_real(int fd, struct sockaddr *addr, socklen_t *len, int fl
     return is_accept4 ? REAL(accept4)(fd, addr, len, flags) : REAL(accept)(fd, addr, len);
 }
 
-static void record(int fd, uint32_t id, int flags)
+static void record(int fd, uint32_t slot, int flags)
 {
     int saved = errno;
     gate_accepted(fd, flags);
     struct fdent *e = fdtab_get(fd);
-    if (e == NULL) {
+    int64_t cid = e != NULL ? conn_new() : -1;
+    if (cid < 0) {
         /* Beyond the table: untrackable, so it must not hold a slot. */
-        slot_put(id);
+        slot_put(slot);
         errno = saved;
         return;
     }
+    struct conn *c = &conn_objs[cid];
+    atomic_store(&c->refs, 1);
+    atomic_store(&c->fd, fd);
+    atomic_store(&c->nonblock, 0);
+    atomic_store(&c->st, (slot + 1) << CONN_SLOT_SHIFT);
+    atomic_store(&conn_busy_slot[slot], (uint32_t) cid + 1);
     struct stat st;
     if (fstat(fd, &st) == 0)
         atomic_store(&e->ino, (uint64_t) st.st_ino);
-    atomic_store(&e->conn, id + 1);
+    atomic_store(&e->conn, (uint32_t) cid + 1);
     STAT_ADD(conn_accepted, 1);
     STAT_ADD(conn_in_flight, 1);
-    if (atomic_fetch_add(&slots_held, 1) + 1 >= nslots)
-        sync_pause();
+    conn_slot_held();
     errno = saved;
 }
 
@@ -425,7 +490,7 @@ static bool listener_nonblocking(int fd)
  * with EINTR or restart exactly as the kernel decides for accept (SA_RESTART).
  * With SO_RCVTIMEO, accept gives EAGAIN at the timeout and EINTR on any
  * handled signal; a timed futex wait does the same. */
-static int wait_for_slot(int fd)
+int conn_wait_for_slot(int fd)
 {
     struct timeval tv = { 0, 0 };
     socklen_t tvlen = sizeof tv;
@@ -476,10 +541,13 @@ static void shed(int c)
         (void) !REAL(send)(c, shed_answer, shed_answer_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(c, SHUT_WR);
     aux_ensure();
+    /* From here the socket is sluice's: a program closing every descriptor must
+     * not close it, nor may sluice later close a number the program reuses. */
+    fdtab_own(c);
     if (atomic_load(&aux_state) != 2 || atomic_fetch_add(&shed_held, 1) >= SHED_CAP) {
         if (atomic_load(&aux_state) == 2)
             atomic_fetch_sub(&shed_held, 1);
-        REAL(close)(c);
+        fdtab_close_own(c);
         return;
     }
     for (int i = 0;; i = (i + 1) % SHED_CAP) {
@@ -495,7 +563,7 @@ static void shed(int c)
 int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is_accept4)
 {
     struct fdent *l = NULL;
-    if (nslots != 0 && fdtab_kind(fd) == FD_LISTENER)
+    if (conn_nslots != 0 && fdtab_kind(fd) == FD_LISTENER)
         l = fdtab_peek(fd);
     if (l == NULL || !(atomic_load(&l->flags) & FDF_GOVERNED)) {
         int r = accept_for_real(fd, addr, len, flags, is_accept4);
@@ -539,7 +607,7 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
             errno = EAGAIN;
             return -1;
         }
-        if (wait_for_slot(fd) < 0)
+        if (conn_wait_for_slot(fd) < 0)
             return -1;
     }
 }
@@ -549,7 +617,7 @@ int conn_listen(int fd, int backlog)
     if (sluice_cfg.backlog != 0 && (backlog <= 0 || (uint32_t) backlog > sluice_cfg.backlog))
         backlog = (int) sluice_cfg.backlog;
     int r = REAL(listen)(fd, backlog);
-    if (r == 0 && nslots != 0) {
+    if (r == 0 && conn_nslots != 0) {
         int saved = errno;
         if (fdtab_kind(fd) != FD_LISTENER) {
             fdtab_reborn(fd);
@@ -589,16 +657,30 @@ bool conn_governs(int fd)
 
 void conn_init(void)
 {
-    nslots = sluice_cfg.conn_max;
-    if (nslots != 0) {
-        void *m = mmap(NULL, sizeof(uint32_t) * nslots, PROT_READ | PROT_WRITE,
+    conn_nslots = sluice_cfg.conn_max;
+    if (conn_nslots != 0) {
+        /* With idle=free a connection outlives its slot: room for every
+         * descriptor the process may hold (pages are touched only when used). */
+        conn_cap = conn_nslots > MAX_CONNS / 2 ? MAX_CONNS : 2 * conn_nslots;
+        struct rlimit rl;
+        if (sluice_cfg.conn_idle == CONN_IDLE_FREE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rlim_t most = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > MAX_CONNS ? MAX_CONNS : rl.rlim_max;
+            if (most > conn_cap)
+                conn_cap = (uint32_t) most;
+        }
+        void *m = mmap(NULL, sizeof(struct conn) * conn_cap, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void *b = mmap(NULL, sizeof(uint32_t) * conn_nslots, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) {
-            log_error("cannot allocate %u connection slots: the connection limit is off", nslots);
-            nslots = 0;
+        if (m == MAP_FAILED || b == MAP_FAILED
+            || (sluice_cfg.conn_idle == CONN_IDLE_FREE && idle_init(conn_cap) != 0)) {
+            log_error("cannot allocate %u connection slots: the connection limit is off", conn_nslots);
+            conn_nslots = 0;
+            conn_cap = 0;
         } else {
-            slot_refs = m;
-            atomic_store(&free_slots, nslots);
+            conn_objs = m;
+            conn_busy_slot = b;
+            atomic_store(&free_slots, conn_nslots);
         }
     }
     const char *status = sluice_cfg.shed == SHED_HTTP429 ? "429 Too Many Requests"
@@ -612,15 +694,19 @@ void conn_init(void)
     shed_answer_len = n > 0 ? (size_t) n : 0;
 }
 
-int conn_before_read(int fd, int msgflags) { (void) fd; (void) msgflags; return 0; }
-void conn_after_read(int fd, long result) { (void) fd; (void) result; }
-
 void conn_atfork_child(void)
 {
     /* fdtab already dropped the child's references: it holds no slots. */
-    for (uint32_t i = 0; i < nslots; i++)
-        atomic_store(&slot_refs[i], 0);
-    atomic_store(&free_slots, nslots);
+    if (conn_objs != NULL) {
+        /* Zero pages again without touching the untouched ones. */
+        madvise(conn_objs, sizeof(struct conn) * conn_cap, MADV_DONTNEED);
+        madvise(conn_busy_slot, sizeof(uint32_t) * conn_nslots, MADV_DONTNEED);
+    }
+    atomic_store(&conn_hint, 0);
+    idle_atfork_child();
+    STAT_SET(conn_busy, 0);
+    STAT_SET(conn_idle, 0);
+    atomic_store(&free_slots, conn_nslots);
     atomic_store(&slots_held, 0);
     atomic_store(&slot_waiters, 0);
     atomic_store(&sync_requests, 0);
@@ -634,16 +720,16 @@ void conn_atfork_child(void)
         for (int i = 0; i < SHED_CAP; i++) {
             int v = atomic_exchange(&handoff[i], 0);
             if (v != 0)
-                REAL(close)(v - 1);
+                fdtab_close_own(v - 1);
             if (lingering[i].fd >= 0)
-                REAL(close)(lingering[i].fd);
+                fdtab_close_own(lingering[i].fd);
             lingering[i].fd = -1;
         }
         int epfd = atomic_exchange(&aux_epfd, -1), efd = atomic_exchange(&aux_efd, -1);
         if (epfd >= 0)
-            REAL(close)(epfd);
+            fdtab_close_own(epfd);
         if (efd >= 0)
-            REAL(close)(efd);
+            fdtab_close_own(efd);
         atomic_store(&shed_held, 0);
         atomic_store(&handoff_kicked, false);
         atomic_store(&aux_state, 0);

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -210,14 +211,24 @@ static bool nonblocking(int fd, int msgflags)
 
 /* A wait of ours that a signal interrupted is restarted as the real call would
  * be: with SA_RESTART, unless the socket has a timeout (then the kernel says
- * EINTR). Which signal came is unknown: restart only if every handler asks. */
+ * EINTR). Which signal came is unknown: restart only if every handler that
+ * could have interrupted this wait asks for it. That leaves out signals this
+ * thread blocks, and the fault signals, which a thread gets from its own
+ * instructions, not while it sleeps in poll (crash reporters and sanitizers
+ * install handlers for them without SA_RESTART). */
 static bool restart_after_signal(bool timed)
 {
     if (timed)
         return false;
+    sigset_t blocked;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0)
+        sigemptyset(&blocked);
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
-        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
+        if (sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE
+            || sig == SIGILL || sig == SIGTRAP || sig == SIGSYS)
+            continue;
+        if (sigismember(&blocked, sig) == 1 || sigaction(sig, NULL, &sa) != 0)
             continue;
         if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
             continue;

@@ -14,12 +14,14 @@
 #include "drain.h"
 #include "gate.h"
 #include "overlay.h"
+#include "real.h"
 
-#define CHUNK_SHIFT 10
+#define CHUNK_SHIFT FDTAB_CHUNK_SHIFT
 #define CHUNK_SIZE (1 << CHUNK_SHIFT)
-#define MAX_CHUNKS 4096              /* 4M descriptors */
+#define MAX_CHUNKS FDTAB_MAX_CHUNKS  /* 4M descriptors */
 
-static struct fdent *_Atomic chunks[MAX_CHUNKS];
+struct fdent *_Atomic fdtab_chunks[FDTAB_MAX_CHUNKS];
+#define chunks fdtab_chunks
 static _Atomic int chunks_used;      /* highest chunk index allocated + 1 */
 
 struct fdent *fdtab_peek(int fd)
@@ -198,6 +200,29 @@ void fdtab_dup(int oldfd, int newfd)
     atomic_store(&to->flags, atomic_load(&from->flags));
     atomic_store(&to->ino, atomic_load(&from->ino));
     atomic_store(&to->kind, atomic_load(&from->kind));
+}
+
+void fdtab_own(int fd)
+{
+    struct fdent *e = fdtab_get(fd);
+    if (e != NULL) {
+        atomic_store(&e->kind, FD_OTHER);
+        atomic_fetch_or(&e->flags, FDF_OWN);
+    }
+}
+
+bool fdtab_is_own(int fd)
+{
+    struct fdent *e = fdtab_peek(fd);
+    return e != NULL && (atomic_load_explicit(&e->flags, memory_order_relaxed) & FDF_OWN) != 0;
+}
+
+void fdtab_close_own(int fd)
+{
+    struct fdent *e = fdtab_peek(fd);
+    if (e != NULL)
+        atomic_fetch_and(&e->flags, (uint8_t) ~FDF_OWN);
+    KEEP_ERRNO(REAL(close)(fd));
 }
 
 void fdtab_atfork_child(void)

@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "common.h"
 
@@ -26,6 +27,7 @@ enum fd_kind {
 #define FDF_NONBLOCK  0x04u  /* O_NONBLOCK as last seen through accept4/fcntl */
 #define FDF_NONBLOCK_KNOWN 0x08u
 #define FDF_EP_OVERLAY 0x10u  /* epoll instance with sluice's internal one nested in it */
+#define FDF_OWN       0x20u  /* sluice's own descriptor: the program's closes pass it by */
 
 /* Up to this many epoll instances per descriptor are remembered for the overlay;
  * a descriptor watched by more is hidden by filtering results instead. */
@@ -48,12 +50,34 @@ struct fdent {
     struct ep_reg regs[FD_EPOLL_REGS];
 };
 
+/* The table's chunks (fdtab.c); read here only by the inline look-ups below. */
+#define FDTAB_CHUNK_SHIFT 10
+#define FDTAB_MAX_CHUNKS 4096
+extern struct fdent *_Atomic fdtab_chunks[FDTAB_MAX_CHUNKS] SLUICE_INTERNAL;
+
 /* The entry for fd, created on demand; NULL if fd is negative or past the limit. */
 struct fdent *fdtab_get(int fd) SLUICE_INTERNAL;
 /* The entry if it exists already; never allocates (signal handlers, hot paths). */
 struct fdent *fdtab_peek(int fd) SLUICE_INTERNAL;
 /* Kind of fd, classifying it on first use. errno is preserved. */
 enum fd_kind fdtab_kind(int fd) SLUICE_INTERNAL;
+
+/* fdtab_kind for the common case, inline: a descriptor already classified is
+ * two loads away, with no call (every gated call asks this first). */
+static inline enum fd_kind fdtab_kind_fast(int fd)
+{
+    unsigned c = (unsigned) fd >> FDTAB_CHUNK_SHIFT;
+    if (likely(fd >= 0 && c < FDTAB_MAX_CHUNKS)) {
+        struct fdent *chunk = atomic_load_explicit(&fdtab_chunks[c], memory_order_acquire);
+        if (likely(chunk != NULL)) {
+            uint8_t k = atomic_load_explicit(&chunk[fd & ((1 << FDTAB_CHUNK_SHIFT) - 1)].kind,
+                                             memory_order_acquire);
+            if (likely(k != FD_UNKNOWN))
+                return (enum fd_kind) k;
+        }
+    }
+    return fdtab_kind(fd);
+}
 /* The kernel handed out this number anew (open, socket, accept, dup...): drop
  * everything known about it, releasing a connection slot a missed close left. */
 void fdtab_reborn(int fd) SLUICE_INTERNAL;
@@ -69,6 +93,13 @@ void fdtab_set_nonblock(int fd, bool on) SLUICE_INTERNAL;
 void fdtab_dup(int oldfd, int newfd) SLUICE_INTERNAL;
 /* Highest descriptor number the table has an entry for, plus one. */
 int fdtab_extent(void) SLUICE_INTERNAL;
+/* sluice's own descriptors (its thread's epoll and eventfd, the overlay's):
+ * a program that closes every descriptor (close_range, closefrom, a loop of
+ * close) must not take them, or sluice's waits would fail at once and spin.
+ * fdtab_close_own() is how sluice itself lets one go. */
+void fdtab_own(int fd) SLUICE_INTERNAL;
+bool fdtab_is_own(int fd) SLUICE_INTERNAL;
+void fdtab_close_own(int fd) SLUICE_INTERNAL;
 /* In a child after fork: the child holds no connection slots (the parent does). */
 void fdtab_atfork_child(void) SLUICE_INTERNAL;
 

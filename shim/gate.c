@@ -9,11 +9,12 @@
 #include "drain.h"
 #include "fdtab.h"
 #include "fsgate.h"
+#include "idle.h"
 
 int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags)
 {
     unsigned gates = gates_on();
-    enum fd_kind kind = fdtab_kind(fd);
+    enum fd_kind kind = fdtab_kind_fast(fd);
     p->fd = fd;
     p->dir = (unsigned char) dir;
     p->kind = (unsigned char) kind;
@@ -34,8 +35,8 @@ int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags)
         if (dir == IO_IN) {
             if ((gates & GATE_DRAIN) && drain_before_read(fd, msgflags) < 0)
                 return -1;
-            if (kind == FD_CONN && (gates & GATE_CONN))
-                return conn_before_read(fd, msgflags);
+            if (kind == FD_CONN && (gates & GATE_CONN) && idle_on())
+                return idle_before_read(fd, msgflags);
         }
         return 0;
     default:
@@ -46,8 +47,10 @@ int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags)
 int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir)
 {
     int fd = stream != NULL ? fileno_unlocked(stream) : -1;
-    if (fd < 0) {
-        /* A stream with no descriptor (fmemopen, open_memstream): nothing to gate. */
+    enum fd_kind kind = fd >= 0 ? fdtab_kind_fast(fd) : FD_OTHER;
+    if (kind != FD_FILE && kind != FD_CONN && kind != FD_STREAM) {
+        /* No gate cares (a tty, a pipe, /dev/null), or a stream with no
+         * descriptor at all (fmemopen, open_memstream). */
         p->fd = -1;
         p->kind = FD_OTHER;
         p->dir = (unsigned char) dir;
@@ -58,7 +61,7 @@ int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir)
     /* Lock order: the stream, then the token. The real call locks the stream
      * anyway; taking a token first would let a thread wait for the stream while
      * holding a token that the stream's holder (flockfile) waits for. */
-    bool lock = (gates_on() & GATE_FS) && fdtab_kind(fd) == FD_FILE;
+    bool lock = (gates_on() & GATE_FS) && kind == FD_FILE;
     if (lock)
         flockfile(stream);
     int r = gate_enter_fd(p, fd, dir, 0);
@@ -111,7 +114,7 @@ int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags)
     return 0;
 }
 
-void gate_leave(struct pass *p, long result)
+void gate_leave_slow(struct pass *p, long result)
 {
     int saved = errno;
     if (p->fs_token) {
@@ -120,10 +123,15 @@ void gate_leave(struct pass *p, long result)
             funlockfile(p->stream_locked);
     } else if (p->kind == FD_CONN || p->kind == FD_STREAM) {
         unsigned gates = gates_on();
-        if (p->dir == IO_OUT && (gates & GATE_DRAIN))
-            drain_after_write(p->fd, result);
-        else if (p->dir == IO_IN && p->kind == FD_CONN && (gates & GATE_CONN))
-            conn_after_read(p->fd, result);
+        bool idle = p->kind == FD_CONN && (gates & GATE_CONN) && idle_on();
+        if (p->dir == IO_OUT) {
+            if (gates & GATE_DRAIN)
+                drain_after_write(p->fd, result);
+            if (idle)
+                idle_after_write(p->fd, result);
+        } else if (p->dir == IO_IN && idle) {
+            idle_after_read(p->fd, result);
+        }
     }
     errno = saved;
 }

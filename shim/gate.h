@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include "common.h"
+#include "fdtab.h"
 
 #define GATE_CONN  0x1u
 #define GATE_DRAIN 0x2u
@@ -39,8 +40,14 @@ int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags) SLUICE_
 int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir) SLUICE_INTERNAL;
 /* An open of a file by name: a filesystem operation before there is a descriptor. */
 int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags) SLUICE_INTERNAL;
-/* After the real call; result is its return value. Preserves errno. */
-void gate_leave(struct pass *p, long result) SLUICE_INTERNAL;
+/* After the real call; result is its return value. Preserves errno. Inline:
+ * a call on a descriptor no gate cares about has nothing to undo. */
+void gate_leave_slow(struct pass *p, long result) SLUICE_INTERNAL;
+static inline void gate_leave(struct pass *p, long result)
+{
+    if (p->fs_token || p->kind == FD_CONN || p->kind == FD_STREAM)
+        gate_leave_slow(p, result);
+}
 /* After a real open that returned fd (or -1). Preserves errno. */
 void gate_leave_open(struct pass *p, int fd) SLUICE_INTERNAL;
 /* accept/accept4 returned fd (a connection of this process): record it. */

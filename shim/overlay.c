@@ -149,7 +149,7 @@ static void close_thread_efd(void *p)
 {
     int fd = (int) (intptr_t) p - 1;
     if (fd >= 0)
-        REAL(close)(fd);
+        fdtab_close_own(fd);
 }
 
 static void make_key(void)
@@ -162,6 +162,7 @@ static int thread_efd(void)
     if (my_efd < 0) {
         my_efd = REAL(eventfd)(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (my_efd >= 0) {
+            fdtab_own(my_efd);
             pthread_once(&efd_key_once, make_key);
             pthread_setspecific(efd_key, (void *) (intptr_t) (my_efd + 1));
         }
@@ -267,6 +268,7 @@ static int internal_epoll(void)
         REAL(close)(fresh);
         return expected;
     }
+    fdtab_own(fresh);
     overlay_poke();   /* poll/select waiters add the new instance to their set */
     return fresh;
 }
@@ -344,14 +346,14 @@ void overlay_atfork_child(void)
     for (int i = 0; i < MAX_WAITERS; i++)
         atomic_store(&waiter_efd[i], 0);
     if (my_efd >= 0) {
-        REAL(close)(my_efd);
+        fdtab_close_own(my_efd);
         my_efd = -1;
         pthread_once(&efd_key_once, make_key);
         pthread_setspecific(efd_key, NULL);
     }
     int ov = atomic_exchange(&ov_epfd, -1);
     if (ov >= 0)
-        REAL(close)(ov);
+        fdtab_close_own(ov);
 }
 
 /* --- the wrappers' side ------------------------------------------------------- */

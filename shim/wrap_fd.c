@@ -23,6 +23,9 @@ static __attribute__((noinline)) int gated_close(int fd)
 {
     if (gates_on() == 0)
         return REAL(close)(fd);
+    /* Only a program that closes descriptors it never opened gets here. */
+    if (unlikely(fdtab_is_own(fd)))
+        return 0;
     uint32_t held = fdtab_forget(fd);
     int r = REAL(close)(fd);
     release(held);
@@ -47,7 +50,17 @@ static int gated_close_range(unsigned first, unsigned last, int flags,
     uint32_t held[RANGE_BATCH];
     int nheld = 0;
     unsigned extent = (unsigned) fdtab_extent();
+    /* sluice's own descriptors are stepped around: the range is closed in the
+     * pieces between them. */
+    unsigned piece = first;
+    int r = 0;
     for (unsigned fd = first; fd <= last && fd < extent; fd++) {
+        if (fdtab_is_own((int) fd)) {
+            if (fd > piece && real_call(piece, fd - 1, flags) != 0)
+                r = -1;
+            piece = fd + 1;
+            continue;
+        }
         uint32_t h = fdtab_forget((int) fd);
         if (h == 0)
             continue;
@@ -56,7 +69,8 @@ static int gated_close_range(unsigned first, unsigned last, int flags,
         else
             release(h);
     }
-    int r = real_call(first, last, flags);
+    if (piece <= last && real_call(piece, last, flags) != 0)
+        r = -1;
     for (int i = 0; i < nheld; i++)
         release(held[i]);
     return r;
@@ -76,9 +90,14 @@ SLUICE_PUBLIC int close_range(unsigned int first, unsigned int last, int flags)
 
 static int closefrom_call(unsigned first, unsigned last, int flags)
 {
-    (void) last;
     (void) flags;
-    REAL(closefrom)((int) first);
+    if (last == ~0U) {
+        REAL(closefrom)((int) first);
+        return 0;
+    }
+    /* A piece between two of sluice's own descriptors: short. */
+    for (unsigned fd = first; fd <= last; fd++)
+        REAL(close)((int) fd);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include "real.h"
 
 #include "gate.h"
+#include "idle.h"
 #include "overlay.h"
 
 extern void __chk_fail(void) __attribute__((noreturn));
@@ -16,10 +17,14 @@ SLUICE_PUBLIC int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
     return overlay_epoll_ctl(epfd, op, fd, event);
 }
 
+/* Gates on: connections answered since their last input may be idle now
+ * (SLUICE_CONN_IDLE=free), then whether sluice's own epoll is nested. */
 static inline bool epoll_plain(void)
 {
-    return likely(gates_on() == 0)
-        || atomic_load_explicit(&overlay_epoll_nested, memory_order_relaxed) == 0;
+    if (likely(gates_on() == 0))
+        return true;
+    idle_wait_hook();
+    return atomic_load_explicit(&overlay_epoll_nested, memory_order_relaxed) == 0;
 }
 
 SLUICE_PUBLIC int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
@@ -47,7 +52,10 @@ SLUICE_PUBLIC int epoll_pwait2(int epfd, struct epoll_event *events, int maxeven
 
 static inline bool poll_plain(void)
 {
-    return likely(gates_on() == 0) || !overlay_poll_active();
+    if (likely(gates_on() == 0))
+        return true;
+    idle_wait_hook();
+    return !overlay_poll_active();
 }
 
 static int poll_ms(struct pollfd *fds, nfds_t nfds, int timeout)

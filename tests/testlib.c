@@ -167,6 +167,20 @@ char *t_slurp(int fd, int timeout_ms)
     return buf;
 }
 
+char *t_slurp_some(int fd, int timeout_ms)
+{
+    char *buf = malloc(65536);
+    size_t len = 0;
+    struct pollfd pfd = { fd, POLLIN, 0 };
+    if (fd >= 0 && poll(&pfd, 1, timeout_ms) > 0) {
+        ssize_t n = read(fd, buf, 65535);
+        if (n > 0)
+            len = (size_t) n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
 int t_run(const char *const *argv, const char *const *env, bool preload, int timeout_ms,
           char **out, char **err)
 {

@@ -35,6 +35,9 @@ int t_wait(struct t_proc *p, int timeout_ms);
 void t_stop(struct t_proc *p, int grace_ms);
 /* Reads all of fd until EOF or timeout into a malloc'd NUL-terminated string. */
 char *t_slurp(int fd, int timeout_ms);
+/* Reads what arrives on fd within timeout_ms, returning after the first chunk
+ * (malloc'd, NUL-terminated, possibly empty). */
+char *t_slurp_some(int fd, int timeout_ms);
 /* Runs argv to completion (bounded); returns exit code, stdout and stderr. */
 int t_run(const char *const *argv, const char *const *env, bool preload, int timeout_ms,
           char **out, char **err);

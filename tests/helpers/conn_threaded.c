@@ -2,7 +2,7 @@
  * thread accepts and starts a thread per connection. With POOL=N: N threads
  * all block in accept on the same listener (a thread-pool server). Each
  * connection is greeted ("hi\n"), its input discarded until the client closes.
- * Prints "accepted N" for every connection it sees. */
+ * Prints "accepted N" for every connection it sees ("accepted N by T" in a pool). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -16,10 +16,15 @@ static int lsock;
 static _Atomic int seen;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static __thread int pool_index = -1;
+
 static void serve(int c)
 {
     pthread_mutex_lock(&out_lock);
-    printf("accepted %d\n", atomic_fetch_add(&seen, 1) + 1);
+    if (pool_index >= 0)
+        printf("accepted %d by %d\n", atomic_fetch_add(&seen, 1) + 1, pool_index);
+    else
+        printf("accepted %d\n", atomic_fetch_add(&seen, 1) + 1);
     fflush(stdout);
     pthread_mutex_unlock(&out_lock);
     if (write(c, "hi\n", 3) != 3) {
@@ -40,7 +45,7 @@ static void *conn_thread(void *arg)
 
 static void *pool_thread(void *arg)
 {
-    (void) arg;
+    pool_index = (int) (long) arg;
     for (;;) {
         int c = accept(lsock, NULL, NULL);
         if (c >= 0)
@@ -66,7 +71,7 @@ int main(int argc, char **argv)
         int n = atoi(argv[2]);
         for (int i = 0; i < n; i++) {
             pthread_t t;
-            pthread_create(&t, NULL, pool_thread, NULL);
+            pthread_create(&t, NULL, pool_thread, (void *) (long) i);
         }
         for (;;)
             pause();

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers/drain_gen.h"
@@ -29,6 +30,54 @@
 
 #define KiB 1024L
 #define MiB (1024L * 1024L)
+
+/* What a test started or made, so that a failed assertion (which ends the test
+ * at once) still leaves nothing behind: the suite's fini stops every child that
+ * is still ours (not yet reaped, so its PID cannot have been reused) and
+ * removes the temporary paths. */
+static pid_t children[16];
+static int nchildren;
+static char temp_paths[16][128];
+static int ntemp;
+
+static struct t_proc spawn(const char *const *argv, const char *const *env, bool preload)
+{
+    struct t_proc p = t_spawn(argv, env, preload);
+    if (p.pid > 0 && nchildren < 16)
+        children[nchildren++] = p.pid;
+    return p;
+}
+
+static void remember_path(const char *path)
+{
+    if (ntemp < 16)
+        snprintf(temp_paths[ntemp++], sizeof temp_paths[0], "%s", path);
+}
+
+static void leave_nothing_behind(void)
+{
+    for (int i = 0; i < nchildren; i++) {
+        if (waitpid(children[i], NULL, WNOHANG) != 0)
+            continue;   /* reaped already (or gone): not ours to signal */
+        kill(children[i], SIGTERM);
+        for (int t = 0; t < 20 && waitpid(children[i], NULL, WNOHANG) == 0; t++)
+            t_sleep_ms(50);
+        if (waitpid(children[i], NULL, WNOHANG) == 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+        }
+    }
+    nchildren = 0;
+    for (int i = 0; i < ntemp; i++) {
+        char cmd[sizeof temp_paths[0] + 16];
+        snprintf(cmd, sizeof cmd, "rm -rf '%.127s'", temp_paths[i]);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", temp_paths[i]);
+    }
+    ntemp = 0;
+}
+
+TestSuite(drain, .fini = leave_nothing_behind);
 
 /* Unsent bytes of the established TCP socket whose peer is 127.0.0.1:port, as
  * `ss -tni` reports them (0 when it shows no notsent field). */
@@ -244,7 +293,7 @@ static struct t_proc start_echo(int port, bool governed, const char *stats_env, 
                            waits, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1",
                           "SLUICE_STATS_INTERVAL=100ms", stats_env, NULL };
-    struct t_proc p = t_spawn(argv, governed ? env : NULL, governed);
+    struct t_proc p = spawn(argv, governed ? env : NULL, governed);
     cr_assert(t_wait_listening(port, 5000), "echo server did not listen");
     return p;
 }
@@ -276,6 +325,7 @@ static void held_echo(const char *waits)
     int port = t_free_port();
     char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
     close(mkstemp(stats));
+    remember_path(stats);
     char statsenv[64];
     snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
     struct t_proc srv = start_echo(port, true, statsenv, waits);
@@ -311,9 +361,9 @@ static void held_echo(const char *waits)
     cr_log_info("held echo (%s): stats say held %.2f s", waits, held_s);
     cr_assert_geq(held_s, 1.0, "held time not counted: %s", text);
     free(text);
-    unlink(stats);
     close(s);
     t_stop(&srv, 500);
+    unlink(stats);   /* after the stop: the server rewrites it every 100 ms */
 }
 
 Test(drain, asyncio_echo_held_stays_small_and_echoes_every_byte_in_order, .timeout = 60)
@@ -372,7 +422,7 @@ static struct slow_run writer_to_slow_reader(const char *mark, long total, int p
     snprintf(markenv, sizeof markenv, "SLUICE_WRITE_HIGH=%s", mark != NULL ? mark : "");
     const char *argv[] = { t_helper("drain_writer"), portarg, totalarg, NULL };
     const char *env[] = { markenv, NULL };
-    struct t_proc w = t_spawn(argv, mark != NULL ? env : NULL, mark != NULL);
+    struct t_proc w = spawn(argv, mark != NULL ? env : NULL, mark != NULL);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0, "writer did not connect");
     read_slowly(c, total, port, &r, pause_ms);
@@ -402,6 +452,7 @@ static struct slow_run unix_writer_to_slow_reader(const char *mark, long total, 
     struct slow_run r = { 0, 0, -1 };
     char dir[] = "/tmp/sluice-drain-XXXXXX";
     cr_assert(mkdtemp(dir) != NULL);
+    remember_path(dir);
     struct sockaddr_un a = { .sun_family = AF_UNIX };
     snprintf(a.sun_path, sizeof a.sun_path, "%s/sock", dir);
     int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -412,7 +463,7 @@ static struct slow_run unix_writer_to_slow_reader(const char *mark, long total, 
     snprintf(markenv, sizeof markenv, "SLUICE_WRITE_HIGH=%s", mark != NULL ? mark : "");
     const char *argv[] = { t_helper("drain_writer"), a.sun_path, totalarg, NULL };
     const char *env[] = { markenv, NULL };
-    struct t_proc w = t_spawn(argv, mark != NULL ? env : NULL, mark != NULL);
+    struct t_proc w = spawn(argv, mark != NULL ? env : NULL, mark != NULL);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0, "writer did not connect");
     read_slowly(c, total, 0, &r, pause_ms);
@@ -452,7 +503,7 @@ static struct epoll_run epoll_writer_to_sink(bool governed)
     snprintf(portarg, sizeof portarg, "%d", port);
     const char *argv[] = { t_helper("drain_epoll_writer"), portarg, "1000", "1200", NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
-    struct t_proc w = t_spawn(argv, governed ? env : NULL, governed);
+    struct t_proc w = spawn(argv, governed ? env : NULL, governed);
     int c = accept_within(ls, 5000);   /* accepted, never read */
     cr_assert(c >= 0);
     t_sleep_ms(200);
@@ -498,7 +549,7 @@ static int timed_writes(const char *const *env, const char *own_ms, struct timed
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", port);
     const char *argv[] = { t_helper("drain_timeout"), portarg, size, "2", own_ms, NULL };
-    struct t_proc p = t_spawn(argv, env, true);
+    struct t_proc p = spawn(argv, env, true);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0);
     int status = t_wait(&p, wait_ms);
@@ -525,6 +576,7 @@ Test(drain, write_timeout_returns_the_count_then_eagain_on_time, .timeout = 30)
     char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
     int fd = mkstemp(stats);
     close(fd);
+    remember_path(stats);
     char statsenv[64];
     snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_WRITE_TIMEOUT=300ms", statsenv, NULL };
@@ -575,6 +627,8 @@ static void transfer_at_tiny_mark(bool use_unix, long total)
     char where[128], dir[] = "/tmp/sluice-drain-XXXXXX";
     if (use_unix) {
         cr_assert(mkdtemp(dir) != NULL);
+        remember_path(dir);
+    remember_path(dir);
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         snprintf(a.sun_path, sizeof a.sun_path, "%s/sock", dir);
         snprintf(where, sizeof where, "%s", a.sun_path);
@@ -591,7 +645,7 @@ static void transfer_at_tiny_mark(bool use_unix, long total)
     const char *argv[] = { t_helper("drain_writer"), where, totalarg, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=1K", NULL };
     uint64_t t0 = t_now_ms();
-    struct t_proc w = t_spawn(argv, env, true);
+    struct t_proc w = spawn(argv, env, true);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0);
     struct slow_run r = { 0, 0, -1 };
@@ -626,7 +680,7 @@ static struct t_proc start_queue_echo(int port, bool governed, bool alarm_handle
     const char *argv[] = { t_helper("drain_queue_echo"), portarg,
                            alarm_handler ? "alarm" : NULL, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1", NULL };
-    struct t_proc p = t_spawn(argv, governed ? env : NULL, governed);
+    struct t_proc p = spawn(argv, governed ? env : NULL, governed);
     cr_assert(t_wait_listening(port, 5000), "queue echo did not listen");
     return p;
 }
@@ -720,6 +774,7 @@ static void start_nginx(struct nginx_site *site, long size, bool governed)
 {
     snprintf(site->dir, sizeof site->dir, "/tmp/sluice-nginx-XXXXXX");
     cr_assert(mkdtemp(site->dir) != NULL);
+    remember_path(site->dir);
     chmod(site->dir, 0755);   /* the worker runs as nobody */
     site->port = t_free_port();
     char path[256], conf[2048];
@@ -751,7 +806,7 @@ static void start_nginx(struct nginx_site *site, long size, bool governed)
     snprintf(errlog, sizeof errlog, "%s/error.log", site->dir);
     const char *argv[] = { "/usr/sbin/nginx", "-p", site->dir, "-c", path, "-e", errlog, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
-    site->proc = t_spawn(argv, governed ? env : NULL, governed);
+    site->proc = spawn(argv, governed ? env : NULL, governed);
     cr_assert(t_wait_listening(site->port, 5000), "nginx did not listen");
 }
 
@@ -838,6 +893,7 @@ Test(drain, dontwait_signals_nosignal_and_sigpipe_behave_as_bare, .timeout = 30)
 {
     char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
     close(mkstemp(stats));
+    remember_path(stats);
     char statsenv[64];
     snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
     const char *argv[] = { t_helper("drain_semantics"), NULL };
