@@ -40,9 +40,15 @@ def list_cases(binary, env, priv):
 
 def run_case(binary, path, env, priv, timeout, logdir):
     name = os.path.basename(binary) + ":" + path
+    # A home of its own per case: some cases leave fixed names behind
+    # (live-g-file's testdir_live-g-file), which would fail the next one.
+    home = tempfile.mkdtemp(prefix="case-", dir=env["HOME"])
+    if priv:
+        os.chown(home, priv["user"], priv["group"])
+    env = dict(env, HOME=home, TMPDIR=home, XDG_RUNTIME_DIR=home)
     start = time.monotonic()
     try:
-        proc = subprocess.run([binary, "-p", path, "--tap"], env=env, cwd=env["HOME"],
+        proc = subprocess.run([binary, "-p", path, "--tap"], env=env, cwd=home,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=timeout, **priv,
                               start_new_session=True)
@@ -52,6 +58,7 @@ def run_case(binary, path, env, priv, timeout, logdir):
         text = (e.stdout or b"").decode(errors="replace") + "\n# TIMEOUT after %ds\n" % timeout
         rc = -1
     secs = time.monotonic() - start
+    shutil.rmtree(home, ignore_errors=True)
     status = "fail"
     for m in OK.finditer(text):
         if m.group(1) == path:
