@@ -48,6 +48,7 @@
 #include "log.h"
 #include "overlay.h"
 #include "stats.h"
+#include "threads.h"
 
 #define MAX_LISTENERS 64
 #define SHED_CAP 512
@@ -141,6 +142,7 @@ static void finish_shed(int at)
 static void *aux_main(void *arg)
 {
     (void) arg;
+    threads_adopt_self();
     int epfd = atomic_load(&aux_epfd), efd = atomic_load(&aux_efd);
     uint64_t last_recheck = mono_ns();
     char sink[16384];
@@ -154,10 +156,14 @@ static void *aux_main(void *arg)
             if (timeout < 0 || ms < timeout)
                 timeout = ms;
         }
-        if (atomic_load(&paused_flag) && (timeout < 0 || timeout > RECHECK_MS))
+        /* At least once a second, even idle: this thread must not keep alive a
+         * process whose own threads have all ended (see threads.h). */
+        if (timeout < 0 || timeout > RECHECK_MS)
             timeout = RECHECK_MS;
         struct epoll_event evs[64];
         int n = REAL(epoll_wait)(epfd, evs, 64, timeout);
+        if (n == 0)
+            threads_exit_if_only_ours();
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u64 == UINT64_MAX) {
                 uint64_t junk;

@@ -47,7 +47,8 @@ static void last_thread_ends_process(const char *mode)
     make_dir();
     char stats[128];
     snprintf(stats, sizeof stats, "SLUICE_STATS=%s/s-%%p.prom", dir);
-    const char *env[] = { stats, NULL };
+    bool shed = strcmp(mode, "shed") == 0;
+    const char *env[] = { stats, shed ? "SLUICE_CONN_MAX=1" : NULL, "SLUICE_CONN_MODE=shed", NULL };
     const char *argv[] = { t_helper("last_thread"), mode, NULL };
 
     char *out = NULL;
@@ -76,4 +77,10 @@ Test(regressions, main_thread_pthread_exit_then_last_worker_ends_the_process)
 Test(regressions, child_forked_from_a_thread_ends_when_that_thread_returns)
 {
     last_thread_ends_process("forked");
+}
+
+/* The same for the connection gate's own thread, started by a shed. */
+Test(regressions, the_connection_gates_thread_does_not_keep_a_process_alive)
+{
+    last_thread_ends_process("shed");
 }
