@@ -725,6 +725,13 @@ Test(drain, a_held_blocking_read_is_interrupted_by_a_signal, .timeout = 30)
     struct sender *o = &out_stream;
     memset(o, 0, sizeof *o);
     drain_gen_init(&o->gen, 7);
+    /* Reads are held only once output is unsent: wait until the server's writer
+     * thread is echoing (a starved writer leaves nothing unsent, and then the
+     * contract says input flows). */
+    o->limit = 1 * MiB;
+    flood(o, s, 500, srv.pid);
+    struct pollfd echoed = { s, POLLIN, 0 };
+    cr_assert_eq(poll(&echoed, 1, 5000), 1, "the server never echoed");
     o->limit = 200 * MiB;
     flood(o, s, 500, srv.pid);
     cr_assert_lt(o->sent, 32 * MiB, "not held: %ld", o->sent);
