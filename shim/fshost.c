@@ -45,6 +45,7 @@
 
 #include "fsgate.h"
 #include "log.h"
+#include "procstat.h"
 #include "real.h"
 
 static struct host_state *st;
@@ -68,18 +69,9 @@ static uint64_t start_time(int32_t pid, char *state)
     char path[64], buf[1024];
     *state = '?';
     snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
-    int fd = REAL(open)(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    const char *p = procstat_fields(path, buf, sizeof buf);   /* field 3 */
+    if (p == NULL)
         return 0;
-    ssize_t n = REAL(read)(fd, buf, sizeof buf - 1);
-    REAL(close)(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (p == NULL || p[1] == '\0')
-        return 0;
-    p += 2;                              /* field 3 */
     *state = *p;
     for (int field = 3; field < 22 && p != NULL; field++) {
         p = strchr(p, ' ');

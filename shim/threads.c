@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "procstat.h"
 #include "real.h"
 
 #define OWN_MAX 8
@@ -49,16 +50,8 @@ static bool is_ours(pid_t tid)
 static char state_of(const char *path)
 {
     char buf[512];
-    int fd = REAL(open)(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = REAL(read)(fd, buf, sizeof buf - 1);
-    REAL(close)(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');   /* the name may hold anything, even ')' */
-    return p != NULL && p[1] == ' ' ? p[2] : 0;
+    const char *p = procstat_fields(path, buf, sizeof buf);
+    return p != NULL ? *p : 0;
 }
 
 static bool ended(char state)
