@@ -169,18 +169,26 @@ Test(conn, threaded_blocking_server)
 
 static int count_accepted(const char *out);
 
-/* Eight threads blocked in accept, four slots: the threads share the turns. */
-Test(conn, thread_pool_blocking_in_accept)
+/* run_hold for a server that prints a line per connection it accepted: stops
+ * it after the scenario and returns what it printed (every client accepted). */
+static char *run_hold_output(const char *const *argv, int port)
 {
-    int port = t_free_port();
-    const char *argv[] = { t_helper("conn_threaded"), port_arg(port), "8", NULL };
     struct t_proc srv = t_spawn(argv, limit4, true);
-    cr_assert(t_wait_listening(port, 5000));
+    cr_assert(t_wait_listening(port, 5000), "%s did not listen", argv[0]);
     hold_scenario(&srv, port, NULL, 4);
     kill(srv.pid, SIGTERM);
     char *out = t_slurp(srv.out_fd, 3000);
     t_stop(&srv, 1000);
     cr_assert_eq(count_accepted(out), NCLIENTS);
+    return out;
+}
+
+/* Eight threads blocked in accept, four slots: the threads share the turns. */
+Test(conn, thread_pool_blocking_in_accept)
+{
+    int port = t_free_port();
+    const char *argv[] = { t_helper("conn_threaded"), port_arg(port), "8", NULL };
+    char *out = run_hold_output(argv, port);
     int per[8] = { 0 };
     for (const char *p = out; (p = strstr(p, " by ")) != NULL; p += 4) {
         int t = atoi(p + 4);
@@ -786,13 +794,7 @@ Test(conn, epoll_oneshot_not_rearmed_behind_the_programs_back)
 {
     int port = t_free_port();
     const char *argv[] = { t_helper("conn_epoll"), port_arg(port), "paced", NULL };
-    struct t_proc srv = t_spawn(argv, limit4, true);
-    cr_assert(t_wait_listening(port, 5000));
-    hold_scenario(&srv, port, NULL, 4);
-    kill(srv.pid, SIGTERM);
-    char *out = t_slurp(srv.out_fd, 3000);
-    t_stop(&srv, 1000);
-    cr_assert_eq(count_accepted(out), NCLIENTS);
+    char *out = run_hold_output(argv, port);
     cr_assert(strstr(out, "unexpected") == NULL, "listener event while disarmed: [%s]", out);
     free(out);
 }
