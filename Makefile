@@ -7,6 +7,7 @@ SANITIZE ?=
 comma   := ,
 BUILD   := build$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
 PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
@@ -128,11 +129,39 @@ transparency: deps all
 	@SLUICE_LIB=$(abspath $(LIB)) TRANSPARENCY_OUT=$(abspath $(BUILD))/transparency scripts/transparency.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include
-	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libsluice.so
-	sed 's|^SLUICE_LIB_DEFAULT=.*|SLUICE_LIB_DEFAULT="$(PREFIX)/lib/libsluice.so"|' scripts/sluice \
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/libsluice.so
+	sed 's|^SLUICE_LIB_DEFAULT=.*|SLUICE_LIB_DEFAULT="$(LIBDIR)/libsluice.so"|' scripts/sluice \
 	    > $(DESTDIR)$(PREFIX)/bin/sluice && chmod 0755 $(DESTDIR)$(PREFIX)/bin/sluice
 	install -m 0644 include/sluice.h $(DESTDIR)$(PREFIX)/include/sluice.h
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(COMPLETIONDIR)
+	install -m 0644 man/sluice.1 $(DESTDIR)$(MANDIR)/man1/sluice.1
+	install -m 0644 man/sluice.7 $(DESTDIR)$(MANDIR)/man7/sluice.7
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    scripts/sluice.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/sluice.pc
+	install -m 0644 scripts/sluice-completion.bash $(DESTDIR)$(COMPLETIONDIR)/sluice
 
 clean:
 	rm -rf build build-*
+
+# Packaging: `make deb` builds the Debian package from a copy of the tree in
+# build/deb (dpkg-buildpackage writes next to the tree it builds);
+# `make package-check` also runs lintian on it, installs it, runs a program
+# from /usr/bin under the installed launcher, and removes it.
+VERSION       := $(shell sed -n 's/^\#define SLUICE_VERSION "\(.*\)"/\1/p' include/sluice.h)
+MANDIR        ?= $(PREFIX)/share/man
+PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+DEB_DIR       := build/deb
+
+.PHONY: deb package-check
+deb: deps
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/sluice-$(VERSION)
+	tar -cf - --exclude=./build --exclude='./build-*' --exclude=./.git --exclude=./demos/out . \
+	    | tar -xf - -C $(DEB_DIR)/sluice-$(VERSION)
+	cd $(DEB_DIR)/sluice-$(VERSION) && dpkg-buildpackage -us -uc -b
+	@ls $(DEB_DIR)/*.deb
+
+package-check: deb
+	@tests/package/deb.sh $(DEB_DIR)
