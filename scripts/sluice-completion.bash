@@ -5,6 +5,13 @@ _sluice_flags="--conn-max --conn-mode --conn-idle --shed --retry-after --backlog
 --write-high --write-timeout --hold-reads --fs-max --fs-scope --fs-key --fs-timeout
 --stats --log --strict --help --version --print-env --check"
 
+# COMPREPLY from compgen, one word a line (file names may hold spaces).
+_sluice_reply()
+{
+    [[ $1 == -f ]] && compopt -o filenames 2>/dev/null
+    mapfile -t COMPREPLY < <(compgen "$@")
+}
+
 _sluice()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} i
@@ -15,20 +22,20 @@ _sluice()
             if declare -F _command_offset >/dev/null; then
                 _command_offset $((i + 1))
             elif ((COMP_CWORD == i + 1)); then
-                COMPREPLY=($(compgen -c -- "$cur"))
+                _sluice_reply -c -- "$cur"
             else
-                COMPREPLY=($(compgen -f -- "$cur"))
+                _sluice_reply -f -- "$cur"
             fi
             return
         fi
     done
     if ((COMP_CWORD > 1)) && [[ ${COMP_WORDS[1]} == stat ]]; then
         if [[ $prev == -n ]]; then
-            COMPREPLY=($(compgen -W "1 5 10 60" -- "$cur"))
+            _sluice_reply -W "1 5 10 60" -- "$cur"
         elif [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-w -n --help" -- "$cur"))
+            _sluice_reply -W "-w -n --help" -- "$cur"
         else
-            COMPREPLY=($(compgen -f -- "$cur"))
+            _sluice_reply -f -- "$cur"
         fi
         return
     fi
@@ -40,32 +47,33 @@ _sluice()
         prev=${COMP_WORDS[COMP_CWORD-2]} after_equals=1
     fi
     if ((after_equals)) && [[ $prev == --print-env ]]; then
-        COMPREPLY=($(compgen -W "env systemd docker k8s" -- "$cur"))
+        _sluice_reply -W "env systemd docker k8s" -- "$cur"
         return
     fi
     case $prev in
-        --conn-mode) COMPREPLY=($(compgen -W "pause shed" -- "$cur")); return ;;
-        --conn-idle) COMPREPLY=($(compgen -W "hold free" -- "$cur")); return ;;
-        --shed) COMPREPLY=($(compgen -W "http503 http429 close reset" -- "$cur")); return ;;
-        --fs-scope) COMPREPLY=($(compgen -W "process host" -- "$cur")); return ;;
-        --log) COMPREPLY=($(compgen -W "error warn info debug" -- "$cur")); return ;;
-        --write-high) COMPREPLY=($(compgen -W "16K 64K 256K 1M 4M" -- "$cur")); return ;;
-        --write-timeout|--fs-timeout) COMPREPLY=($(compgen -W "100ms 250ms 1s 2s 10s 1m" -- "$cur")); return ;;
-        --retry-after) COMPREPLY=($(compgen -W "1 2 5 10 30 60" -- "$cur")); return ;;
-        --conn-max|--fs-max|--backlog) COMPREPLY=($(compgen -W "1 2 4 8 16 32 64 128 256 512 1024" -- "$cur")); return ;;
+        --conn-mode) _sluice_reply -W "pause shed" -- "$cur"; return ;;
+        --conn-idle) _sluice_reply -W "hold free" -- "$cur"; return ;;
+        --shed) _sluice_reply -W "http503 http429 close reset" -- "$cur"; return ;;
+        --fs-scope) _sluice_reply -W "process host" -- "$cur"; return ;;
+        --log) _sluice_reply -W "error warn info debug" -- "$cur"; return ;;
+        --write-high) _sluice_reply -W "16K 64K 256K 1M 4M" -- "$cur"; return ;;
+        --write-timeout|--fs-timeout) _sluice_reply -W "100ms 250ms 1s 2s 10s 1m" -- "$cur"; return ;;
+        --retry-after) _sluice_reply -W "1 2 5 10 30 60" -- "$cur"; return ;;
+        --conn-max|--fs-max|--backlog) _sluice_reply -W "1 2 4 8 16 32 64 128 256 512 1024" -- "$cur"; return ;;
         --fs-key)
             # The keys of host budgets this user already has.
-            local keys=$(cd /dev/shm 2>/dev/null && compgen -G "sluice-fs-$UID-*" | sed "s/^sluice-fs-$UID-//")
-            COMPREPLY=($(compgen -W "default $keys" -- "$cur")); return ;;
+            local keys
+            keys=$(cd /dev/shm 2>/dev/null && compgen -G "sluice-fs-$UID-*" | sed "s/^sluice-fs-$UID-//")
+            _sluice_reply -W "default $keys" -- "$cur"; return ;;
         --ports) return ;;
-        --stats) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --stats) _sluice_reply -f -- "$cur"; return ;;
     esac
     if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W "$_sluice_flags --" -- "$cur"))
+        _sluice_reply -W "$_sluice_flags --" -- "$cur"
     elif ((COMP_CWORD == 1)); then
-        COMPREPLY=($(compgen -W "stat" -- "$cur") $(compgen -c -- "$cur"))
+        _sluice_reply -W "stat $(compgen -c -- "$cur" | tr "\n" " ")" -- "$cur"
     else
-        COMPREPLY=($(compgen -c -- "$cur"))
+        _sluice_reply -c -- "$cur"
     fi
 }
 complete -F _sluice sluice

@@ -145,12 +145,13 @@ Test(package, bash_completion_offers_the_flags_and_their_values)
     const char *args[] = { t_source("scripts/sluice-completion.bash"), NULL };
     char *out = NULL, *err = NULL;
     int rc = run_sh("exec bash -c '. \"$1\"\n"
-                    "c() { COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); _sluice; echo \"${COMPREPLY[*]}\"; }\n"
+                    "c() { COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); _sluice; local IFS=\"|\"; echo \"${COMPREPLY[*]}\"; }\n"
                     "c sluice --conn-m; c sluice --conn-mode \"\"; c sluice --conn-idle = f; c sluice --shed http4;"
                     " c sluice --fs-scope h; c sluice --log d; c sluice --print-env = sy; c sluice stat -; c sluice --write-high 6\n"
+                    "d=$(mktemp -d); : > \"$d/a b.prom\"; c sluice stat \"$d/a\" | sed \"s|^$d/||\"; rm -rf \"$d\"\n"
                     "complete -p sluice' bash \"$1\"", args, &out, &err);
     cr_assert_eq(rc, 0, "exit %d [%s]", rc, err);
-    cr_assert_str_eq(out, "--conn-max --conn-mode\npause shed\nfree\nhttp429\nhost\ndebug\nsystemd\n-w -n --help\n64K\n"
+    cr_assert_str_eq(out, "--conn-max|--conn-mode\npause|shed\nfree\nhttp429\nhost\ndebug\nsystemd\n-w|-n|--help\n64K\na b.prom\n"
                           "complete -F _sluice sluice\n", "[%s]", out);
     free(out);
     free(err);
