@@ -300,6 +300,24 @@ Test(package, check_tells_programs_a_preload_can_govern_from_those_it_cannot)
     free(out);
     free(err);
 
+    /* A set-uid program of another user: the loader would ignore the preload.
+     * (Creating one takes root, which `make check` has.) */
+    if (getuid() == 0) {
+        char *suid = NULL;
+        cr_assert(asprintf(&suid, "%s/suid-true", dir) > 0);
+        const char *copy[] = { "/bin/sh", "-c", "cp /bin/true \"$1\" && chown 65534 \"$1\" && chmod 4755 \"$1\"",
+                               "sh", suid, NULL };
+        rc = t_run(copy, NULL, false, 10000, NULL, NULL);
+        cr_assert_eq(rc, 0);
+        const char *check_suid[] = { launcher(), "--check", "--", suid, NULL };
+        rc = t_run(check_suid, env, false, 10000, &out, &err);
+        cr_assert_eq(rc, 1, "exit %d [%s]", rc, out);
+        cr_assert(strstr(out, "set-uid") && strstr(out, "cannot be governed"), "[%s]", out);
+        free(out);
+        free(err);
+        free(suid);
+    }
+
     /* Not a program at all, and no such command. */
     const char *check_text[] = { launcher(), "--check", "--", src, NULL };
     rc = t_run(check_text, env, false, 10000, &out, &err);
