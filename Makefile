@@ -67,8 +67,8 @@ $(BUILD) $(BUILD)/shim $(BUILD)/helpers $(BUILD)/tests:
 	mkdir -p $@
 
 # Unit tests link the pure rooms (parsing) directly, nothing that interposes.
-$(BUILD)/tests/unit: $(UNIT_SRC) shim/parse.c tests/testlib.c tests/testlib.h | $(BUILD)/tests
-	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/parse.c tests/testlib.c -lcriterion -lbsd -lffi -ldl -lpthread
+$(BUILD)/tests/unit: $(UNIT_SRC) shim/parse.c shim/logfmt.c tests/testlib.c tests/testlib.h | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/parse.c shim/logfmt.c tests/testlib.c -lcriterion -lbsd -lffi -ldl -lpthread
 
 $(BUILD)/tests/integration: $(INTEG_SRC) tests/testlib.c tests/testlib.h | $(BUILD)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $(INTEG_SRC) tests/testlib.c -lcriterion -ldl -lpthread
