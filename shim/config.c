@@ -118,7 +118,13 @@ static bool apply(const struct setting *st, const char *value)
     return false;
 }
 
+/* Set only by the launcher, in a throwaway process: parse and report the
+ * settings, then exit (2 if any was bad, else 0) before anything starts — no
+ * stats file, no shared budget, no thread, not even the program's main. */
+#define CHECK_ONLY_VAR "SLUICE_CHECK_SETTINGS_AND_EXIT"
+
 static bool bad_values;
+static bool check_only;     /* CHECK_ONLY_VAR: see below */
 
 /* One line per bad value: the variable, the value (escaped and bounded by the
  * log), the accepted form, and what happens instead. */
@@ -127,7 +133,8 @@ static void complain(const char *name, const char *value, const char *accepted,
 {
     bad_values = true;
     sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; %s", name, value, accepted,
-               sluice_cfg.strict ? "the program stops (SLUICE_STRICT)" : instead);
+               check_only ? "the command does not run"
+               : sluice_cfg.strict ? "the program stops (SLUICE_STRICT)" : instead);
 }
 
 static void complain_setting(const struct setting *st, const char *value)
@@ -149,11 +156,6 @@ static void complain_setting(const struct setting *st, const char *value)
     complain(st->name, value, st->accepted, instead);
 }
 
-/* Set only by the launcher, in a throwaway process: parse and report the
- * settings, then exit (2 if any was bad, else 0) before anything starts — no
- * stats file, no shared budget, no thread, not even the program's main. */
-#define CHECK_ONLY_VAR "SLUICE_CHECK_SETTINGS_AND_EXIT"
-
 extern char **environ;
 
 static bool is_known(const char *assignment, size_t n)
@@ -173,6 +175,7 @@ void config_load(void)
     sluice_cfg.retry_after_s = 1;
     sluice_cfg.stats_interval_ns = 1000000000ULL;
     memcpy(sluice_cfg.fs_key, "default", sizeof "default");
+    check_only = getenv(CHECK_ONLY_VAR) != NULL;
 
     /* Strictness and the log level first: they decide what the others' messages do. */
     const char *v = getenv("SLUICE_STRICT");
@@ -228,7 +231,7 @@ void config_load(void)
         else
             sluice_log(LOG_WARN, "unknown setting %.*s ignored", shown, *e);
     }
-    if (getenv(CHECK_ONLY_VAR) != NULL)
+    if (check_only)
         _exit(bad_values ? 2 : 0);
     if (bad_values && sluice_cfg.strict)
         _exit(2);
