@@ -417,7 +417,7 @@ static void remove_tree(const char *dir)
  * used to run the command ungoverned, --strict or not, with exit 0. */
 Test(launcher, a_library_path_with_a_space_or_colon_is_refused)
 {
-    const char *names[] = { "with space", "with:colon", "with\ttab" };
+    const char *names[] = { "with space", "with:colon", "with\ttab", "with$PLATFORM" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char dir[256], path[300];
         snprintf(dir, sizeof dir, "/tmp/sluice-launcher-%d/%s", (int) getpid(), names[i]);
