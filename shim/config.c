@@ -127,33 +127,26 @@ static bool bad_values;
 static bool check_only;     /* CHECK_ONLY_VAR: see below */
 
 /* One line per bad value: the variable, the value (escaped and bounded by the
- * log), the accepted form, and what happens instead. */
+ * log), the accepted form, and what happens instead: the setting stays off,
+ * keeps its default dflt, or what instead says. */
 static void complain(const char *name, const char *value, const char *accepted,
-                     const char *instead)
+                     const char *dflt, const char *instead)
 {
     bad_values = true;
-    sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; %s", name, value, accepted,
-               check_only ? "the command does not run"
-               : sluice_cfg.strict ? "the program stops (SLUICE_STRICT)" : instead);
-}
-
-static void complain_setting(const struct setting *st, const char *value)
-{
-    char instead[96];
-    /* "NAME keeps its default, D" or "NAME stays off", composed without stdio
-     * (this may run before the program's allocator is ready). */
-    const char *tail = st->dflt != NULL ? " keeps its default, " : " stays off";
-    size_t n = strlen(st->name), t = strlen(tail), d = st->dflt != NULL ? strlen(st->dflt) : 0;
-    if (n + t + d >= sizeof instead) {
-        complain(st->name, value, st->accepted, "it is ignored");
-        return;
-    }
-    memcpy(instead, st->name, n);
-    memcpy(instead + n, tail, t);
-    if (d != 0)
-        memcpy(instead + n + t, st->dflt, d);
-    instead[n + t + d] = '\0';
-    complain(st->name, value, st->accepted, instead);
+    if (check_only)
+        sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; the command does not run",
+                   name, value, accepted);
+    else if (sluice_cfg.strict)
+        sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; the program stops (SLUICE_STRICT)",
+                   name, value, accepted);
+    else if (instead != NULL)
+        sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; %s", name, value, accepted, instead);
+    else if (dflt != NULL)
+        sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; %s keeps its default, %s", name,
+                   value, accepted, name, dflt);
+    else
+        sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; %s stays off", name, value,
+                   accepted, name);
 }
 
 extern char **environ;
@@ -180,13 +173,12 @@ void config_load(void)
     /* Strictness and the log level first: they decide what the others' messages do. */
     const char *v = getenv("SLUICE_STRICT");
     if (v != NULL && !parse_bool(v, &sluice_cfg.strict))
-        complain("SLUICE_STRICT", v, "1 or 0", "SLUICE_STRICT stays off");
+        complain("SLUICE_STRICT", v, "1 or 0", NULL, NULL);
     v = getenv("SLUICE_LOG");
     if (v != NULL) {
         int level = parse_enum(v, log_levels);
         if (level < 0)
-            complain("SLUICE_LOG", v, "error, warn, info or debug",
-                     "SLUICE_LOG keeps its default, warn");
+            complain("SLUICE_LOG", v, "error, warn, info or debug", "warn", NULL);
         else
             sluice_cfg.log_level = (enum log_level) level;
     }
@@ -201,7 +193,7 @@ void config_load(void)
         if (st->target == sluice_cfg.fs_key)
             bad_key = v;    /* what it means depends on the scope: below */
         else
-            complain_setting(st, v);
+            complain(st->name, v, st->accepted, st->dflt, NULL);
     }
     /* A bad key must not fall back to the shared "default" budget: that would
      * throttle this process against unrelated ones, silently. */
@@ -209,10 +201,10 @@ void config_load(void)
         const char *accepted = "1 to 64 letters, digits, '.', '_' or '-'";
         if (sluice_cfg.fs_scope == FS_SCOPE_HOST && sluice_cfg.fs_max != 0) {
             sluice_cfg.fs_max = 0;
-            complain("SLUICE_FS_KEY", bad_key, accepted,
+            complain("SLUICE_FS_KEY", bad_key, accepted, NULL,
                      "the filesystem gate stays off in this process rather than share the 'default' budget");
         } else {
-            complain("SLUICE_FS_KEY", bad_key, accepted,
+            complain("SLUICE_FS_KEY", bad_key, accepted, NULL,
                      "it stays unused (it names a budget only with SLUICE_FS_SCOPE=host)");
         }
     }
