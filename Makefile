@@ -52,10 +52,19 @@ HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC)) \
 # Helpers built with fortification, to prove the fortified entry points are caught.
 FORTIFY_CFLAGS := $(filter-out -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -O1,$(CFLAGS)) -O2 -D_FORTIFY_SOURCE=2 -Ishim -Iinclude -Itests
 
+# Goals that install the project's packages (scripts/deps.sh) do so before
+# anything compiles, even under -j: every compile waits for `deps` (order-only),
+# which `check: deps all ...` alone does not ensure.
+DEPS_FIRST := $(if $(filter check demo bench fuzz transparency deps asan,$(MAKECMDGOALS)),deps)
+# Before the first compile: the headers are there, or one line says which
+# packages to install (instead of a compiler error about a missing header).
+HEADERS_LIB   := $(BUILD)/.headers-lib
+HEADERS_TESTS := $(BUILD)/.headers-tests
+
 .PHONY: all deps check unit integration demo bench fuzz install clean asan tsan tsan-run sanitizer-verdict transparency
 all: $(LIB) $(if $(wildcard scripts/sluice),$(BUILD)/sluice)
 
-$(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*.h shim/*.def include/*.h) | $(BUILD)/shim
+$(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*.h shim/*.def include/*.h) | $(BUILD)/shim $(HEADERS_LIB)
 	$(CC) $(SHIM_CFLAGS) -c $< -o $@
 
 $(LIB): $(SHIM_OBJ)
@@ -67,17 +76,24 @@ $(BUILD)/sluice: scripts/sluice | $(BUILD)
 $(BUILD) $(BUILD)/shim $(BUILD)/helpers $(BUILD)/tests:
 	mkdir -p $@
 
-# Unit tests link the pure rooms (parsing) directly, nothing that interposes.
-$(BUILD)/tests/unit: $(UNIT_SRC) shim/parse.c tests/testlib.c tests/testlib.h | $(BUILD)/tests
-	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/parse.c tests/testlib.c -lcriterion -lbsd -lffi -ldl -lpthread
+$(HEADERS_LIB): | $(BUILD) $(DEPS_FIRST)
+	@CC="$(CC)" scripts/deps.sh --headers bsd/stdlib.h=libbsd-dev && touch $@
 
-$(BUILD)/tests/integration: $(INTEG_SRC) tests/testlib.c tests/testlib.h | $(BUILD)/tests
+$(HEADERS_TESTS): | $(BUILD) $(DEPS_FIRST)
+	@CC="$(CC)" scripts/deps.sh --headers bsd/stdlib.h=libbsd-dev criterion/criterion.h=libcriterion-dev \
+	    ffi.h=libffi-dev && touch $@
+
+# Unit tests link the pure rooms (parsing) directly, nothing that interposes.
+$(BUILD)/tests/unit: $(UNIT_SRC) shim/parse.c shim/logfmt.c tests/testlib.c tests/testlib.h | $(BUILD)/tests $(HEADERS_TESTS)
+	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/parse.c shim/logfmt.c tests/testlib.c -lcriterion -lbsd -lffi -ldl -lpthread
+
+$(BUILD)/tests/integration: $(INTEG_SRC) tests/testlib.c tests/testlib.h | $(BUILD)/tests $(HEADERS_TESTS)
 	$(CC) $(TEST_CFLAGS) -o $@ $(INTEG_SRC) tests/testlib.c -lcriterion -ldl -lpthread
 
-$(BUILD)/helpers/%: tests/helpers/%.c tests/testlib.h | $(BUILD)/helpers
+$(BUILD)/helpers/%: tests/helpers/%.c tests/testlib.h | $(BUILD)/helpers $(HEADERS_TESTS)
 	$(CC) $(FORTIFY_CFLAGS) -o $@ $< -ldl -lpthread -lffi
 
-$(BUILD)/helpers/lib%.so: tests/helpers/lib%.c tests/testlib.h | $(BUILD)/helpers
+$(BUILD)/helpers/lib%.so: tests/helpers/lib%.c tests/testlib.h | $(BUILD)/helpers $(HEADERS_TESTS)
 	$(CC) $(FORTIFY_CFLAGS) -fPIC -shared -o $@ $< -ldl -lpthread
 
 deps:

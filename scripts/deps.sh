@@ -2,6 +2,21 @@
 # Installs what building and testing sluice needs on Debian, when it is missing.
 # As root it runs apt-get; otherwise it says exactly what to install.
 set -eu
+# --headers HEADER=PACKAGE...: check only that the compiler ($CC) finds each
+# header; if not, one line names the packages to install (nothing is
+# installed). `make` runs this before it compiles anything.
+if [ "${1:-}" = "--headers" ]; then
+    shift
+    missing=""
+    for pair in "$@"; do
+        # shellcheck disable=SC2086
+        printf '#include <%s>\n' "${pair%%=*}" | ${CC:-cc} -E -x c - >/dev/null 2>&1 ||
+            missing="$missing ${pair#*=}"
+    done
+    [ -z "$missing" ] && exit 0
+    echo "sluice: cannot build: missing headers; install:$missing (apt-get install -y --no-install-recommends$missing, or 'make deps' as root installs everything)" >&2
+    exit 1
+fi
 pkgs="build-essential libcriterion-dev libbsd-dev libffi-dev pkg-config iproute2 procps psmisc
 strace valgrind python3 redis-server redis-tools nginx-light curl wrk
 python3-fastapi python3-uvicorn python3-aiohttp clang

@@ -48,7 +48,9 @@ extern struct sluice_config sluice_cfg SLUICE_INTERNAL;
 
 /* Parses the environment into sluice_cfg. Allocates nothing (it may run before
  * malloc is ready, inside another library's constructor). Each bad value gets one
- * stderr line and stays off; with SLUICE_STRICT=1 the process exits with status 2. */
+ * stderr line and stays off, or keeps its default (a bad SLUICE_FS_KEY with host
+ * scope turns the filesystem gate off); a misspelt SLUICE_* name gets a line too.
+ * With SLUICE_STRICT=1 either makes the process exit with status 2. */
 void config_load(void) SLUICE_INTERNAL;
 
 #endif

@@ -103,14 +103,17 @@ bool parse_duration_ns(const char *s, uint64_t *out)
         unit_ns = 60ULL * 1000000000ULL;
     else
         return false;
-    /* Bound: a day is plenty for any wait sluice adds. */
+    /* Bound: a day is plenty for any wait sluice adds. Exact: the fraction
+     * times the unit needs up to 66 bits (0.999999999m), so 128-bit arithmetic;
+     * what is below a nanosecond is dropped. */
     const uint64_t max_ns = 86400ULL * 1000000000ULL;
     if (whole > max_ns / unit_ns)
         return false;
-    uint64_t ns = whole * unit_ns + (frac * unit_ns) / frac_scale;
+    unsigned __int128 ns = (unsigned __int128) whole * unit_ns
+                           + (unsigned __int128) frac * unit_ns / frac_scale;
     if (ns == 0 || ns > max_ns)
         return false;
-    *out = ns;
+    *out = (uint64_t) ns;
     return true;
 }
 

@@ -32,11 +32,12 @@ static const char *runtime_prefix(void)
 
 /* Runs the launcher bare: it sets LD_PRELOAD itself (behind a sanitizer
  * runtime, which a sanitized build's tests put there first). */
-static int run_launcher(const char *const *args, const char *const *env, char **out, char **err)
+static int run_launcher_at(const char *path, const char *const *args, const char *const *env,
+                           char **out, char **err)
 {
     const char *argv[64];
     int n = 0;
-    argv[n++] = launcher();
+    argv[n++] = path;
     for (int i = 0; args[i] != NULL && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -55,6 +56,11 @@ static int run_launcher(const char *const *args, const char *const *env, char **
     }
     env_all[k] = NULL;
     return t_run(argv, env_all, false, 10000, out, err);
+}
+
+static int run_launcher(const char *const *args, const char *const *env, char **out, char **err)
+{
+    return run_launcher_at(launcher(), args, env, out, err);
 }
 
 static bool has_line(const char *text, const char *line)
@@ -147,14 +153,14 @@ static const struct bad_case bads[] = {
 };
 
 /* The launcher's message is the library's (same parser), naming the flag too;
- * the command never runs. */
-Test(launcher, bad_values_exit_2_with_the_librarys_message)
+ * the command never runs, and the launcher exits 125 (its own failure, as env's). */
+Test(launcher, bad_values_exit_125_with_the_librarys_message)
 {
     for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
         const char *args[] = { bads[i].flag, bads[i].value, "--", "/bin/echo", "ran", NULL };
         char *out = NULL, *err = NULL;
         int rc = run_launcher(args, NULL, &out, &err);
-        cr_assert_eq(rc, 2, "%s %s: exit %d", bads[i].flag, bads[i].value, rc);
+        cr_assert_eq(rc, 125, "%s %s: exit %d", bads[i].flag, bads[i].value, rc);
         cr_assert_str_eq(out, "", "%s: the command ran", bads[i].flag);
         char expect[256];
         snprintf(expect, sizeof expect, "%s='%s' is not valid: expected ", bads[i].variable,
@@ -172,7 +178,7 @@ Test(launcher, bad_values_exit_2_with_the_librarys_message)
         t_run(argv, env, true, 5000, NULL, &lib_err);
         const char *lib_msg = strstr(lib_err, "]: ");
         cr_assert_not_null(lib_msg, "[%s]", lib_err);
-        char *cut = strstr(lib_msg, " stays off");
+        char *cut = strstr(lib_msg, "; ");
         cr_assert_not_null(cut);
         *cut = '\0';
         cr_assert(strstr(err, lib_msg + 3) != NULL, "launcher [%s] vs library [%s]", err, lib_msg);
@@ -182,22 +188,22 @@ Test(launcher, bad_values_exit_2_with_the_librarys_message)
     }
 }
 
-Test(launcher, usage_errors_exit_2)
+Test(launcher, usage_errors_exit_125)
 {
     const char *unknown[] = { "--conn-maximum", "3", "--", "/bin/true", NULL };
     const char *missing[] = { "--conn-max", NULL };
     const char *no_command[] = { "--conn-max", "3", "--", NULL };
     const char *switch_with_value[] = { "--hold-reads=1", "--", "/bin/true", NULL };
     char *err = NULL;
-    cr_assert_eq(run_launcher(unknown, NULL, NULL, &err), 2);
+    cr_assert_eq(run_launcher(unknown, NULL, NULL, &err), 125);
     cr_assert(strstr(err, "--conn-maximum") != NULL, "[%s]", err);
     free(err);
-    cr_assert_eq(run_launcher(missing, NULL, NULL, &err), 2);
+    cr_assert_eq(run_launcher(missing, NULL, NULL, &err), 125);
     free(err);
-    cr_assert_eq(run_launcher(no_command, NULL, NULL, &err), 2);
+    cr_assert_eq(run_launcher(no_command, NULL, NULL, &err), 125);
     cr_assert(strstr(err, "COMMAND") != NULL, "[%s]", err);
     free(err);
-    cr_assert_eq(run_launcher(switch_with_value, NULL, NULL, &err), 2);
+    cr_assert_eq(run_launcher(switch_with_value, NULL, NULL, &err), 125);
     cr_assert(strstr(err, "takes no value") != NULL, "[%s]", err);
     free(err);
 }
@@ -380,11 +386,140 @@ Test(launcher, installed_launcher_finds_the_installed_library)
     /* Without any library to find, it says so and runs nothing. */
     snprintf(cmd, sizeof cmd, "rm -f %s/lib/libsluice.so", prefix);
     cr_assert_eq(system(cmd), 0);
-    cr_assert_eq(t_run(argv, NULL, false, 10000, &out, &err), 1);
+    cr_assert_eq(t_run(argv, NULL, false, 10000, &out, &err), 125);
     cr_assert_str_eq(out, "");
     cr_assert(strstr(err, "cannot find libsluice.so") != NULL, "[%s]", err);
     free(out);
     free(err);
     snprintf(cmd, sizeof cmd, "rm -rf %s", prefix);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* A copy of the launcher and the library in DIR (made here), as an
+ * installation under an awkward path would be. */
+static void install_copy(const char *dir, bool real_library)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s/sluice' && %s '%s/libsluice.so'", dir,
+             launcher(), dir, real_library ? "cp '" SLUICE_BUILD_DIR "/libsluice.so'" : "echo junk >",
+             dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* The loader splits LD_PRELOAD at spaces and colons: such a library path
+ * used to run the command ungoverned, --strict or not, with exit 0. */
+Test(launcher, a_library_path_with_a_space_or_colon_is_refused)
+{
+    const char *names[] = { "with space", "with:colon", "with\ttab", "with$PLATFORM" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char dir[256], path[300];
+        snprintf(dir, sizeof dir, "/tmp/sluice-launcher-%d/%s", (int) getpid(), names[i]);
+        install_copy(dir, true);
+        snprintf(path, sizeof path, "%s/sluice", dir);
+        const char *args[] = { "--conn-max", "2", "--strict", "--", "/bin/echo", "ran", NULL };
+        char *out = NULL, *err = NULL;
+        int rc = run_launcher_at(path, args, NULL, &out, &err);
+        cr_assert_eq(rc, 125, "%s: exit %d, out [%s], err [%s]", names[i], rc, out, err);
+        cr_assert_str_eq(out, "", "%s: the command ran", names[i]);
+        cr_assert(strstr(err, "splits LD_PRELOAD") != NULL, "%s: [%s]", names[i], err);
+        cr_assert(strchr(err, '\t') == NULL, "the path is shown escaped: [%s]", err);
+        free(out);
+        free(err);
+    }
+    char top[128];
+    snprintf(top, sizeof top, "/tmp/sluice-launcher-%d", (int) getpid());
+    remove_tree(top);
+}
+
+/* An exported CDPATH used to make `cd` print a directory into the library's
+ * path (LD_PRELOAD held two lines: nothing preloaded, --strict bypassed). */
+Test(launcher, an_exported_cdpath_does_not_change_the_library_path)
+{
+    char cmd[8192];
+    const char *build = strrchr(SLUICE_BUILD_DIR, '/') + 1;
+    snprintf(cmd, sizeof cmd,
+             "cd '" SLUICE_BUILD_DIR "/..' && CDPATH=.:/tmp exec %s/sluice --conn-max 2 --strict -- "
+             "/bin/sh -c 'printf \"%%s\\n\" \"$LD_PRELOAD\"; grep -c libsluice.so /proc/$$/maps'",
+             build);
+    const char *args[] = { "-c", cmd, NULL };
+    char *out = NULL, *err = NULL;
+    int rc = run_launcher_at("/bin/sh", args, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d, err [%s]", rc, err);
+    char *real_lib = realpath(t_lib(), NULL);
+    char expect[8400];
+    snprintf(expect, sizeof expect, "%s%s\n", runtime_prefix(), real_lib);
+    cr_assert(strncmp(out, expect, strlen(expect)) == 0, "LD_PRELOAD [%s], expected [%s]", out, expect);
+    cr_assert_gt(atoi(out + strlen(expect)), 0, "library not mapped: [%s]", out);
+    cr_assert_str_eq(err, "");
+    free(real_lib);
+    free(out);
+    free(err);
+}
+
+/* A library that cannot be loaded used to pass the check (the loader only
+ * warns), and the command ran ungoverned. */
+Test(launcher, a_library_that_cannot_load_is_refused)
+{
+    char dir[128], path[160];
+    snprintf(dir, sizeof dir, "/tmp/sluice-launcher-junk-%d", (int) getpid());
+    install_copy(dir, false);
+    snprintf(path, sizeof path, "%s/sluice", dir);
+    const char *args[] = { "--conn-max", "2", "--", "/bin/echo", "ran", NULL };
+    char *out = NULL, *err = NULL;
+    int rc = run_launcher_at(path, args, NULL, &out, &err);
+    cr_assert_eq(rc, 125, "exit %d, out [%s], err [%s]", rc, out, err);
+    cr_assert_str_eq(out, "");
+    cr_assert(strstr(err, "could not be loaded") != NULL, "[%s]", err);
+    free(out);
+    free(err);
+    remove_tree(dir);
+}
+
+/* The settings check used to run the library for real: its own stats file
+ * (two files per run), its own share of a host budget. */
+Test(launcher, the_settings_check_writes_nothing)
+{
+    char dir[128], stats[200];
+    snprintf(dir, sizeof dir, "/tmp/sluice-launcher-stats-%d", (int) getpid());
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    snprintf(stats, sizeof stats, "%s/s-%%p.prom", dir);
+    const char *args[] = { "--stats", stats, "--", "/bin/true", NULL };
+    char *err = NULL;
+    cr_assert_eq(run_launcher(args, NULL, NULL, &err), 0, "[%s]", err);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls '%s'", dir);
+    const char *ls[] = { "/bin/sh", "-c", cmd, NULL };
+    char *listing = NULL;
+    cr_assert_eq(t_run(ls, NULL, false, 5000, &listing, NULL), 0);
+    /* Only the command's own file, s-PID.prom (and any temp file of its
+     * own, s-PID.prom.tmp.*, which the stats writer owns): one pid. */
+    char first[64] = "";
+    int files = 0;
+    for (char *line = strtok(listing, "\n"); line != NULL; line = strtok(NULL, "\n"), files++) {
+        size_t n = strcspn(line, ".");
+        if (first[0] == '\0')
+            snprintf(first, sizeof first, "%.*s.", (int) n, line);
+        cr_assert(strncmp(line, first, strlen(first)) == 0, "files of two processes: %s and %s", first,
+                  line);
+    }
+    cr_assert_gt(files, 0, "the command wrote no stats file");
+    free(listing);
+    free(err);
+    remove_tree(dir);
+}
+
+Test(launcher, its_own_messages_show_control_bytes_escaped)
+{
+    const char *args[] = { "--conn\x1b[31m\nsluice[1]: x", "--", "/bin/true", NULL };
+    char *err = NULL;
+    cr_assert_eq(run_launcher(args, NULL, NULL, &err), 125);
+    cr_assert(strstr(err, "unknown option --conn?[31m?sluice[1]: x\n") != NULL, "[%s]", err);
+    free(err);
 }

@@ -55,6 +55,31 @@ Test(parse, durations)
     cr_assert(!parse_duration_ns("99999999999999999999ms", &v));
 }
 
+/* The fraction times the unit used to overflow 64 bits: 0.999999999m became
+ * 4.66 s and 0.307445735m 26 ns. */
+Test(parse, duration_fractions_of_a_minute_are_exact)
+{
+    uint64_t v = 0;
+    cr_assert(parse_duration_ns("0.999999999m", &v));
+    cr_assert_eq(v, 59999999940ULL, "0.999999999m gave %llu ns", (unsigned long long) v);
+    cr_assert(parse_duration_ns("0.307445735m", &v));
+    cr_assert_eq(v, 18446744100ULL, "0.307445735m gave %llu ns", (unsigned long long) v);
+    cr_assert(parse_duration_ns("1439.999999999m", &v) && v == 86399999999940ULL);
+    cr_assert(parse_duration_ns("0.999999999ms", &v) && v == 999999ULL);
+    cr_assert(parse_duration_ns("86399.999999999s", &v) && v == 86399999999999ULL);
+    cr_assert(!parse_duration_ns("1440.000000001m", &v));
+    cr_assert(!parse_duration_ns("0.0000001ms", &v));   /* below a nanosecond: zero */
+}
+
+Test(parse, sizes_take_no_fractions)
+{
+    uint64_t v = 0;
+    cr_assert(!parse_size("1.5G", &v));
+    cr_assert(!parse_size("1.0K", &v));
+    cr_assert(parse_size("2047M", &v) && v == 2047ULL << 20);
+    cr_assert(parse_size("16777215G", &v) && v == 16777215ULL << 30);
+}
+
 Test(parse, bools)
 {
     bool b = false;
