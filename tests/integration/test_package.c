@@ -233,18 +233,18 @@ Test(package, print_env_quotes_for_systemd_docker_kubernetes_and_refuses_bad_val
     free(out);
     free(err);
 
-    /* Validated like a run: a bad value exits 2 with the library's message. */
+    /* Validated like a run: a bad value exits 125 with the library's message. */
     const char *bad[] = { launcher(), "--print-env", "--write-high", "64Q", NULL };
     const char *env[] = { runtime_env(), NULL };
     rc = t_run(bad, env, false, 10000, &out, &err);
-    cr_assert_eq(rc, 2, "exit %d", rc);
+    cr_assert_eq(rc, 125, "exit %d", rc);
     cr_assert_str_eq(out, "");
     cr_assert(strstr(err, "SLUICE_WRITE_HIGH='64Q' is not valid") && strstr(err, "--write-high"), "[%s]", err);
     free(out);
     free(err);
     const char *with_command[] = { launcher(), "--print-env", "--", "true", NULL };
     rc = t_run(with_command, env, false, 10000, &out, &err);
-    cr_assert_eq(rc, 2, "--print-env with a COMMAND: exit %d", rc);
+    cr_assert_eq(rc, 125, "--print-env with a COMMAND: exit %d", rc);
     free(out);
     free(err);
     free(with_lib);

@@ -48,7 +48,7 @@ same "flag to variable" "$work/launcher.map" "$work/man.map" "the launcher" "slu
 same "flag to variable" "$work/launcher.map" "$work/readme.map" "the launcher" "README (Settings)"
 
 # Variables.
-sed -n 's/^ *S("\(SLUICE_[A-Z_]*\)".*/\1/p' "$src/shim/config.c" > "$work/parser.vars"
+sed -n 's/^ *[SD]("\(SLUICE_[A-Z_]*\)".*/\1/p' "$src/shim/config.c" > "$work/parser.vars"
 sed -n 's/^\.It Ev \(SLUICE_[A-Z_]*\).*/\1/p' "$src/man/sluice.7" > "$work/man.vars"
 sed -n 's/^| `\(SLUICE_[A-Z_]*\)` |.*/\1/p' "$src/README.md" > "$work/readme.vars"
 same "variables" "$work/parser.vars" "$work/man.vars" "shim/config.c" "sluice(7)"
