@@ -273,7 +273,7 @@ Test(shed, lingering_shed_sockets_leave_the_program_its_descriptors)
     cr_assert_eq(send(holder, "open 60\n", 8, MSG_NOSIGNAL), 8);
     char got[64];
     first_bytes(holder, got, sizeof got, 3000);
-    cr_assert_str_eq(got, "opened 60\n", "the admitted request could not open 60 descriptors");
+    cr_assert_str_eq(got, "opened 60\n", "the admitted request could not open 60 descriptors: [%s]", got);
     int answered = 0;
     for (int i = 0; i < SILENT; i++) {
         char ans[16];
@@ -321,4 +321,22 @@ Test(shed, a_huge_body_costs_a_bounded_read_not_a_core)
     cr_assert_leq((double) ticks * 10.0 / (double) posts, 5.0, "%ld ticks for %lld sheds", ticks, posts);
     close(holder);
     t_stop(&srv, 1000);
+}
+
+/* --- SO_RCVTIMEO ------------------------------------------------------------------ */
+
+/* A blocking accept with SO_RCVTIMEO that only sheds still times out: each real
+ * accept restarts the kernel's timer, so sluice keeps the call's own clock. */
+Test(shed, a_blocking_accept_with_so_rcvtimeo_times_out_while_shedding)
+{
+    const char *argv[] = { PY, t_source("tests/helpers/shed_rcvtimeo.py"), NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_CONN_MODE=shed", NULL };
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(t_run(argv, env, true, 10000, &out, &err), 0, "[%s]", err);
+    double after = -1;
+    cr_assert_eq(sscanf(out, "second: EAGAIN after %lf", &after), 1, "got [%s]", out);
+    /* 500 ms asked; a shed every 200 ms: answered by the shed after 500 ms. */
+    cr_assert(after >= 0.45 && after < 1.2, "timed out after %.3f s", after);
+    free(out);
+    free(err);
 }
