@@ -156,22 +156,31 @@ static void take_handoffs(int epfd, uint64_t now)
     }
 }
 
-/* Input arrived (or the client closed): discard it, up to what is left. */
-static void discard(int at, char *sink, size_t cap)
+/* Input arrived (or the client closed): discard it, up to what is left. A
+ * read shorter than asked found the queue empty, so no second call is made
+ * to hear EAGAIN; and once the client's FIN is in (EPOLLRDHUP), nothing more
+ * can come: an empty queue then means done, without a read that returns 0. */
+static void discard(int at, uint32_t events, char *sink, size_t cap)
 {
     struct lingering *l = &lingering[at];
     ssize_t got = 0;
+    bool drained = false;
     while (l->left > 0) {
         size_t want = l->left < cap ? l->left : cap;
         got = REAL(recv)(l->fd, sink, want, MSG_DONTWAIT | MSG_TRUNC);
         if (got <= 0)
             break;
         l->left -= (size_t) got < want ? (uint32_t) got : (uint32_t) want;
+        if ((size_t) got < want) {
+            drained = true;
+            break;
+        }
     }
     if (l->left == 0) {
         STAT_ADD(conn_shed_cut, 1);
         finish(at);
-    } else if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+    } else if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)
+               || (drained && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))) {
         finish(at);
     }
 }
@@ -206,7 +215,7 @@ static void *gate_thread(void *arg)
             }
             int at = (int) evs[i].data.u64;
             if (at >= 0 && at < SHED_CAP && lingering[at].fd >= 0)
-                discard(at, sink, sizeof sink);
+                discard(at, evs[i].events, sink, sizeof sink);
         }
         now = mono_ns();
         take_handoffs(epfd, now);
