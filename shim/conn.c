@@ -4,8 +4,9 @@
  * fdtab's `conn` field holds its id+1 for each descriptor of it: dup adds a
  * reference, each close drops one, the last frees it). The limit counts busy
  * slots: SLUICE_CONN_MAX entries naming the connection that holds each, and a
- * count of free ones (also the futex word blocking waiters sleep on). accept
- * takes a slot before the real call and keeps it if a connection came. With
+ * count of free ones (also the futex word blocking waiters sleep on). In pause
+ * mode accept takes a slot before the real call and keeps it if a connection
+ * came (a blocking accept waits for the slot first, then for a connection). With
  * idle=hold a connection is busy from accept to its last close; with
  * idle=free (idle.c) it gives its slot back while idle, so there are objects
  * for every descriptor the process may hold. A freed slot wakes at once: the
@@ -35,7 +36,6 @@
 
 #include <linux/futex.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -51,7 +51,6 @@
 #include "overlay.h"
 #include "shed.h"
 #include "stats.h"
-#include "threads.h"
 
 #define MAX_LISTENERS 64
 #define SHED_BUDGET 256          /* sheds per call before a non-blocking accept returns */
