@@ -120,6 +120,24 @@ static void stop_stress(struct t_proc *srv, int *max, int *accepted)
     t_stop(srv, 1000);
 }
 
+/* Asks the server for its count of open connections until it says `want`. */
+static bool open_count_becomes(struct t_proc *srv, int want, int ms)
+{
+    char line[32];
+    snprintf(line, sizeof line, "open %d\n", want);
+    uint64_t end = t_now_ms() + (uint64_t) ms;
+    while (t_now_ms() < end) {
+        kill(srv->pid, SIGUSR1);
+        char *got = t_slurp_some(srv->out_fd, 200);
+        bool there = strstr(got, line) != NULL;
+        free(got);
+        if (there)
+            return true;
+        t_sleep_ms(5);
+    }
+    return false;
+}
+
 /* With 3 of 4 slots held, a thread pool blocked in accept must let the next
  * client in. A slot taken before a blocking accept let the kernel give the
  * connection to another thread, which shed it with a slot free (and then let
@@ -135,11 +153,12 @@ Test(shed, a_thread_pool_turns_no_one_away_while_a_slot_is_free)
     }
     int turned_away = 0;
     for (int round = 0; round < 8; round++) {
-        t_sleep_ms(30);
         int s = t_connect(port);
         turned_away += !admitted(s);
         close(s);
-        t_sleep_ms(30);   /* the program closes it and frees the slot */
+        /* Until the program has closed it (then a moment for the slot to free). */
+        cr_assert(open_count_becomes(&srv, 3, 3000), "the server did not close round %d's client", round);
+        t_sleep_ms(20);
     }
     cr_assert_eq(turned_away, 0, "%d of 8 clients were shed with a slot free", turned_away);
     for (int i = 0; i < 3; i++)
