@@ -13,11 +13,40 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testlib.h"
 
 #define PY "/usr/bin/python3"
+
+/* The server a test started is stopped after the test even when a failed
+ * assertion ended it early: no test leaves a server running. */
+static pid_t server_pid;
+
+static struct t_proc spawn_server(const char *const *argv, const char *const *env)
+{
+    struct t_proc p = t_spawn(argv, env, true);
+    server_pid = p.pid;
+    return p;
+}
+
+static void stop_server(struct t_proc *p)
+{
+    t_stop(p, 1000);
+    server_pid = 0;
+}
+
+static void stop_leftover_server(void)
+{
+    if (server_pid > 0) {
+        kill(server_pid, SIGKILL);
+        waitpid(server_pid, NULL, 0);
+        server_pid = 0;
+    }
+}
+
+TestSuite(shed, .fini = stop_leftover_server);
 
 static char port_text[16];
 
@@ -66,7 +95,7 @@ Test(shed, a_blocking_accept_keeps_shedding_past_any_budget)
     int port = t_free_port();
     const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_CONN_MODE=shed", NULL };
     const char *argv[] = { PY, t_source("tests/helpers/shed_blocking.py"), port_arg(port), NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = spawn_server(argv, env);
     cr_assert(t_wait_listening(port, 5000));
     int holder = t_connect(port);
     cr_assert(admitted(holder));
@@ -94,7 +123,7 @@ Test(shed, a_blocking_accept_keeps_shedding_past_any_budget)
     char *err = t_slurp(srv.err_fd, 2000);
     cr_assert_null(strstr(err, "Error"), "[%s]", err);
     free(err);
-    t_stop(&srv, 1000);
+    stop_server(&srv);
 }
 
 /* --- many threads accepting ---------------------------------------------------- */
@@ -103,7 +132,7 @@ static struct t_proc start_stress(int port, const char *threads, const char *mod
 {
     const char *env[] = { "SLUICE_CONN_MAX=4", "SLUICE_CONN_MODE=shed", NULL };
     const char *argv[] = { t_helper("shed_stress_server"), port_arg(port), threads, mode, NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = spawn_server(argv, env);
     cr_assert(t_wait_listening(port, 5000));
     return srv;
 }
@@ -117,7 +146,7 @@ static void stop_stress(struct t_proc *srv, int *max, int *accepted)
     cr_assert_not_null(p, "[%s]", out);
     cr_assert_eq(sscanf(p, "max %d accepted %d", max, accepted), 2, "[%s]", out);
     free(out);
-    t_stop(srv, 1000);
+    stop_server(srv);
 }
 
 /* Asks the server for its count of open connections until it says `want`. */
@@ -273,7 +302,7 @@ Test(shed, lingering_shed_sockets_leave_the_program_its_descriptors)
     const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_CONN_MODE=shed", setting,
                           "SLUICE_STATS_INTERVAL=100ms", NULL };
     const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = spawn_server(argv, env);
     cr_assert(t_wait_listening(port, 5000));
     int holder = t_connect(port);
     cr_assert(admitted(holder));
@@ -304,7 +333,7 @@ Test(shed, lingering_shed_sockets_leave_the_program_its_descriptors)
     cr_assert_gt(early, 0, "the stats do not say that shed sockets were closed at once (%ld)", early);
     close(holder);
     kill(srv.pid, SIGTERM);
-    t_stop(&srv, 1000);
+    stop_server(&srv);
     unlink(stats);
 }
 
@@ -317,7 +346,7 @@ Test(shed, a_huge_body_costs_a_bounded_read_not_a_core)
     int port = t_free_port();
     const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_CONN_MODE=shed", NULL };
     const char *argv[] = { t_helper("conn_epoll"), port_arg(port), "lt", NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = spawn_server(argv, env);
     cr_assert(t_wait_listening(port, 5000));
     int holder = t_connect(port);
     cr_assert(admitted(holder));
@@ -337,7 +366,7 @@ Test(shed, a_huge_body_costs_a_bounded_read_not_a_core)
     /* Reading 100 MB until the linger ends cost ~60 ms of CPU per shed. */
     cr_assert_leq((double) ticks * 10.0 / (double) posts, 5.0, "%ld ticks for %lld sheds", ticks, posts);
     close(holder);
-    t_stop(&srv, 1000);
+    stop_server(&srv);
 }
 
 /* --- SO_RCVTIMEO ------------------------------------------------------------------ */
