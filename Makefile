@@ -29,6 +29,8 @@ LIB      := $(BUILD)/libsluice.so
 TSAN_TESTS := conn/racing_accept_close_dup_leaves_nothing_in_flight \
               fs_process/sixteen_threads_never_overlap_more_than_the_limit fs_process/waiters_are_served_in_order \
               fs_process/fork_during_another_threads_io_leaves_the_child_a_working_gate
+TSAN_TESTS += shed/many_blocking_threads_accepting_never_exceed_the_limit \
+              shed/many_epoll_threads_accepting_never_exceed_the_limit
 TEST_CFLAGS := $(if $(findstring thread,$(SANITIZE)),$(filter-out -fsanitize=thread,$(CFLAGS)),$(CFLAGS)) -Ishim -Iinclude -Itests -DSLUICE_BUILD_DIR='"$(abspath $(BUILD))"' \
                -DSLUICE_SOURCE_DIR='"$(abspath .)"'
 # A sanitized library preloaded into uninstrumented programs needs its runtime

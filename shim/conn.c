@@ -4,8 +4,9 @@
  * fdtab's `conn` field holds its id+1 for each descriptor of it: dup adds a
  * reference, each close drops one, the last frees it). The limit counts busy
  * slots: SLUICE_CONN_MAX entries naming the connection that holds each, and a
- * count of free ones (also the futex word blocking waiters sleep on). accept
- * takes a slot before the real call and keeps it if a connection came. With
+ * count of free ones (also the futex word blocking waiters sleep on). In pause
+ * mode accept takes a slot before the real call and keeps it if a connection
+ * came (a blocking accept waits for the slot first, then for a connection). With
  * idle=hold a connection is busy from accept to its last close; with
  * idle=free (idle.c) it gives its slot back while idle, so there are objects
  * for every descriptor the process may hold. A freed slot wakes at once: the
@@ -18,22 +19,23 @@
  * signal behaviour (EINTR, or a restart under SA_RESTART). Waiters are woken
  * one per freed slot, oldest first (the kernel's futex queue is FIFO).
  *
- * One sluice thread (started the first time it is needed, all signals blocked)
- * does what must not cost the program's threads: while paused, it re-checks
- * every second that each descriptor holding a slot is still the socket it was
- * (a close sluice did not see must not pause the program forever); and it
- * finishes shed connections: the answer is written (MSG_DONTWAIT: it fits the
- * socket's buffer) and SHUT_WR sent on the program's thread, then the thread
- * discards the
- * client's input until it closes, for at most SHED_LINGER_MS, holding at most
- * SHED_CAP sockets (past that a shed socket is closed at once). */
+ * Shed: at the limit the connection is taken from the kernel and shed
+ * (shed.c) without the program seeing it. Shed mode accepts first and takes a
+ * slot after: a slot taken before a blocking accept would let the kernel give
+ * the next connection to another thread, which would shed it with a slot free.
+ * A blocking accept goes on shedding for as long as it takes (it never answers
+ * EAGAIN); a non-blocking one gives the program its turn every SHED_BUDGET.
+ *
+ * sluice's thread (shed.c) calls conn_thread_tick at least once a second:
+ * while paused it re-checks that each descriptor holding a slot is still the
+ * socket it was (a close sluice did not see must not pause the program
+ * forever), and keeps the paused time current. */
 #include "real.h"
 
 #include "conn.h"
 
 #include <linux/futex.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -47,13 +49,11 @@
 #include "idle.h"
 #include "log.h"
 #include "overlay.h"
+#include "shed.h"
 #include "stats.h"
-#include "threads.h"
 
 #define MAX_LISTENERS 64
-#define SHED_CAP 512
-#define SHED_LINGER_MS 1000
-#define SHED_BUDGET 256          /* connections shed per accept call at most */
+#define SHED_BUDGET 256          /* sheds per call before a non-blocking accept returns */
 #define RECHECK_MS 1000
 #define MAX_CONNS (1u << 20)      /* connection objects at most (idle=free) */
 
@@ -76,9 +76,6 @@ static _Atomic bool paused_flag;
  * sluice thread adds it every second while paused, so the figure is live. */
 static _Atomic uint64_t paused_mark;
 
-static char shed_answer[512];
-static size_t shed_answer_len;
-
 static uint64_t mono_ns(void)
 {
     struct timespec ts;
@@ -91,149 +88,22 @@ static long futex(_Atomic uint32_t *word, int op, uint32_t val)
     return REAL(syscall)(SYS_futex, (long) word, (long) op, (long) val, 0L, 0L, 0L);
 }
 
-/* --- the sluice thread: re-checks and shed connections ------------------------ */
-
-static _Atomic int aux_state;           /* 0 none, 1 starting, 2 running */
-static _Atomic int aux_epfd = -1, aux_efd = -1;
-static _Atomic int handoff[SHED_CAP];   /* shed socket + 1, waiting for the thread */
-static _Atomic int shed_held;           /* shed sockets not yet closed */
-static _Atomic bool handoff_kicked;     /* a wake for new handoffs is pending */
-struct lingering { int fd; uint64_t deadline; };
-static struct lingering lingering[SHED_CAP];   /* the thread's own */
-
-static void aux_kick(void)
-{
-    int efd = atomic_load(&aux_efd);
-    uint64_t one = 1;
-    if (efd >= 0)
-        KEEP_ERRNO((void) !REAL(write)(efd, &one, sizeof one));
-}
+/* --- the thread's periodic work -------------------------------------------------- */
 
 static void conn_recheck(void);
+static uint64_t last_recheck;           /* the thread's own */
 
-static void take_handoffs(int epfd)
+void conn_thread_tick(uint64_t now)
 {
-    atomic_store(&handoff_kicked, false);
-    for (int i = 0; i < SHED_CAP; i++) {
-        int v = atomic_exchange(&handoff[i], 0);
-        if (v == 0)
-            continue;
-        int fd = v - 1, at = -1;
-        for (int j = 0; j < SHED_CAP && at < 0; j++)
-            if (lingering[j].fd < 0)
-                at = j;
-        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u64 = (uint64_t) at };
-        if (at < 0 || REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            fdtab_close_own(fd);
-            atomic_fetch_sub(&shed_held, 1);
-            continue;
-        }
-        lingering[at] = (struct lingering) { fd, mono_ns() + SHED_LINGER_MS * 1000000ull };
+    if (last_recheck == 0)
+        last_recheck = now;
+    if (atomic_load(&paused_flag) && now - last_recheck >= RECHECK_MS * 1000000ull) {
+        last_recheck = now;
+        conn_recheck();
+        uint64_t mark = atomic_load(&paused_mark);
+        if (mark != 0 && now > mark && atomic_compare_exchange_strong(&paused_mark, &mark, now))
+            STAT_ADD(conn_paused_ns, (int64_t) (now - mark));
     }
-}
-
-static void finish_shed(int at)
-{
-    fdtab_close_own(lingering[at].fd);   /* closing removes it from the epoll set */
-    lingering[at].fd = -1;
-    atomic_fetch_sub(&shed_held, 1);
-}
-
-static void *aux_main(void *arg)
-{
-    (void) arg;
-    threads_adopt_self();
-    int epfd = atomic_load(&aux_epfd), efd = atomic_load(&aux_efd);
-    uint64_t last_recheck = mono_ns();
-    char sink[16384];
-    for (;;) {
-        uint64_t now = mono_ns();
-        int timeout = -1;
-        for (int i = 0; i < SHED_CAP; i++) {
-            if (lingering[i].fd < 0)
-                continue;
-            int ms = lingering[i].deadline > now ? (int) ((lingering[i].deadline - now) / 1000000u) + 1 : 0;
-            if (timeout < 0 || ms < timeout)
-                timeout = ms;
-        }
-        /* At least once a second, even idle: this thread must not keep alive a
-         * process whose own threads have all ended (see threads.h). */
-        if (timeout < 0 || timeout > RECHECK_MS)
-            timeout = RECHECK_MS;
-        struct epoll_event evs[64];
-        int n = REAL(epoll_wait)(epfd, evs, 64, timeout);
-        if (n == 0)
-            threads_exit_if_only_ours();
-        for (int i = 0; i < n; i++) {
-            if (evs[i].data.u64 == UINT64_MAX) {
-                uint64_t junk;
-                (void) !REAL(read)(efd, &junk, sizeof junk);
-                continue;
-            }
-            int at = (int) evs[i].data.u64;
-            if (lingering[at].fd < 0)
-                continue;
-            ssize_t got;
-            int rounds = 0;
-            while ((got = REAL(recv)(lingering[at].fd, sink, sizeof sink, MSG_DONTWAIT)) > 0
-                   && ++rounds < 16)
-                ;
-            if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
-                finish_shed(at);
-        }
-        take_handoffs(epfd);
-        now = mono_ns();
-        for (int i = 0; i < SHED_CAP; i++)
-            if (lingering[i].fd >= 0 && lingering[i].deadline <= now)
-                finish_shed(i);
-        if (atomic_load(&paused_flag) && now - last_recheck >= RECHECK_MS * 1000000ull) {
-            last_recheck = now;
-            conn_recheck();
-            uint64_t mark = atomic_load(&paused_mark);
-            if (mark != 0 && now > mark && atomic_compare_exchange_strong(&paused_mark, &mark, now))
-                STAT_ADD(conn_paused_ns, (int64_t) (now - mark));
-        }
-    }
-    return NULL;
-}
-
-static void aux_ensure(void)
-{
-    if (atomic_load(&aux_state) != 0)
-        return;
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&aux_state, &expected, 1))
-        return;
-    int saved = errno;
-    for (int i = 0; i < SHED_CAP; i++)
-        lingering[i].fd = -1;
-    int epfd = REAL(epoll_create1)(EPOLL_CLOEXEC);
-    int efd = REAL(eventfd)(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UINT64_MAX };
-    if (epfd < 0 || efd < 0 || REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, efd, &ev) != 0) {
-        log_warn("cannot start the connection gate's thread: %d", errno);
-        errno = saved;
-        return;   /* aux_state stays 1: no thread, shed sockets are closed at once */
-    }
-    fdtab_own(epfd);
-    fdtab_own(efd);
-    atomic_store(&aux_epfd, epfd);
-    atomic_store(&aux_efd, efd);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 128 * 1024);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t t;
-    if (pthread_create(&t, &attr, aux_main, NULL) == 0)
-        atomic_store(&aux_state, 2);
-    else
-        log_warn("cannot start the connection gate's thread");
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    errno = saved;
 }
 
 /* --- pause and unpause ----------------------------------------------------------- */
@@ -287,8 +157,8 @@ static void sync_pause(void)
                     }
                 }
             if (want) {
-                aux_ensure();
-                aux_kick();
+                gate_thread_ensure();
+                gate_thread_kick();
             }
         }
         unsigned left = atomic_fetch_sub(&sync_requests, mine) - mine;
@@ -504,8 +374,8 @@ int conn_wait_for_slot(int fd)
     uint64_t span = (uint64_t) tv.tv_sec * 1000000000u + (uint64_t) tv.tv_usec * 1000u;
     uint64_t deadline = mono_ns() + span;
     atomic_fetch_add(&slot_waiters, 1);
-    aux_ensure();   /* re-checks held slots while we wait */
-    aux_kick();
+    gate_thread_ensure();   /* re-checks held slots while we wait */
+    gate_thread_kick();
     int r = 0;
     while (atomic_load(&free_slots) == 0) {
         long w;
@@ -532,38 +402,50 @@ int conn_wait_for_slot(int fd)
     return r;
 }
 
-/* Answers a connection sluice took at the limit, then lets the thread finish it. */
-static void shed(int c)
+/* Whether a blocking accept that has shed `shed` connections since `since`
+ * should go on: always, unless the listener has SO_RCVTIMEO and it has passed
+ * (a real accept would have timed out with nothing to show). Asked from the
+ * second shed on (a non-blocking accept rarely gets there), then on each. */
+static bool still_waiting(int fd, uint64_t since, uint64_t *timeout_ns)
 {
-    STAT_ADD(conn_shed, 1);
-    fdtab_reborn(c);
-    if (sluice_cfg.shed == SHED_RESET) {
-        struct linger lg = { 1, 0 };
-        setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-        REAL(close)(c);
-        return;
+    if (*timeout_ns == UINT64_MAX) {
+        struct timeval tv = { 0, 0 };
+        socklen_t tvlen = sizeof tv;
+        KEEP_ERRNO(getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tvlen));
+        *timeout_ns = (uint64_t) tv.tv_sec * 1000000000u + (uint64_t) tv.tv_usec * 1000u;
     }
-    if (sluice_cfg.shed != SHED_CLOSE)
-        (void) !REAL(send)(c, shed_answer, shed_answer_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    shutdown(c, SHUT_WR);
-    aux_ensure();
-    /* From here the socket is sluice's: a program closing every descriptor must
-     * not close it, nor may sluice later close a number the program reuses. */
-    fdtab_own(c);
-    if (atomic_load(&aux_state) != 2 || atomic_fetch_add(&shed_held, 1) >= SHED_CAP) {
-        if (atomic_load(&aux_state) == 2)
-            atomic_fetch_sub(&shed_held, 1);
-        fdtab_close_own(c);
-        return;
+    return *timeout_ns == 0 || mono_ns() - since < *timeout_ns;
+}
+
+/* Shed mode: the connection first, then a slot for it, or it is shed. */
+static int accept_or_shed(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is_accept4)
+{
+    socklen_t len_given = len != NULL ? *len : 0;
+    uint64_t since = mono_ns(), timeout_ns = UINT64_MAX;
+    int nonblocking = -1;   /* not asked yet */
+    for (unsigned shed = 0;;) {
+        if (len != NULL)
+            *len = len_given;
+        int c = accept_for_real(fd, addr, len, flags, is_accept4);
+        if (c < 0)
+            return -1;   /* EAGAIN: nothing waits; EINTR, EMFILE...: as the real call */
+        int64_t id = slot_take();
+        if (id >= 0) {
+            record(c, (uint32_t) id, flags);
+            return c;
+        }
+        shed_connection(c);
+        if (++shed < 2)
+            continue;
+        if (nonblocking < 0)
+            nonblocking = listener_nonblocking(fd);
+        /* A non-blocking accept returns now and then: the program's loop has
+         * other work. A blocking one never returns EAGAIN for a shed. */
+        if (nonblocking ? shed % SHED_BUDGET == 0 : !still_waiting(fd, since, &timeout_ns)) {
+            errno = EAGAIN;
+            return -1;
+        }
     }
-    for (int i = 0;; i = (i + 1) % SHED_CAP) {
-        int zero = 0;
-        if (atomic_compare_exchange_strong(&handoff[i], &zero, c + 1))
-            break;
-    }
-    /* One wake at a time: under a flood the thread takes many per wake. */
-    if (!atomic_exchange(&handoff_kicked, true))
-        aux_kick();
 }
 
 int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool is_accept4)
@@ -578,7 +460,9 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
         return r;
     }
     note_listener(fd);
-    for (int budget = SHED_BUDGET;;) {
+    if (sluice_cfg.conn_mode == CONN_SHED)
+        return accept_or_shed(fd, addr, len, flags, is_accept4);
+    for (;;) {
         int64_t id = slot_take();
         if (id >= 0) {
             int r = accept_for_real(fd, addr, len, flags, is_accept4);
@@ -588,26 +472,6 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
             }
             record(r, (uint32_t) id, flags);
             return r;
-        }
-        if (sluice_cfg.conn_mode == CONN_SHED) {
-            if (budget-- == 0) {
-                errno = EAGAIN;
-                return -1;
-            }
-            int c = accept_for_real(fd, addr, len, flags, is_accept4);
-            if (c < 0) {
-                if (errno == ECONNABORTED)
-                    continue;
-                return -1;   /* EAGAIN: nothing waits; EINTR: as the real call */
-            }
-            /* A blocking accept may have slept while a slot freed: the program's. */
-            int64_t late = slot_take();
-            if (late >= 0) {
-                record(c, (uint32_t) late, flags);
-                return c;
-            }
-            KEEP_ERRNO(shed(c));
-            continue;
         }
         if (listener_nonblocking(fd)) {
             errno = EAGAIN;
@@ -689,15 +553,7 @@ void conn_init(void)
             atomic_store(&free_slots, conn_nslots);
         }
     }
-    const char *status = sluice_cfg.shed == SHED_HTTP429 ? "429 Too Many Requests"
-                                                         : "503 Service Unavailable";
-    const char *body = sluice_cfg.shed == SHED_HTTP429 ? "Too many requests, retry later.\n"
-                                                       : "Server busy, retry later.\n";
-    int n = snprintf(shed_answer, sizeof shed_answer,
-                     "HTTP/1.1 %s\r\nRetry-After: %u\r\nConnection: close\r\n"
-                     "Content-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s",
-                     status, sluice_cfg.retry_after_s, strlen(body), body);
-    shed_answer_len = n > 0 ? (size_t) n : 0;
+    shed_init();
 }
 
 void conn_atfork_child(void)
@@ -721,23 +577,6 @@ void conn_atfork_child(void)
     atomic_store(&paused_mark, 0);
     STAT_SET(conn_in_flight, 0);
     STAT_SET(conn_paused, 0);
-    /* The parent's thread did not come along; its shed sockets are the parent's. */
-    if (atomic_load(&aux_state) != 0) {
-        for (int i = 0; i < SHED_CAP; i++) {
-            int v = atomic_exchange(&handoff[i], 0);
-            if (v != 0)
-                fdtab_close_own(v - 1);
-            if (lingering[i].fd >= 0)
-                fdtab_close_own(lingering[i].fd);
-            lingering[i].fd = -1;
-        }
-        int epfd = atomic_exchange(&aux_epfd, -1), efd = atomic_exchange(&aux_efd, -1);
-        if (epfd >= 0)
-            fdtab_close_own(epfd);
-        if (efd >= 0)
-            fdtab_close_own(efd);
-        atomic_store(&shed_held, 0);
-        atomic_store(&handoff_kicked, false);
-        atomic_store(&aux_state, 0);
-    }
+    last_recheck = 0;
+    shed_atfork_child();
 }

@@ -16,6 +16,8 @@
     X(conn_paused,       "sluice_paused",                "gauge",   "1 while listeners are paused") \
     X(conn_accepted,     "sluice_accepted_total",        "counter", "Connections handed to the program") \
     X(conn_shed,         "sluice_shed_total",            "counter", "Connections answered and closed by sluice") \
+    X(conn_shed_unlingered,"sluice_shed_unlingered_total","counter","Shed connections closed at once to spare the program descriptors") \
+    X(conn_shed_cut,     "sluice_shed_cut_total",        "counter", "Shed connections closed after discarding 256 KiB of input") \
     X(conn_pauses,       "sluice_pauses_total",          "counter", "Times the listeners were paused") \
     X(conn_paused_ns,    "sluice_paused_seconds_total",  "counter", "Time spent paused") \
     X(conn_busy,         "sluice_connections_busy",      "gauge",   "Connections holding a slot (idle=free)") \

@@ -1,0 +1,26 @@
+/* shed.h — answering connections the gate sheds, and the connection gate's own
+ * thread, which finishes them (and does conn.c's periodic work). */
+#ifndef SLUICE_SHED_H
+#define SLUICE_SHED_H
+
+#include <stdint.h>
+#include "common.h"
+
+/* The answer (SLUICE_SHED, SLUICE_RETRY_AFTER) and the descriptor limit. */
+void shed_init(void) SLUICE_INTERNAL;
+/* Answers connection c, which the program will never see, and lets it go:
+ * lingering on the thread while the client finishes its request, or closed at
+ * once when sluice's own sockets would eat into the program's descriptors.
+ * errno is preserved. */
+void shed_connection(int c) SLUICE_INTERNAL;
+/* Starts the thread the first time it is needed (all signals blocked). */
+void gate_thread_ensure(void) SLUICE_INTERNAL;
+/* Wakes it now (conn.c: a pause began or a blocking accept waits). */
+void gate_thread_kick(void) SLUICE_INTERNAL;
+void shed_atfork_child(void) SLUICE_INTERNAL;
+
+/* What the thread does for conn.c each time it wakes (at least once a second):
+ * re-checks held slots while paused and keeps the paused time current. */
+void conn_thread_tick(uint64_t now_ns) SLUICE_INTERNAL;
+
+#endif
