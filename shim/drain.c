@@ -300,6 +300,25 @@ static void end_hiding(int fd, struct fdent *e, bool watch_fired)
     overlay_unhide(fd, EPOLLIN);
 }
 
+/* Before sluice refuses a non-blocking write with its own EAGAIN: an
+ * edge-triggered (or one-shot, or exclusive) epoll waiter gets its next EPOLLOUT
+ * only when TCP calls the socket's write-space callback, and TCP does that only
+ * if SOCK_NOSPACE is set, by a sendmsg that found no room or by a poll that
+ * found the socket unwritable. sluice's refusal does neither, so the program
+ * would wait for an edge that never comes. A zero-timeout poll asks the kernel
+ * the same question (with TCP_NOTSENT_LOWAT at the mark, POLLOUT needs twice the
+ * unsent bytes under it) and, answering "no", sets SOCK_NOSPACE: the kernel then
+ * owes the program its EPOLLOUT when the socket drains. True if the poll says
+ * writable (or broken) after all: the write goes to the kernel, which decides. */
+static bool kernel_owes_writable(int fd)
+{
+    struct pollfd p = { fd, POLLOUT, 0 };
+    int r = REAL(poll)(&p, 1, 0);
+    if (r < 0)
+        return true;   /* cannot tell: fail open, as writable_now does */
+    return r > 0 && (p.revents & (POLLOUT | POLLERR | POLLHUP | POLLNVAL)) != 0;
+}
+
 /* Slow path of a write on TCP: the bound says the mark may be reached. */
 static int check_before_write(int fd, struct fdent *e, int msgflags)
 {
@@ -316,6 +335,11 @@ static int check_before_write(int fd, struct fdent *e, int msgflags)
     }
     set_over(e);
     if (nonblocking(fd, msgflags)) {
+        if (kernel_owes_writable(fd)) {
+            /* It drained (or broke) since the count: the kernel decides. */
+            timed_fd = -1;
+            return 0;
+        }
         if (sluice_cfg.hold_reads)
             begin_hiding(fd, e);
         errno = EAGAIN;

@@ -1,0 +1,216 @@
+/* test_edges.c — no lost wakeups: wherever sluice answers EAGAIN where the
+ * kernel would not have, or hides readiness the kernel reports, a program that
+ * sleeps only until its readiness call says "go" must be woken when the
+ * condition clears: edge-triggered, EPOLLONESHOT and EPOLLEXCLUSIVE epoll
+ * registrations as well as level-triggered epoll, poll and select. Each helper
+ * (helpers/edge_*.c) waits with no timeout and never retries on its own; the
+ * test's deadline is the only bound, and a missed event fails it. Every byte is
+ * checked against the stream it should be (helpers/drain_gen.h). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers/drain_gen.h"
+#include "testlib.h"
+
+#define KiB 1024L
+#define MiB (1024L * 1024L)
+
+/* What a test started or made, so that a failed assertion (which ends the test
+ * at once) still leaves nothing behind: the suite's fini stops every child that
+ * is still ours (not yet reaped, so its PID cannot have been reused) and
+ * removes the temporary paths. */
+static pid_t children[16];
+static int nchildren;
+static char temp_paths[8][128];
+static int ntemp;
+
+static struct t_proc spawn(const char *const *argv, const char *const *env, bool preload)
+{
+    struct t_proc p = t_spawn(argv, env, preload);
+    if (p.pid > 0 && nchildren < 16)
+        children[nchildren++] = p.pid;
+    return p;
+}
+
+static void remember_path(const char *path)
+{
+    if (ntemp < 8)
+        snprintf(temp_paths[ntemp++], sizeof temp_paths[0], "%s", path);
+}
+
+static void leave_nothing_behind(void)
+{
+    for (int i = 0; i < nchildren; i++) {
+        if (waitpid(children[i], NULL, WNOHANG) != 0)
+            continue;   /* reaped already (or gone): not ours to signal */
+        kill(children[i], SIGKILL);
+        waitpid(children[i], NULL, 0);
+    }
+    nchildren = 0;
+    for (int i = 0; i < ntemp; i++) {
+        char cmd[sizeof temp_paths[0] + 16];
+        snprintf(cmd, sizeof cmd, "rm -rf '%.127s'", temp_paths[i]);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", temp_paths[i]);
+    }
+    ntemp = 0;
+}
+
+TestSuite(edges, .fini = leave_nothing_behind);
+
+static int listen_tcp(int *port)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(l, (struct sockaddr *) &a, sizeof a), 0);
+    cr_assert_eq(listen(l, 16), 0);
+    getsockname(l, (struct sockaddr *) &a, &len);
+    *port = ntohs(a.sin_port);
+    return l;
+}
+
+static int listen_unix(char *path, size_t size)
+{
+    char dir[] = "/tmp/sluice-edges-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    remember_path(dir);
+    snprintf(path, size, "%s/s", dir);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    cr_assert_lt(strlen(path), sizeof a.sun_path);
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    cr_assert_eq(bind(l, (struct sockaddr *) &a, sizeof a), 0);
+    cr_assert_eq(listen(l, 16), 0);
+    return l;
+}
+
+static int accept_within(int l, int ms)
+{
+    struct pollfd p = { l, POLLIN, 0 };
+    cr_assert_eq(poll(&p, 1, ms), 1, "nobody connected");
+    int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    cr_assert_geq(c, 0);
+    return c;
+}
+
+/* Reads s to its end, checking each byte against drain_gen(seed), until EOF or
+ * until deadline_ms have passed since the call. Returns the bytes read. */
+static long read_all_checked(int s, uint64_t seed, int deadline_ms)
+{
+    static unsigned char buf[256 * 1024];
+    struct drain_gen g;
+    drain_gen_init(&g, seed);
+    uint64_t end = t_now_ms() + (uint64_t) deadline_ms;
+    long got = 0;
+    for (;;) {
+        uint64_t now = t_now_ms();
+        if (now >= end)
+            break;
+        struct pollfd p = { s, POLLIN, 0 };
+        if (poll(&p, 1, (int) (end - now)) != 1)
+            break;
+        ssize_t n = read(s, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        long bad = drain_gen_check(&g, buf, (size_t) n);
+        cr_assert_eq(bad, -1, "byte %ld differs", got + bad);
+        got += n;
+    }
+    return got;
+}
+
+/* --- drain write waits ------------------------------------------------------------ */
+
+#define WRITER_TOTAL (8 * MiB)
+#define DEADLINE_MS 5000
+
+/* The writer fills its socket to the mark while nobody reads (sluice refuses
+ * the next write), then the test reads as fast as it can: every byte must come,
+ * in time, though the writer waits only for its own event. Returns the ms the
+ * transfer took once the test started reading. */
+static long writer_case(const char *waiter, const char *call, bool unix_socket, bool governed)
+{
+    int port = 0;
+    char path[108], where[128];
+    int l = unix_socket ? listen_unix(path, sizeof path) : listen_tcp(&port);
+    if (unix_socket)
+        snprintf(where, sizeof where, "unix:%s", path);
+    else
+        snprintf(where, sizeof where, "%d", port);
+    char total[32];
+    snprintf(total, sizeof total, "%ld", WRITER_TOTAL);
+    const char *argv[] = { t_helper("edge_writer"), where, total, waiter, call, NULL };
+    const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
+    struct t_proc w = spawn(argv, env, governed);
+    int s = accept_within(l, 5000);
+    close(l);
+    t_sleep_ms(300);   /* the writer fills up and waits */
+    uint64_t t0 = t_now_ms();
+    long got = read_all_checked(s, 7, DEADLINE_MS);
+    long ms = (long) (t_now_ms() - t0);
+    close(s);
+    int st = t_wait(&w, 2000);
+    char *out = t_slurp(w.out_fd, 500), *err = t_slurp(w.err_fd, 500);
+    cr_log_info("%s %s %s%s: %ld of %ld bytes in %ld ms after reading began; %s", waiter, call,
+                unix_socket ? "unix" : "tcp", governed ? "" : " bare", got, WRITER_TOTAL, ms, out);
+    cr_assert_eq(got, WRITER_TOTAL, "%s/%s: %ld of %ld bytes in %ld ms (%s%s)", waiter, call, got,
+                 WRITER_TOTAL, ms, out, err);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer: %s", err);
+    long wrote = -1, waits = -1;
+    cr_assert_eq(sscanf(out, "wrote %ld waits %ld", &wrote, &waits), 2, "%s", out);
+    cr_assert_geq(waits, 1, "the writer never waited: the case shows nothing");
+    /* Woken only when the socket has drained well under the mark (64 KiB):
+     * each wait is followed by tens of KiB written, never a spin. */
+    cr_assert_leq(waits, WRITER_TOTAL / (16 * KiB), "%ld waits: spinning", waits);
+    free(out);
+    free(err);
+    return ms;
+}
+
+#define WRITER_TEST(waiter, call)                                                          \
+    Test(edges, write_wait_##waiter##_##call, .timeout = 20)                               \
+    {                                                                                      \
+        writer_case(#waiter, #call, false, true);                                          \
+    }
+
+WRITER_TEST(edge, send)
+WRITER_TEST(edge, write)
+WRITER_TEST(edge, writev)
+WRITER_TEST(edge, sendmsg)
+WRITER_TEST(edge, sendfile)
+WRITER_TEST(edge, splice)
+WRITER_TEST(oneshot, send)
+WRITER_TEST(exclusive, send)
+WRITER_TEST(level, send)
+WRITER_TEST(poll, send)
+WRITER_TEST(select, send)
+
+Test(edges, write_wait_edge_on_unix_socket, .timeout = 20)
+{
+    writer_case("edge", "send", true, true);
+}
+
+/* The issue's figure: an edge-triggered writer moves everything about as fast
+ * as bare once its peer reads. */
+Test(edges, edge_writer_keeps_pace_with_bare, .timeout = 30)
+{
+    long bare = writer_case("edge", "send", false, false);
+    long governed = writer_case("edge", "send", false, true);
+    cr_log_info("edge-triggered writer, 8 MiB: bare %ld ms, at 64K %ld ms", bare, governed);
+    cr_assert_leq(governed, 2 * bare + 200, "bare %ld ms, governed %ld ms", bare, governed);
+}
