@@ -214,3 +214,160 @@ Test(edges, edge_writer_keeps_pace_with_bare, .timeout = 30)
     cr_log_info("edge-triggered writer, 8 MiB: bare %ld ms, at 64K %ld ms", bare, governed);
     cr_assert_leq(governed, 2 * bare + 200, "bare %ld ms, governed %ld ms", bare, governed);
 }
+
+/* --- nginx: sendfile off, and proxy_pass ----------------------------------------- */
+
+#define NGINX_BODY (50 * MiB)
+
+struct nginx_trio {
+    char dir[64];
+    int plain_port;   /* sendfile off: read into a buffer, written with write/writev */
+    int proxy_port;   /* proxy_pass to upstream_port, sendfile off */
+    int upstream_port;
+    struct t_proc proc;
+};
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The 50 MiB drain_gen stream (seed 42), kept in memory to compare with what
+ * comes (memcmp: the client reads as fast as nginx sends) and as DIR/big. */
+static unsigned char *expected_body;
+
+static void make_site(struct nginx_trio *site)
+{
+    snprintf(site->dir, sizeof site->dir, "/tmp/sluice-edges-nginx-XXXXXX");
+    cr_assert(mkdtemp(site->dir) != NULL);
+    remember_path(site->dir);
+    chmod(site->dir, 0755);   /* the workers run as nobody */
+    if (expected_body == NULL) {
+        expected_body = malloc(NGINX_BODY);
+        cr_assert_not_null(expected_body);
+        struct drain_gen g;
+        drain_gen_init(&g, 42);
+        drain_gen_fill(&g, expected_body, NGINX_BODY);
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/big", site->dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    cr_assert_eq(fwrite(expected_body, 1, NGINX_BODY, f), (size_t) NGINX_BODY);
+    cr_assert_eq(fclose(f), 0);
+    chmod(path, 0644);
+}
+
+/* One nginx (one worker) with three servers on 127.0.0.1: the file with
+ * sendfile off, a proxy to the third, and the third serving the file. */
+static void start_trio(struct nginx_trio *site, bool governed)
+{
+    site->plain_port = t_free_port();
+    site->proxy_port = t_free_port();
+    site->upstream_port = t_free_port();
+    char path[128], conf[2048];
+    snprintf(conf, sizeof conf,
+             "daemon off; master_process on; worker_processes 1;\n"
+             "pid %1$s/nginx.pid; error_log %1$s/error.log;\n"
+             "events { worker_connections 64; }\n"
+             "http { access_log off; sendfile off;\n"
+             "  client_body_temp_path %1$s/t1; proxy_temp_path %1$s/t2; fastcgi_temp_path %1$s/t3;\n"
+             "  uwsgi_temp_path %1$s/t4; scgi_temp_path %1$s/t5;\n"
+             "  server { listen 127.0.0.1:%2$d; root %1$s; }\n"
+             "  server { listen 127.0.0.1:%3$d;\n"
+             "    location / { proxy_pass http://127.0.0.1:%4$d; proxy_http_version 1.1; } }\n"
+             "  server { listen 127.0.0.1:%4$d; root %1$s; sendfile on; } }\n",
+             site->dir, site->plain_port, site->proxy_port, site->upstream_port);
+    snprintf(path, sizeof path, "%s/nginx.conf", site->dir);
+    write_text(path, conf);
+    char errlog[128];
+    snprintf(errlog, sizeof errlog, "%s/error.log", site->dir);
+    const char *argv[] = { "/usr/sbin/nginx", "-p", site->dir, "-c", path, "-e", errlog, NULL };
+    const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
+    site->proc = spawn(argv, governed ? env : NULL, governed);
+    cr_assert(t_wait_listening(site->plain_port, 5000), "nginx did not listen");
+    cr_assert(t_wait_listening(site->proxy_port, 5000), "nginx did not listen");
+    cr_assert(t_wait_listening(site->upstream_port, 5000), "nginx did not listen");
+}
+
+/* GET /big, read nothing for 2 s, then read as fast as possible, checking
+ * every byte, at most `deadline_ms`. Returns the ms from the first read to the
+ * end of the body; *got: body bytes that came. */
+static long fetch_after_a_pause(int port, long *got, int deadline_ms)
+{
+    int s = t_connect(port);
+    cr_assert_geq(s, 0);
+    const char req[] = "GET /big HTTP/1.0\r\nHost: x\r\n\r\n";
+    cr_assert_eq(write(s, req, sizeof req - 1), (ssize_t) sizeof req - 1);
+    t_sleep_ms(2000);
+    static unsigned char buf[256 * 1024];
+    char head[4096];
+    size_t hlen = 0;
+    bool in_body = false;
+    *got = 0;
+    uint64_t t0 = t_now_ms(), end = t0 + (uint64_t) deadline_ms;
+    while (*got < NGINX_BODY) {
+        uint64_t now = t_now_ms();
+        struct pollfd p = { s, POLLIN, 0 };
+        if (now >= end || poll(&p, 1, (int) (end - now)) != 1)
+            break;
+        ssize_t n = read(s, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        size_t off = 0;
+        if (!in_body) {
+            size_t take = (size_t) n < sizeof head - 1 - hlen ? (size_t) n : sizeof head - 1 - hlen;
+            memcpy(head + hlen, buf, take);
+            head[hlen + take] = '\0';
+            char *hend = strstr(head, "\r\n\r\n");
+            if (hend == NULL) {
+                hlen += take;
+                continue;
+            }
+            cr_assert(strncmp(head, "HTTP/1.1 200", 12) == 0, "answer: %s", head);
+            off = (size_t) (hend + 4 - head) - hlen;
+            in_body = true;
+        }
+        size_t len = (size_t) n - off;
+        cr_assert_leq(*got + (long) len, NGINX_BODY, "body longer than the file");
+        cr_assert_eq(memcmp(buf + off, expected_body + *got, len), 0,
+                     "body differs within bytes %ld..%ld", *got, *got + (long) len);
+        *got += (long) len;
+    }
+    long ms = (long) (t_now_ms() - t0);
+    close(s);
+    return ms;
+}
+
+/* Bare first, then at SLUICE_WRITE_HIGH=64K: the same bytes, in about the
+ * same time once the client reads. */
+static void nginx_case(bool proxied)
+{
+    struct nginx_trio site;
+    make_site(&site);
+    long ms[2], got[2];
+    for (int governed = 0; governed < 2; governed++) {
+        start_trio(&site, governed);
+        int port = proxied ? site.proxy_port : site.plain_port;
+        ms[governed] = fetch_after_a_pause(port, &got[governed], 10000);
+        t_stop(&site.proc, 2000);
+        cr_assert_eq(got[governed], NGINX_BODY, "%s: %ld of %ld bytes in %ld ms",
+                     governed ? "at 64K" : "bare", got[governed], NGINX_BODY, ms[governed]);
+    }
+    cr_log_info("nginx %s, 50 MiB after a 2 s pause: bare %ld ms, at 64K %ld ms",
+                proxied ? "proxy_pass" : "sendfile off", ms[0], ms[1]);
+    cr_assert_leq(ms[1], 2 * ms[0] + 100, "bare %ld ms, at 64K %ld ms", ms[0], ms[1]);
+}
+
+Test(edges, nginx_sendfile_off_sends_everything_after_a_pause, .timeout = 40)
+{
+    nginx_case(false);
+}
+
+Test(edges, nginx_proxy_pass_sends_everything_after_a_pause, .timeout = 40)
+{
+    nginx_case(true);
+}
