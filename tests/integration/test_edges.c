@@ -371,3 +371,173 @@ Test(edges, nginx_proxy_pass_sends_everything_after_a_pause, .timeout = 40)
 {
     nginx_case(true);
 }
+
+/* --- held reads ------------------------------------------------------------------ */
+
+#define HELD_INPUT (64 * KiB)
+
+/* The reader's input waits in its socket while its output is over the mark;
+ * once the test has read the output, the reader must be shown its input. */
+static void held_read_case(const char *waiter)
+{
+    int port = 0;
+    int l = listen_tcp(&port);
+    char portarg[16];
+    snprintf(portarg, sizeof portarg, "%d", port);
+    const char *argv[] = { t_helper("edge_reader"), portarg, waiter, NULL };
+    const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1", NULL };
+    struct t_proc r = spawn(argv, env, true);
+    int s = accept_within(l, 5000);
+    close(l);
+    static unsigned char input[HELD_INPUT];
+    struct drain_gen g;
+    drain_gen_init(&g, 9);
+    drain_gen_fill(&g, input, sizeof input);
+    cr_assert_eq(write(s, input, sizeof input), (ssize_t) sizeof input);
+    shutdown(s, SHUT_WR);
+    t_sleep_ms(300);   /* the reader answers, fills up, and is refused its input */
+    uint64_t t0 = t_now_ms();
+    long got = read_all_checked(s, 7, DEADLINE_MS);
+    long ms = (long) (t_now_ms() - t0);
+    close(s);
+    int st = t_wait(&r, 2000);
+    char *out = t_slurp(r.out_fd, 500), *err = t_slurp(r.err_fd, 500);
+    cr_log_info("held reads, %s: output %ld bytes drained in %ld ms; %s", waiter, got, ms, out);
+    long in = -1, wrote = -1, waits = -1, eagains = -1;
+    cr_assert_eq(sscanf(out, "read %ld wrote %ld waits %ld read_eagains %ld", &in, &wrote, &waits,
+                        &eagains), 4, "%s: reader never saw its input (%s%s)", waiter, out, err);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "reader: %s", err);
+    cr_assert_eq(in, HELD_INPUT, "%s: input %ld of %ld", waiter, in, HELD_INPUT);
+    cr_assert_eq(got, wrote, "%s: output %ld of %ld", waiter, got, wrote);
+    cr_assert_geq(eagains, 1, "%s: the reads were never held: the case shows nothing", waiter);
+    cr_assert_leq(waits, 20, "%s: %ld waits: spinning", waiter, waits);
+    free(out);
+    free(err);
+}
+
+#define HELD_TEST(waiter)                                                                  \
+    Test(edges, held_read_##waiter, .timeout = 20)                                         \
+    {                                                                                      \
+        held_read_case(#waiter);                                                           \
+    }
+
+HELD_TEST(edge)
+HELD_TEST(oneshot)
+HELD_TEST(exclusive)
+HELD_TEST(level)
+HELD_TEST(poll)
+HELD_TEST(select)
+
+/* --- the connection gate: paused listeners, idle connections held back ------------ */
+
+struct line_server {
+    int port;
+    struct t_proc proc;
+};
+
+static void start_server(struct line_server *srv, const char *waiter, const char *const *env)
+{
+    srv->port = t_free_port();
+    char portarg[16];
+    snprintf(portarg, sizeof portarg, "%d", srv->port);
+    const char *argv[] = { t_helper("edge_server"), portarg, waiter, NULL };
+    srv->proc = spawn(argv, env, true);
+    cr_assert(t_wait_listening(srv->port, 5000), "server did not listen");
+}
+
+/* Sends "LINE\n" (unless line is NULL) and returns the answer that comes within
+ * ms (malloc'd; "" if none). */
+static char *ask(int s, const char *line, int ms)
+{
+    if (line != NULL) {
+        char req[64];
+        int n = snprintf(req, sizeof req, "%s\n", line);
+        cr_assert_eq(write(s, req, (size_t) n), n);
+    }
+    return t_slurp_some(s, ms);
+}
+
+static void expect_answer(int s, const char *line, const char *want, const char *what)
+{
+    char *got = ask(s, line, DEADLINE_MS);
+    cr_assert_str_eq(got, want, "%s: answer \"%s\"", what, got);
+    free(got);
+}
+
+static void expect_silence(int s, const char *line, const char *what)
+{
+    char *got = ask(s, line, 300);
+    cr_assert_str_eq(got, "", "%s: answered \"%s\" (the gate did not hold)", what, got);
+    free(got);
+}
+
+/* SLUICE_CONN_MAX=1, pause: a second connection waits in the backlog, hidden
+ * from the loop; the first one's close must show it. */
+static void paused_listener_case(const char *waiter)
+{
+    const char *env[] = { "SLUICE_CONN_MAX=1", NULL };
+    struct line_server srv;
+    start_server(&srv, waiter, env);
+    long cpu0 = t_cpu_ticks(srv.proc.pid);
+    int a = t_connect(srv.port), b = t_connect(srv.port);
+    cr_assert(a >= 0 && b >= 0);
+    expect_answer(a, "a", "ok a\n", "first connection");
+    expect_silence(b, "b", "second connection while the first is open");
+    close(a);
+    expect_answer(b, NULL, "ok b\n", "second connection after the first closed");
+    long cpu = t_cpu_ticks(srv.proc.pid) - cpu0;
+    close(b);
+    t_stop(&srv.proc, 1000);
+    cr_assert_leq(cpu, 20, "%s: %ld ticks of CPU while paused: spinning", waiter, cpu);
+}
+
+#define PAUSE_TEST(waiter)                                                                 \
+    Test(edges, paused_listener_##waiter, .timeout = 20)                                   \
+    {                                                                                      \
+        paused_listener_case(#waiter);                                                     \
+    }
+
+PAUSE_TEST(edge)
+PAUSE_TEST(oneshot)
+PAUSE_TEST(exclusive)
+PAUSE_TEST(level)
+PAUSE_TEST(poll)
+PAUSE_TEST(select)
+
+/* SLUICE_CONN_MAX=1 with SLUICE_CONN_IDLE=free: A is answered and goes idle,
+ * B takes the slot; A's next request is held back (hidden) until B is
+ * answered, and then A must be shown its input. */
+static void idle_free_case(const char *waiter)
+{
+    const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_CONN_IDLE=free", NULL };
+    struct line_server srv;
+    start_server(&srv, waiter, env);
+    long cpu0 = t_cpu_ticks(srv.proc.pid);
+    int a = t_connect(srv.port);
+    cr_assert_geq(a, 0);
+    expect_answer(a, "a1", "ok a1\n", "first request");
+    int b = t_connect(srv.port);
+    cr_assert_geq(b, 0);
+    t_sleep_ms(200);   /* B is accepted into A's idle slot, and holds it */
+    expect_silence(a, "a2", "idle connection's request while another holds the slot");
+    expect_answer(b, "b1", "ok b1\n", "second connection");
+    expect_answer(a, NULL, "ok a2\n", "idle connection's request once the slot is free");
+    long cpu = t_cpu_ticks(srv.proc.pid) - cpu0;
+    close(a);
+    close(b);
+    t_stop(&srv.proc, 1000);
+    cr_assert_leq(cpu, 20, "%s: %ld ticks of CPU while held: spinning", waiter, cpu);
+}
+
+#define IDLE_TEST(waiter)                                                                  \
+    Test(edges, idle_free_##waiter, .timeout = 20)                                         \
+    {                                                                                      \
+        idle_free_case(#waiter);                                                           \
+    }
+
+IDLE_TEST(edge)
+IDLE_TEST(oneshot)
+IDLE_TEST(exclusive)
+IDLE_TEST(level)
+IDLE_TEST(poll)
+IDLE_TEST(select)
