@@ -8,7 +8,7 @@
  * sleeps forever: the test's deadline is the only bound.
  *
  * Usage: edge_reader PORT WAITER
- *   WAITER: level | edge | oneshot | exclusive (epoll), poll, select */
+ *   WAITER: level | edge | oneshot | exclusive | exclusive_edge (epoll), poll, select */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -38,10 +38,11 @@ int main(int argc, char **argv)
     }
     fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
     bool use_epoll = strcmp(waiter, "poll") != 0 && strcmp(waiter, "select") != 0;
-    uint32_t mode = strcmp(waiter, "edge") == 0        ? EPOLLET
-                    : strcmp(waiter, "oneshot") == 0   ? EPOLLONESHOT
-                    : strcmp(waiter, "exclusive") == 0 ? EPOLLEXCLUSIVE
-                                                       : 0;
+    uint32_t mode = strcmp(waiter, "edge") == 0             ? EPOLLET
+                    : strcmp(waiter, "oneshot") == 0        ? EPOLLONESHOT
+                    : strcmp(waiter, "exclusive") == 0      ? EPOLLEXCLUSIVE
+                    : strcmp(waiter, "exclusive_edge") == 0 ? EPOLLEXCLUSIVE | EPOLLET
+                                                            : 0;
     int ep = -1;
     if (use_epoll) {
         ep = epoll_create1(0);

@@ -6,8 +6,9 @@
  * it is owed and never gets leaves a client unanswered: the test's deadline is
  * the only bound. Runs until SIGTERM.
  *
- * Usage: edge_server PORT WAITER
- *   WAITER: level | edge | oneshot | exclusive (epoll), poll, select */
+ * Usage: edge_server PORT WAITER [BACKLOG]
+ *   WAITER: level | edge | oneshot | exclusive | exclusive_edge (epoll), poll, select
+ *   BACKLOG: listen's backlog (16) */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -98,20 +99,21 @@ static void on_conn(int fd)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3)
+    if (argc != 3 && argc != 4)
         return 2;
     waiter = argv[2];
     use_epoll = strcmp(waiter, "poll") != 0 && strcmp(waiter, "select") != 0;
-    mode = strcmp(waiter, "edge") == 0        ? EPOLLET
-           : strcmp(waiter, "oneshot") == 0   ? EPOLLONESHOT
-           : strcmp(waiter, "exclusive") == 0 ? EPOLLEXCLUSIVE
-                                              : 0;
+    mode = strcmp(waiter, "edge") == 0             ? EPOLLET
+           : strcmp(waiter, "oneshot") == 0        ? EPOLLONESHOT
+           : strcmp(waiter, "exclusive") == 0      ? EPOLLEXCLUSIVE
+           : strcmp(waiter, "exclusive_edge") == 0 ? EPOLLEXCLUSIVE | EPOLLET
+                                                   : 0;
     listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) atoi(argv[1])),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    if (bind(listener, (struct sockaddr *) &a, sizeof a) != 0 || listen(listener, 16) != 0) {
+    if (bind(listener, (struct sockaddr *) &a, sizeof a) != 0 || listen(listener, argc == 4 ? atoi(argv[3]) : 16) != 0) {
         perror("listen");
         return 1;
     }
