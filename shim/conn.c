@@ -591,6 +591,8 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
         }
         if (sluice_cfg.conn_mode == CONN_SHED) {
             if (budget-- == 0) {
+                /* More may wait, and no new arrival need come to say so. */
+                overlay_requeue(fd);
                 errno = EAGAIN;
                 return -1;
             }

@@ -196,6 +196,7 @@ WRITER_TEST(edge, sendfile)
 WRITER_TEST(edge, splice)
 WRITER_TEST(oneshot, send)
 WRITER_TEST(exclusive, send)
+WRITER_TEST(exclusive_edge, send)
 WRITER_TEST(level, send)
 WRITER_TEST(poll, send)
 WRITER_TEST(select, send)
@@ -424,6 +425,7 @@ static void held_read_case(const char *waiter)
 HELD_TEST(edge)
 HELD_TEST(oneshot)
 HELD_TEST(exclusive)
+HELD_TEST(exclusive_edge)
 HELD_TEST(level)
 HELD_TEST(poll)
 HELD_TEST(select)
@@ -500,6 +502,7 @@ static void paused_listener_case(const char *waiter)
 PAUSE_TEST(edge)
 PAUSE_TEST(oneshot)
 PAUSE_TEST(exclusive)
+PAUSE_TEST(exclusive_edge)
 PAUSE_TEST(level)
 PAUSE_TEST(poll)
 PAUSE_TEST(select)
@@ -538,6 +541,90 @@ static void idle_free_case(const char *waiter)
 IDLE_TEST(edge)
 IDLE_TEST(oneshot)
 IDLE_TEST(exclusive)
+IDLE_TEST(exclusive_edge)
 IDLE_TEST(level)
 IDLE_TEST(poll)
 IDLE_TEST(select)
+
+/* SLUICE_CONN_MAX=1, shed: one accept call sheds a bounded number of waiting
+ * connections and then answers EAGAIN though more wait. The connections came
+ * while the server was stopped, so no new one brings an edge: the rest must be
+ * shed all the same. */
+#define SHED_CROWD 400
+
+/* Whether pid is stopped now (state T in /proc/PID/stat). */
+static bool stopped(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *paren = strrchr(buf, ')');
+    return paren != NULL && paren[1] == ' ' && paren[2] == 'T';
+}
+
+static void shed_crowd_case(const char *waiter)
+{
+    const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_CONN_MODE=shed", NULL };
+    struct line_server srv;
+    srv.port = t_free_port();
+    char portarg[16];
+    snprintf(portarg, sizeof portarg, "%d", srv.port);
+    const char *argv[] = { t_helper("edge_server"), portarg, waiter, "1000", NULL };
+    srv.proc = spawn(argv, env, true);
+    cr_assert(t_wait_listening(srv.port, 5000), "server did not listen");
+    int a = t_connect(srv.port);
+    cr_assert_geq(a, 0);
+    expect_answer(a, "a", "ok a\n", "the connection holding the slot");
+    kill(srv.proc.pid, SIGSTOP);
+    for (int i = 0; i < 200 && !stopped(srv.proc.pid); i++)
+        t_sleep_ms(10);
+    cr_assert(stopped(srv.proc.pid), "the server did not stop");
+    static int crowd[SHED_CROWD];
+    for (int i = 0; i < SHED_CROWD; i++) {
+        crowd[i] = t_connect(srv.port);
+        cr_assert_geq(crowd[i], 0, "connection %d", i);
+    }
+    kill(srv.proc.pid, SIGCONT);
+    uint64_t end = t_now_ms() + DEADLINE_MS;
+    int answered = 0;
+    for (int i = 0; i < SHED_CROWD; i++) {
+        /* Shed: an answer then the end, or a reset. */
+        char buf[512];
+        for (;;) {
+            uint64_t now = t_now_ms();
+            struct pollfd p = { crowd[i], POLLIN, 0 };
+            if (now >= end || poll(&p, 1, (int) (end - now)) != 1)
+                break;
+            ssize_t n = read(crowd[i], buf, sizeof buf);
+            if (n <= 0) {
+                answered++;
+                break;
+            }
+        }
+        close(crowd[i]);
+    }
+    expect_answer(a, "a2", "ok a2\n", "the connection holding the slot, after the crowd");
+    close(a);
+    t_stop(&srv.proc, 1000);
+    cr_assert_eq(answered, SHED_CROWD, "%s: %d of %d shed within %d ms", waiter, answered,
+                 SHED_CROWD, DEADLINE_MS);
+}
+
+#define SHED_TEST(waiter)                                                                  \
+    Test(edges, shed_crowd_##waiter, .timeout = 30)                                        \
+    {                                                                                      \
+        shed_crowd_case(#waiter);                                                          \
+    }
+
+SHED_TEST(edge)
+SHED_TEST(oneshot)
+SHED_TEST(exclusive)
+SHED_TEST(exclusive_edge)
+SHED_TEST(level)
+SHED_TEST(poll)
+SHED_TEST(select)
