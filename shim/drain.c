@@ -281,8 +281,13 @@ static int wait_writable(int fd, int opt)
 /* Input from fd is hidden from readiness calls until it drains. */
 static void begin_hiding(int fd, struct fdent *e)
 {
-    if (atomic_fetch_or(&e->gate, DRAIN_HIDING) & DRAIN_HIDING)
+    if (atomic_fetch_or(&e->gate, DRAIN_HIDING) & DRAIN_HIDING) {
+        /* Hidden already, but another gate sharing the bit (idle input held
+         * back) may have shown it since: hide it again, or our release would
+         * change nothing and wake no edge-triggered loop. */
+        overlay_hide(fd, EPOLLIN);
         return;
+    }
     /* One hold of a non-blocking socket's input, however many reads it refuses. */
     STAT_ADD(held_reads, 1);
     hiding_change(1);

@@ -6,6 +6,11 @@
  * it is owed and never gets leaves a client unanswered: the test's deadline is
  * the only bound. Runs until SIGTERM.
  *
+ * Two lines do more, for a server that writes to a connection on its own (a
+ * stream of events): "stream" makes its connection the stream; "push" writes
+ * 64 KiB pieces of 'p' to the stream until EAGAIN and answers "ok push N\n"
+ * (N: the bytes the stream took).
+ *
  * Usage: edge_server PORT WAITER [BACKLOG]
  *   WAITER: level | edge | oneshot | exclusive | exclusive_edge (epoll), poll, select
  *   BACKLOG: listen's backlog (16) */
@@ -30,6 +35,7 @@ static uint32_t mode;
 static int ep = -1, listener = -1;
 static bool open_fd[MAXFD];
 static char line[MAXFD][256];
+static int stream_fd = -1;
 static size_t line_len[MAXFD];
 
 static void watch(int fd, int op)
@@ -65,6 +71,19 @@ static void on_listener(void)
         watch(listener, EPOLL_CTL_MOD);
 }
 
+static long push(int fd)
+{
+    static char piece[64 * 1024];
+    memset(piece, 'p', sizeof piece);
+    long n = 0;
+    for (;;) {
+        ssize_t w = send(fd, piece, sizeof piece, MSG_NOSIGNAL);
+        if (w <= 0)
+            return n;   /* EAGAIN: full */
+        n += w;
+    }
+}
+
 static void on_conn(int fd)
 {
     char buf[4096];
@@ -79,6 +98,10 @@ static void on_conn(int fd)
                 }
                 char reply[300];
                 int len = snprintf(reply, sizeof reply, "ok %.*s\n", (int) line_len[fd], line[fd]);
+                if (line_len[fd] == 6 && memcmp(line[fd], "stream", 6) == 0)
+                    stream_fd = fd;
+                if (line_len[fd] == 4 && memcmp(line[fd], "push", 4) == 0 && stream_fd >= 0)
+                    len = snprintf(reply, sizeof reply, "ok push %ld\n", push(stream_fd));
                 (void) !send(fd, reply, (size_t) len, MSG_NOSIGNAL);
                 line_len[fd] = 0;
             }
@@ -88,6 +111,8 @@ static void on_conn(int fd)
             if (use_epoll)
                 epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
             open_fd[fd] = false;
+            if (fd == stream_fd)
+                stream_fd = -1;
             close(fd);
             return;
         }
