@@ -264,7 +264,7 @@ static void make_site(struct nginx_trio *site)
 
 /* One nginx (one worker) with three servers on 127.0.0.1: the file with
  * sendfile off, a proxy to the third, and the third serving the file. */
-static void start_trio(struct nginx_trio *site, bool governed)
+static void start_trio(struct nginx_trio *site, bool governed, bool hold_reads)
 {
     site->plain_port = t_free_port();
     site->proxy_port = t_free_port();
@@ -287,7 +287,8 @@ static void start_trio(struct nginx_trio *site, bool governed)
     char errlog[128];
     snprintf(errlog, sizeof errlog, "%s/error.log", site->dir);
     const char *argv[] = { "/usr/sbin/nginx", "-p", site->dir, "-c", path, "-e", errlog, NULL };
-    const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
+    const char *env[] = { "SLUICE_WRITE_HIGH=64K", hold_reads ? "SLUICE_HOLD_READS=1" : NULL,
+                          NULL };
     site->proc = spawn(argv, governed ? env : NULL, governed);
     cr_assert(t_wait_listening(site->plain_port, 5000), "nginx did not listen");
     cr_assert(t_wait_listening(site->proxy_port, 5000), "nginx did not listen");
@@ -345,32 +346,40 @@ static long fetch_after_a_pause(int port, long *got, int deadline_ms)
 
 /* Bare first, then at SLUICE_WRITE_HIGH=64K: the same bytes, in about the
  * same time once the client reads. */
-static void nginx_case(bool proxied)
+static void nginx_case(bool proxied, bool hold_reads)
 {
     struct nginx_trio site;
     make_site(&site);
     long ms[2], got[2];
     for (int governed = 0; governed < 2; governed++) {
-        start_trio(&site, governed);
+        start_trio(&site, governed, hold_reads);
         int port = proxied ? site.proxy_port : site.plain_port;
         ms[governed] = fetch_after_a_pause(port, &got[governed], 10000);
         t_stop(&site.proc, 2000);
         cr_assert_eq(got[governed], NGINX_BODY, "%s: %ld of %ld bytes in %ld ms",
                      governed ? "at 64K" : "bare", got[governed], NGINX_BODY, ms[governed]);
     }
-    cr_log_info("nginx %s, 50 MiB after a 2 s pause: bare %ld ms, at 64K %ld ms",
-                proxied ? "proxy_pass" : "sendfile off", ms[0], ms[1]);
+    cr_log_info("nginx %s%s, 50 MiB after a 2 s pause: bare %ld ms, at 64K %ld ms",
+                proxied ? "proxy_pass" : "sendfile off", hold_reads ? ", held reads" : "", ms[0],
+                ms[1]);
     cr_assert_leq(ms[1], 2 * ms[0] + 100, "bare %ld ms, at 64K %ld ms", ms[0], ms[1]);
 }
 
 Test(edges, nginx_sendfile_off_sends_everything_after_a_pause, .timeout = 40)
 {
-    nginx_case(false);
+    nginx_case(false, false);
 }
 
 Test(edges, nginx_proxy_pass_sends_everything_after_a_pause, .timeout = 40)
 {
-    nginx_case(true);
+    nginx_case(true, false);
+}
+
+/* The same with held reads: nginx's connections and its upstream connection are
+ * edge-triggered, and input on them is hidden while their output waits. */
+Test(edges, nginx_proxy_pass_with_held_reads_sends_everything_after_a_pause, .timeout = 40)
+{
+    nginx_case(true, true);
 }
 
 /* --- held reads ------------------------------------------------------------------ */
