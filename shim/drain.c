@@ -6,7 +6,9 @@
  * TCP appends a small write to the last unsent segment without looking at the
  * mark (so a stream of small writes piles up ~40 KB past it), hence a write is
  * refused or waits while SIOCOUTQNSD says the mark is reached — asked only once
- * an upper bound kept in the fd table says it could be. And held reads: no
+ * an upper bound kept in the fd table says it could be; a refusal first asks
+ * the kernel's poll, so that edge-triggered waiters are owed their EPOLLOUT
+ * (kernel_owes_writable). And held reads: no
  * input from a socket while the kernel would not report it writable. */
 #include "real.h"
 
@@ -306,15 +308,18 @@ static void end_hiding(int fd, struct fdent *e, bool watch_fired)
 }
 
 /* Before sluice refuses a non-blocking write with its own EAGAIN: an
- * edge-triggered (or one-shot, or exclusive) epoll waiter gets its next EPOLLOUT
+ * edge-triggered epoll waiter (EPOLLET, exclusive or not) gets its next EPOLLOUT
  * only when TCP calls the socket's write-space callback, and TCP does that only
  * if SOCK_NOSPACE is set, by a sendmsg that found no room or by a poll that
  * found the socket unwritable. sluice's refusal does neither, so the program
- * would wait for an edge that never comes. A zero-timeout poll asks the kernel
- * the same question (with TCP_NOTSENT_LOWAT at the mark, POLLOUT needs twice the
- * unsent bytes under it) and, answering "no", sets SOCK_NOSPACE: the kernel then
- * owes the program its EPOLLOUT when the socket drains. True if the poll says
- * writable (or broken) after all: the write goes to the kernel, which decides. */
+ * would wait for an edge that never comes (level-triggered epoll, a one-shot's
+ * re-arm, poll and select poll the socket themselves, which sets the bit; an
+ * edge-triggered registration is not polled again). A zero-timeout poll asks
+ * the kernel the same question (with TCP_NOTSENT_LOWAT at the mark, POLLOUT
+ * needs twice the unsent bytes under it) and, answering "no", sets SOCK_NOSPACE:
+ * the kernel then owes the program its EPOLLOUT when the socket drains. True if
+ * the poll says writable (or broken) after all: the write goes to the kernel,
+ * which decides. */
 static bool kernel_owes_writable(int fd)
 {
     struct pollfd p = { fd, POLLOUT, 0 };
