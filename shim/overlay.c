@@ -6,7 +6,9 @@
  * back on unhide. Unhiding with MOD/ADD also makes the kernel wake a sleeping
  * epoll_wait when the descriptor is ready, level- and edge-triggered alike. An
  * EPOLLONESHOT registration that has fired (the kernel's mask in fdinfo has no
- * events left) is left disarmed until the program re-arms it.
+ * events left) is left disarmed until the program re-arms it. Where a gate
+ * answers EAGAIN with the kernel's readiness unchanged (a shed that stops at its
+ * budget), overlay_requeue has edge-triggered registrations report it again.
  *
  * Kernel-originated wakes (a socket became writable) come through one internal
  * epoll instance, nested in the program's instances under a data value only
