@@ -55,8 +55,13 @@ static void leave_nothing_behind(void)
     for (int i = 0; i < nchildren; i++) {
         if (waitpid(children[i], NULL, WNOHANG) != 0)
             continue;   /* reaped already (or gone): not ours to signal */
-        kill(children[i], SIGKILL);
-        waitpid(children[i], NULL, 0);
+        kill(children[i], SIGTERM);   /* nginx's master ends its workers */
+        for (int t = 0; t < 20 && waitpid(children[i], NULL, WNOHANG) == 0; t++)
+            t_sleep_ms(50);
+        if (waitpid(children[i], NULL, WNOHANG) == 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+        }
     }
     nchildren = 0;
     for (int i = 0; i < ntemp; i++) {
