@@ -442,6 +442,9 @@ static int accept_or_shed(int fd, struct sockaddr *addr, socklen_t *len, int fla
         /* A non-blocking accept returns now and then: the program's loop has
          * other work. A blocking one never returns EAGAIN for a shed. */
         if (nonblocking ? shed % SHED_BUDGET == 0 : !still_waiting(fd, since, &timeout_ns)) {
+            /* More may wait, and no new arrival need come to say so: an
+             * edge-triggered loop is owed its event again. */
+            overlay_requeue(fd);
             errno = EAGAIN;
             return -1;
         }

@@ -6,7 +6,9 @@
  * TCP appends a small write to the last unsent segment without looking at the
  * mark (so a stream of small writes piles up ~40 KB past it), hence a write is
  * refused or waits while SIOCOUTQNSD says the mark is reached — asked only once
- * an upper bound kept in the fd table says it could be. And held reads: no
+ * an upper bound kept in the fd table says it could be; a refusal first asks
+ * the kernel's poll, so that edge-triggered waiters are owed their EPOLLOUT
+ * (kernel_owes_writable). And held reads: no
  * input from a socket while the kernel would not report it writable. */
 #include "real.h"
 
@@ -281,8 +283,13 @@ static int wait_writable(int fd, int opt)
 /* Input from fd is hidden from readiness calls until it drains. */
 static void begin_hiding(int fd, struct fdent *e)
 {
-    if (atomic_fetch_or(&e->gate, DRAIN_HIDING) & DRAIN_HIDING)
+    if (atomic_fetch_or(&e->gate, DRAIN_HIDING) & DRAIN_HIDING) {
+        /* Hidden already, but another gate sharing the bit (idle input held
+         * back) may have shown it since: hide it again, or our release would
+         * change nothing and wake no edge-triggered loop. */
+        overlay_hide(fd, EPOLLIN);
         return;
+    }
     /* One hold of a non-blocking socket's input, however many reads it refuses. */
     STAT_ADD(held_reads, 1);
     hiding_change(1);
@@ -298,6 +305,28 @@ static void end_hiding(int fd, struct fdent *e, bool watch_fired)
     if (!watch_fired)
         overlay_unwatch(fd);
     overlay_unhide(fd, EPOLLIN);
+}
+
+/* Before sluice refuses a non-blocking write with its own EAGAIN: an
+ * edge-triggered epoll waiter (EPOLLET, exclusive or not) gets its next EPOLLOUT
+ * only when TCP calls the socket's write-space callback, and TCP does that only
+ * if SOCK_NOSPACE is set, by a sendmsg that found no room or by a poll that
+ * found the socket unwritable. sluice's refusal does neither, so the program
+ * would wait for an edge that never comes (level-triggered epoll, a one-shot's
+ * re-arm, poll and select poll the socket themselves, which sets the bit; an
+ * edge-triggered registration is not polled again). A zero-timeout poll asks
+ * the kernel the same question (with TCP_NOTSENT_LOWAT at the mark, POLLOUT
+ * needs twice the unsent bytes under it) and, answering "no", sets SOCK_NOSPACE:
+ * the kernel then owes the program its EPOLLOUT when the socket drains. True if
+ * the poll says writable (or broken) after all: the write goes to the kernel,
+ * which decides. */
+static bool kernel_owes_writable(int fd)
+{
+    struct pollfd p = { fd, POLLOUT, 0 };
+    int r = REAL(poll)(&p, 1, 0);
+    if (r < 0)
+        return true;   /* cannot tell: fail open, as writable_now does */
+    return r > 0 && (p.revents & (POLLOUT | POLLERR | POLLHUP | POLLNVAL)) != 0;
 }
 
 /* Slow path of a write on TCP: the bound says the mark may be reached. */
@@ -316,6 +345,11 @@ static int check_before_write(int fd, struct fdent *e, int msgflags)
     }
     set_over(e);
     if (nonblocking(fd, msgflags)) {
+        if (kernel_owes_writable(fd)) {
+            /* It drained (or broke) since the count: the kernel decides. */
+            timed_fd = -1;
+            return 0;
+        }
         if (sluice_cfg.hold_reads)
             begin_hiding(fd, e);
         errno = EAGAIN;

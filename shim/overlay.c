@@ -6,7 +6,9 @@
  * back on unhide. Unhiding with MOD/ADD also makes the kernel wake a sleeping
  * epoll_wait when the descriptor is ready, level- and edge-triggered alike. An
  * EPOLLONESHOT registration that has fired (the kernel's mask in fdinfo has no
- * events left) is left disarmed until the program re-arms it.
+ * events left) is left disarmed until the program re-arms it. Where a gate
+ * answers EAGAIN with the kernel's readiness unchanged (a shed that stops at its
+ * budget), overlay_requeue has edge-triggered registrations report it again.
  *
  * Kernel-originated wakes (a socket became writable) come through one internal
  * epoll instance, nested in the program's instances under a data value only
@@ -239,6 +241,37 @@ void overlay_unhide(int fd, uint32_t events)
 void overlay_poke(void)
 {
     wake_waiters();
+}
+
+/* Edge-triggered epoll reports a descriptor only when its readiness changes, so
+ * a program that was answered EAGAIN while the kernel still has something for
+ * it would sleep through it. EPOLL_CTL_MOD re-queues a ready item; an
+ * EPOLLEXCLUSIVE one (MOD refuses those) is deleted and added back. Level
+ * registrations report again by themselves and a one-shot's re-arm polls anew. */
+void overlay_requeue(int fd)
+{
+    struct fdent *e = fdtab_peek(fd);
+    if (e == NULL)
+        return;
+    int saved = errno;
+    lock_fd(e);
+    uint32_t hidden = atomic_load(&e->hidden);
+    for (int i = 0; i < FD_EPOLL_REGS; i++) {
+        int epfd = atomic_load(&e->regs[i].epfd_plus_one) - 1;
+        uint32_t ev = atomic_load(&e->regs[i].events);
+        if (epfd < 0 || (ev & REG_PRIVATE) || !(ev & EPOLLET) || (ev & EPOLLONESHOT))
+            continue;
+        struct epoll_event k = { .events = ev & ~epoll_mask_of(hidden),
+                                 .data.u64 = atomic_load(&e->regs[i].data) };
+        if (ev & EPOLLEXCLUSIVE) {
+            if (REAL(epoll_ctl)(epfd, EPOLL_CTL_DEL, fd, NULL) == 0)
+                REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &k);
+        } else {
+            REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &k);
+        }
+    }
+    unlock_fd(e);
+    errno = saved;
 }
 
 /* Registers the internal epoll instance inside the program's epfd, once. */

@@ -25,6 +25,9 @@ void overlay_unhide(int fd, uint32_t events) SLUICE_INTERNAL;
  * gate is then called back through drain_on_writable(fd), once per watch. */
 void overlay_watch_writable(int fd) SLUICE_INTERNAL;
 void overlay_unwatch(int fd) SLUICE_INTERNAL;
+/* fd was answered EAGAIN though the kernel still has something for it (a
+ * bounded accept): have its edge-triggered registrations report it again. */
+void overlay_requeue(int fd) SLUICE_INTERNAL;
 /* Wake every poll/select that waits with something hidden, to look again. */
 void overlay_poke(void) SLUICE_INTERNAL;
 /* fd is about to be closed (or replaced): forget its registrations. */
