@@ -1,8 +1,10 @@
 /* test_stats.c — SLUICE_STATS: Prometheus text, rewritten atomically every
  * SLUICE_STATS_INTERVAL and at exit, %p as the pid, never through a planted
- * symlink, and what a forked child does (writes only with %p in the path). */
+ * symlink, what a forked or exec'd child does (writes only with %p in the path),
+ * and the file across credential drops (nginx, apache, a helper), faults and kills. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -87,7 +89,12 @@ static void assert_prometheus_text(const char *text)
     int samples = 0;
     char last_help[128] = "", last_type[128] = "";
     char *copy = strdup(text);
-    for (char *line = strtok(copy, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+    /* The first line names the file's writer (a comment to Prometheus). */
+    int writer = 0;
+    unsigned long long start = 0;
+    cr_assert_eq(sscanf(text, "# sluice: written by pid %d (start time %llu)", &writer, &start), 2,
+                 "no writer line: [%.80s]", text);
+    for (char *line = strtok(strchr(copy, '\n'), "\n"); line != NULL; line = strtok(NULL, "\n")) {
         char name[128], kind[32];
         double value;
         if (sscanf(line, "# HELP %127s", name) == 1) {
@@ -313,4 +320,288 @@ Test(stats, a_forked_child_writes_only_with_percent_p, .init = make_dir, .fini =
     cr_assert_not_null(text, "the child did not write %s", child_path);
     assert_prometheus_text(text);
     free(text);
+}
+
+/* ---- the file across credential changes, faults, exec and kills ---------- */
+
+static long metric(const char *text, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = text != NULL ? strstr(text, key) : NULL;
+    return p != NULL ? atol(p + strlen(key)) : -1;
+}
+
+/* Waits (bounded) until the file at path shows name == want; the last value. */
+static long wait_metric(const char *path, const char *name, long want, int timeout_ms)
+{
+    long seen = -1;
+    uint64_t end = t_now_ms() + (uint64_t) timeout_ms;
+    do {
+        char *text = read_text(path);
+        seen = metric(text, name);
+        free(text);
+        if (seen == want)
+            break;
+        t_sleep_ms(20);
+    } while (t_now_ms() < end);
+    return seen;
+}
+
+static void expect_line(int fd, const char *want)
+{
+    char line[128];
+    cr_assert(read_line(fd, line, sizeof line, 5000), "no \"%s\" from the helper", want);
+    cr_assert_str_eq(line, want);
+}
+
+static void connect_and_close(int port)
+{
+    int fd = t_connect(port);
+    cr_assert_geq(fd, 0);
+    close(fd);
+}
+
+static int count_lines(const char *text)
+{
+    int n = 0;
+    for (const char *p = text; p != NULL && *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
+/* Stops p and returns what it wrote on stderr. */
+static char *stop_for_stderr(struct t_proc *p)
+{
+    kill(p->pid, SIGTERM);
+    t_wait(p, 2000);
+    char *err = t_slurp(p->err_fd, 2000);
+    t_stop(p, 100);
+    return err;
+}
+
+static struct t_proc start_dropper(const char *path, int port)
+{
+    static char var[256], port_s[16];
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    snprintf(port_s, sizeof port_s, "%d", port);
+    const char *argv[] = { t_helper("stats_creds"), "drop", port_s, "65534", "65534", NULL };
+    const char *env[] = { var, "SLUICE_STATS_INTERVAL=50ms", "SLUICE_CONN_MAX=100", NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    expect_line(p.out_fd, "listening");
+    connect_and_close(port);
+    expect_line(p.out_fd, "dropped");
+    for (int i = 0; i < 3; i++)
+        connect_and_close(port);
+    return p;
+}
+
+/* Written first as root, then by the same process as nobody, in a sticky
+ * directory (where only a file's owner may replace it): the file was handed to
+ * nobody before the drop, and keeps counting. */
+Test(stats, a_process_that_drops_root_keeps_its_file_current, .init = make_dir, .fini = remove_dir)
+{
+    cr_assert_eq(chmod(dir, 01777), 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/drop.prom", dir);
+    int port = t_free_port();
+    struct t_proc p = start_dropper(path, port);
+    long accepted = wait_metric(path, "sluice_accepted_total", 4, 3000);
+    struct stat st;
+    cr_assert_eq(lstat(path, &st), 0);
+    char *err = stop_for_stderr(&p);
+    cr_assert_eq(accepted, 4, "the file stopped at %ld accepted after the drop (4 made); stderr [%s]",
+                 accepted, err);
+    cr_assert_eq(st.st_uid, 65534, "the file belongs to uid %u", (unsigned) st.st_uid);
+    cr_assert_str_eq(err, "");
+    free(err);
+}
+
+/* A directory the new uid cannot write: no atomic rewrite is possible; one
+ * line names the file and says what to do, however many intervals pass. */
+Test(stats, a_drop_to_a_uid_that_cannot_write_the_directory_is_said_once, .init = make_dir,
+     .fini = remove_dir)
+{
+    cr_assert_eq(chmod(dir, 0755), 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/stuck.prom", dir);
+    int port = t_free_port();
+    struct t_proc p = start_dropper(path, port);
+    t_sleep_ms(500);   /* ten intervals */
+    char *err = stop_for_stderr(&p);
+    cr_assert_eq(count_lines(err), 1, "[%s]", err);
+    cr_assert(strstr(err, path) != NULL, "the line does not name %s: [%s]", path, err);
+    cr_assert(strstr(err, "writable by uid 65534") != NULL, "no advice: [%s]", err);
+    free(err);
+}
+
+/* Every file under sdir named PREFIX-PID.prom except skip's: the sum of name,
+ * how many files, and how many belong to owner. */
+static long sum_workers(const char *sdir, const char *prefix, pid_t skip, const char *name,
+                        int *files, int *owned, uid_t owner)
+{
+    char cmd[256], *out = NULL;
+    snprintf(cmd, sizeof cmd, "ls %s", sdir);
+    const char *ls[] = { "/bin/sh", "-c", cmd, NULL };
+    t_run(ls, NULL, false, 5000, &out, NULL);
+    long sum = 0;
+    *files = *owned = 0;
+    for (char *line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        int pid;
+        char tail[16];
+        char fmt[64];
+        snprintf(fmt, sizeof fmt, "%s-%%d.%%15s", prefix);
+        if (sscanf(line, fmt, &pid, tail) != 2 || strcmp(tail, "prom") != 0 || pid == skip)
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", sdir, line);
+        char *text = read_text(path);
+        long v = metric(text, name);
+        free(text);
+        struct stat st;
+        if (lstat(path, &st) == 0 && st.st_uid == owner)
+            (*owned)++;
+        (*files)++;
+        sum += v > 0 ? v : 0;
+    }
+    free(out);
+    return sum;
+}
+
+static long wait_workers(const char *sdir, const char *prefix, pid_t skip, const char *name,
+                         long want, int *files, int *owned, uid_t owner)
+{
+    long sum = -1;
+    uint64_t end = t_now_ms() + 4000;
+    do {
+        sum = sum_workers(sdir, prefix, skip, name, files, owned, owner);
+        if (sum == want)
+            break;
+        t_sleep_ms(50);
+    } while (t_now_ms() < end);
+    return sum;
+}
+
+static void http_get(int port, const char *target)
+{
+    int fd = t_connect(port);
+    cr_assert_geq(fd, 0);
+    char req[128];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: t\r\n\r\n", target);
+    cr_assert_eq(write(fd, req, (size_t) n), n);
+    char *resp = t_slurp(fd, 3000);
+    cr_assert(strncmp(resp, "HTTP/1.", 7) == 0, "[%s]", resp);
+    free(resp);
+    close(fd);
+}
+
+/* A keep-alive connection that has had its answer: it stays in flight. */
+static int http_hold(int port, const char *target)
+{
+    int fd = t_connect(port);
+    cr_assert_geq(fd, 0);
+    char req[128];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", target);
+    cr_assert_eq(write(fd, req, (size_t) n), n);
+    char *resp = t_slurp_some(fd, 3000);
+    cr_assert(strncmp(resp, "HTTP/1.1 200", 12) == 0, "[%s]", resp);
+    free(resp);
+    return fd;
+}
+
+/* A multi-process server started as root whose workers run unprivileged:
+ * each worker's own file (%p) counts its connections and holds. */
+static void server_workers_keep_their_files(const char *const *argv, const char *sdir, int port,
+                                            const char *target, uid_t worker_uid)
+{
+    char var[256];
+    snprintf(var, sizeof var, "SLUICE_STATS=%s/w-%%p.prom", sdir);
+    const char *env[] = { var, "SLUICE_CONN_MAX=4", "SLUICE_STATS_INTERVAL=100ms", NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    cr_assert(t_wait_listening(port, 5000), "the server does not listen");
+    t_sleep_ms(300);   /* the workers have dropped root and written once */
+    for (int i = 0; i < 12; i++)
+        http_get(port, target);
+    int files, owned;
+    long accepted = wait_workers(sdir, "w", p.pid, "sluice_accepted_total", 12, &files, &owned,
+                                 worker_uid);
+    cr_assert_eq(accepted, 12, "the workers' %d files count %ld of 12 connections", files, accepted);
+    cr_assert_geq(files, 1);
+    cr_assert_eq(owned, files, "%d of %d worker files belong to uid %u", owned, files,
+                 (unsigned) worker_uid);
+    int held[2] = { http_hold(port, target), http_hold(port, target) };
+    long in_flight = wait_workers(sdir, "w", p.pid, "sluice_connections_in_flight", 2, &files,
+                                  &owned, worker_uid);
+    cr_assert_eq(in_flight, 2, "in flight across the workers: %ld of 2 held", in_flight);
+    close(held[0]);
+    close(held[1]);
+    in_flight = wait_workers(sdir, "w", p.pid, "sluice_connections_in_flight", 0, &files, &owned,
+                             worker_uid);
+    cr_assert_eq(in_flight, 0, "in flight after the closes: %ld", in_flight);
+    char *err = stop_for_stderr(&p);
+    cr_assert(strstr(err, "sluice[") == NULL, "[%s]", err);
+    free(err);
+}
+
+static void make_stats_dir(char *sdir, size_t cap)
+{
+    cr_assert_eq(chmod(dir, 0755), 0);
+    snprintf(sdir, cap, "%s/stats", dir);
+    cr_assert_eq(mkdir(sdir, 0755), 0);
+    cr_assert_eq(chmod(sdir, 01777), 0);   /* like /tmp: each may replace only its own */
+}
+
+Test(stats, nginx_workers_running_as_nobody_keep_their_files_current, .init = make_dir,
+     .fini = remove_dir, .timeout = 40)
+{
+    char sdir[128], conf[160], text[2048];
+    make_stats_dir(sdir, sizeof sdir);
+    int port = t_free_port();
+    snprintf(conf, sizeof conf, "%s/nginx.conf", dir);
+    snprintf(text, sizeof text,
+             "user nobody nogroup;\nworker_processes 2;\ndaemon off;\nmaster_process on;\n"
+             "pid %s/nginx.pid;\nerror_log %s/error.log;\nevents { worker_connections 64; }\n"
+             "http {\n access_log off;\n client_body_temp_path %s/t;\n proxy_temp_path %s/t;\n"
+             " fastcgi_temp_path %s/t;\n uwsgi_temp_path %s/t;\n scgi_temp_path %s/t;\n"
+             " server { listen 127.0.0.1:%d; location / { return 200 \"hi\\n\"; } }\n}\n",
+             dir, dir, dir, dir, dir, dir, dir, port);
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    const char *argv[] = { "/usr/sbin/nginx", "-c", conf, "-p", dir, NULL };
+    server_workers_keep_their_files(argv, sdir, port, "/", 65534);
+}
+
+Test(stats, apache_children_running_as_www_data_keep_their_files_current, .init = make_dir,
+     .fini = remove_dir, .timeout = 40)
+{
+    struct passwd *pw = getpwnam("www-data");
+    cr_assert_not_null(pw, "no www-data user");
+    uid_t www = pw->pw_uid;
+    char sdir[128], conf[160], text[2048], docs[160], index_path[200];
+    make_stats_dir(sdir, sizeof sdir);
+    snprintf(docs, sizeof docs, "%s/www", dir);
+    cr_assert_eq(mkdir(docs, 0755), 0);
+    snprintf(index_path, sizeof index_path, "%s/index.html", docs);
+    FILE *f = fopen(index_path, "w");
+    cr_assert_not_null(f);
+    fputs("hi\n", f);
+    fclose(f);
+    int port = t_free_port();
+    snprintf(conf, sizeof conf, "%s/httpd.conf", dir);
+    snprintf(text, sizeof text,
+             "ServerRoot %s\nDefaultRuntimeDir %s\nPidFile %s/httpd.pid\nErrorLog %s/error.log\n"
+             "LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so\n"
+             "LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n"
+             "Listen 127.0.0.1:%d\nServerName localhost\nUser www-data\nGroup www-data\n"
+             "DocumentRoot %s\nStartServers 2\nServerLimit 2\nThreadsPerChild 4\n"
+             "MaxRequestWorkers 8\nMinSpareThreads 1\nMaxSpareThreads 8\n",
+             dir, dir, dir, dir, port, docs);
+    f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    const char *argv[] = { "/usr/sbin/apache2", "-f", conf, "-DFOREGROUND", NULL };
+    server_workers_keep_their_files(argv, sdir, port, "/index.html", www);
 }
