@@ -605,3 +605,189 @@ Test(stats, apache_children_running_as_www_data_keep_their_files_current, .init 
     const char *argv[] = { "/usr/sbin/apache2", "-f", conf, "-DFOREGROUND", NULL };
     server_workers_keep_their_files(argv, sdir, port, "/index.html", www);
 }
+
+/* Decision: without %p, the file belongs to the first process that writes it,
+ * for as long as it lives (its first line names it); an exec'd child, which
+ * inherits the setting, leaves it alone. */
+Test(stats, an_execd_child_leaves_its_parents_file_alone, .init = make_dir, .fini = remove_dir)
+{
+    char path[128], var[160], port_s[16];
+    snprintf(path, sizeof path, "%s/parent.prom", dir);
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    int port = t_free_port();
+    snprintf(port_s, sizeof port_s, "%d", port);
+    const char *argv[] = { t_helper("stats_creds"), "exec", port_s, NULL };
+    const char *env[] = { var, "SLUICE_STATS_INTERVAL=50ms", "SLUICE_CONN_MAX=100", NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    expect_line(p.out_fd, "listening");
+    int held[3];
+    for (int i = 0; i < 3; i++) {
+        held[i] = t_connect(port);
+        cr_assert_geq(held[i], 0);
+    }
+    expect_line(p.out_fd, "holding");
+    /* /bin/sleep 0.8 runs now, with the same SLUICE_STATS and a 50 ms interval;
+     * the parent's file shows its 3 connections from its next write on. */
+    cr_assert_eq(wait_metric(path, "sluice_connections_in_flight", 3, 300), 3);
+    int samples = 0, wrong = 0, others = 0;
+    long last = -1;
+    for (int i = 0; i < 10; i++) {
+        t_sleep_ms(50);
+        char *text = read_text(path);
+        if (text == NULL)
+            continue;
+        int writer = 0;
+        if (sscanf(text, "# sluice: written by pid %d", &writer) == 1 && writer != p.pid)
+            others++;
+        long v = metric(text, "sluice_connections_in_flight");
+        if (v >= 0)
+            samples++;
+        if (v >= 0 && v != 3) {
+            wrong++;
+            last = v;
+            cr_log_warn("sample %d: [%.300s]", i, text);
+        }
+        free(text);
+    }
+    expect_line(p.out_fd, "done");
+    cr_assert_eq(t_wait(&p, 3000), 0);
+    t_stop(&p, 100);
+    for (int i = 0; i < 3; i++)
+        close(held[i]);
+    cr_assert_geq(samples, 8);
+    cr_assert_eq(wrong, 0, "%d of %d samples while the child ran show in flight %ld, not 3", wrong,
+                 samples, last);
+    cr_assert_eq(others, 0, "%d samples name another writer than the parent", others);
+}
+
+static unsigned long long my_start_time(void)
+{
+    char *text = read_text("/proc/self/stat");
+    cr_assert_not_null(text);
+    const char *p = strrchr(text, ')');
+    cr_assert_not_null(p);
+    p += 2;   /* field 3 */
+    for (int field = 3; field < 22; field++)
+        p = strchr(p, ' ') + 1;
+    unsigned long long start = strtoull(p, NULL, 10);
+    free(text);
+    return start;
+}
+
+/* How many temp files are in d (except one name); their names in seen. */
+static int temp_files_in(const char *d, const char *except, char *seen, size_t cap)
+{
+    char cmd[256], *out = NULL;
+    snprintf(cmd, sizeof cmd, "ls -A %s", d);
+    const char *ls[] = { "/bin/sh", "-c", cmd, NULL };
+    t_run(ls, NULL, false, 5000, &out, NULL);
+    int n = 0;
+    size_t len = 0;
+    seen[0] = '\0';
+    for (char *line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        if (strstr(line, ".tmp.") == NULL || (except != NULL && strcmp(line, except) == 0))
+            continue;
+        n++;
+        int w = snprintf(seen + len, cap - len, "%s ", line);
+        if (w > 0 && (size_t) w < cap - len)
+            len += (size_t) w;
+    }
+    free(out);
+    return n;
+}
+
+static void plant(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0, "%s", path);
+    close(fd);
+}
+
+/* Short processes (exit while their first write may be under way) and
+ * processes killed mid-write (1 ms interval: nearly always writing) leave no
+ * temp file; one a dead writer left is removed by the next writer of the same
+ * template, one a live writer (this test, by its pid and start time) is not. */
+Test(stats, no_temp_file_is_left_by_short_or_killed_processes, .init = make_dir,
+     .fini = remove_dir, .timeout = 60)
+{
+    char path[128], var[160], dead[256], live[256], dead_p[256], live_name[128];
+    snprintf(path, sizeof path, "%s/short.prom", dir);
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    unsigned long long start = my_start_time();
+    snprintf(dead, sizeof dead, "%s.tmp.%d.%llu.0badc0de", path, (int) getpid(), start + 1);
+    snprintf(live_name, sizeof live_name, "short.prom.tmp.%d.%llu.0000beef", (int) getpid(), start);
+    snprintf(live, sizeof live, "%s/%s", dir, live_name);
+    snprintf(dead_p, sizeof dead_p, "%s/s-4.prom.tmp.4.1.12345678", dir);
+    plant(dead);
+    plant(live);
+    plant(dead_p);
+
+    const char *shortv[] = { "/bin/true", NULL };
+    const char *env[] = { var, NULL };
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(t_run(shortv, env, true, 5000, NULL, NULL), 0);
+    const char *sleepv[] = { "/bin/sleep", "5", NULL };
+    const char *fast[] = { var, "SLUICE_STATS_INTERVAL=1ms", NULL };
+    for (int i = 0; i < 40; i++) {
+        struct t_proc p = t_spawn(sleepv, fast, true);
+        t_sleep_ms(5 + (i * 7) % 30);
+        kill(p.pid, SIGKILL);
+        t_wait(&p, 2000);
+        t_stop(&p, 0);
+    }
+    /* The next writer cleans what a killed predecessor may have left. */
+    cr_assert_eq(t_run(shortv, env, true, 5000, NULL, NULL), 0);
+    cr_assert_eq(access(live, F_OK), 0, "a live writer's temp file was removed");
+
+    /* With %p, a writer of another pid's name cleans the dead one's too. */
+    char var_p[160];
+    snprintf(var_p, sizeof var_p, "SLUICE_STATS=%s/s-%%p.prom", dir);
+    const char *env_p[] = { var_p, NULL };
+    cr_assert_eq(t_run(shortv, env_p, true, 5000, NULL, NULL), 0);
+    cr_assert_neq(access(dead_p, F_OK), 0, "a dead %%p writer's temp file is left");
+    char names[1024];
+    int left = temp_files_in(dir, live_name, names, sizeof names);
+    cr_assert_eq(left, 0, "%d temp files left by 40 short and 40 killed processes: %s", left, names);
+}
+
+/* A directory at the path: not replaceable; said once, however many times
+ * the writer tries, and no temp file stays. */
+Test(stats, a_directory_at_the_path_is_said_once, .init = make_dir, .fini = remove_dir)
+{
+    char path[128], var[160];
+    snprintf(path, sizeof path, "%s/taken.prom", dir);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    const char *argv[] = { "/bin/sleep", "0.5", NULL };
+    const char *env[] = { var, "SLUICE_STATS_INTERVAL=20ms", NULL };
+    char *err = NULL;
+    cr_assert_eq(t_run(argv, env, true, 5000, NULL, &err), 0);
+    cr_assert_eq(count_lines(err), 1, "[%s]", err);
+    cr_assert(strstr(err, path) != NULL && strstr(err, "directory") != NULL, "[%s]", err);
+    free(err);
+    char names[1024];
+    cr_assert_eq(temp_files_in(dir, NULL, names, sizeof names), 0, "%s", names);
+}
+
+/* Another user's file at the path in a sticky directory: rename fails with
+ * EPERM; said once, with whose file it is. Only the program (as nobody) is
+ * governed: setpriv starts it with the library. */
+Test(stats, another_users_file_at_the_path_is_said_once, .init = make_dir, .fini = remove_dir)
+{
+    cr_assert_eq(chmod(dir, 01777), 0);
+    char path[128], var[160], preload[1024];
+    snprintf(path, sizeof path, "%s/other.prom", dir);
+    plant(path);   /* root's */
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", t_preload());
+    const char *argv[] = { "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           "/usr/bin/env", preload, var, "SLUICE_STATS_INTERVAL=20ms",
+                           "/bin/sleep", "0.5", NULL };
+    char *err = NULL;
+    cr_assert_eq(t_run(argv, NULL, false, 5000, NULL, &err), 0, "[%s]", err);
+    cr_assert_eq(count_lines(err), 1, "[%s]", err);
+    cr_assert(strstr(err, path) != NULL && strstr(err, "belongs to uid 0") != NULL, "[%s]", err);
+    free(err);
+    char names[1024];
+    cr_assert_eq(temp_files_in(dir, NULL, names, sizeof names), 0, "%s", names);
+}
