@@ -389,6 +389,8 @@ static struct t_proc start_dropper(const char *path, int port)
     const char *env[] = { var, "SLUICE_STATS_INTERVAL=50ms", "SLUICE_CONN_MAX=100", NULL };
     struct t_proc p = t_spawn(argv, env, true);
     expect_line(p.out_fd, "listening");
+    /* Written as root first (the drop waits for the first connection). */
+    cr_assert(wait_for_file(path, 3000), "no stats file before the drop");
     connect_and_close(port);
     expect_line(p.out_fd, "dropped");
     for (int i = 0; i < 3; i++)
