@@ -47,7 +47,11 @@
 
 #define HEADER_FORMAT "# sluice: written by pid %d (start time %llu)\n"
 
-static pthread_mutex_t file_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Error-checking: a signal handler that changes uid on a thread in the middle
+ * of a write (the exit write runs on the program's thread) gets EDEADLK, not a
+ * deadlock, and goes on without the lock. */
+static pthread_mutex_t file_lock = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
+static __thread bool cred_holds_lock;
 
 static char template_abs[SLUICE_PATH_MAX];  /* the setting, made absolute at start-up */
 static bool has_pid;                        /* %p in it */
@@ -431,7 +435,10 @@ static void say_cannot_replace(void)
 void statsfile_write(const char *text, size_t len, bool final)
 {
     int saved = errno;
-    pthread_mutex_lock(&file_lock);
+    if (pthread_mutex_lock(&file_lock) != 0) {
+        errno = saved;
+        return;   /* a write interrupted on this thread by a handler that exits */
+    }
     if (finished || atomic_load(&not_ours) || template_abs[0] == '\0')
         goto out;
     finished = final;
@@ -447,6 +454,8 @@ void statsfile_write(const char *text, size_t len, bool final)
     }
     if (!has_pid && older_writer_lives()) {
         atomic_store(&not_ours, true);
+        log_debug("SLUICE_STATS: %s/%s belongs to an older process that runs on; this one "
+                  "writes nothing (use %%p for a file of its own)", dir_path, name);
         goto out;
     }
     if (!swept) {
@@ -478,7 +487,7 @@ out:
 void statsfile_cred_begin(uid_t new_euid)
 {
     int saved = errno;
-    pthread_mutex_lock(&file_lock);
+    cred_holds_lock = pthread_mutex_lock(&file_lock) == 0;
     struct stat st;
     if (new_euid == (uid_t) -1 || last_ino == 0 || resolved_for != getpid() || dir_fd < 0
         || fstat(dir_fd, &st) != 0 || st.st_dev != dir_dev || st.st_ino != dir_ino)
@@ -497,13 +506,19 @@ out:
 
 void statsfile_cred_end(void)
 {
-    KEEP_ERRNO(pthread_mutex_unlock(&file_lock));
+    if (cred_holds_lock)
+        KEEP_ERRNO(pthread_mutex_unlock(&file_lock));
+    cred_holds_lock = false;
 }
 
 void statsfile_atfork_child(void)
 {
     /* The parent's writer may have held the lock at the fork. */
-    pthread_mutex_init(&file_lock, NULL);
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_init(&file_lock, &attr);
+    pthread_mutexattr_destroy(&attr);
     know_myself();
     last_dev = 0;
     last_ino = 0;
