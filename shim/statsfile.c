@@ -58,6 +58,7 @@ static bool has_pid;                        /* %p in it */
 static bool pid_in_dir;                     /* %p in its directory part */
 static char dir_path[SLUICE_PATH_MAX];      /* this process's directory */
 static char name[256];                      /* this process's file name in it */
+static char shown[SLUICE_PATH_MAX];         /* the whole path, for messages */
 static int dir_fd = -1;                     /* O_PATH, opened at start-up */
 static dev_t dir_dev;
 static ino_t dir_ino;
@@ -189,6 +190,7 @@ static void resolve(void)
     name[0] = '\0';
     if (!expand(template_abs, resolved_for, path, sizeof path))
         return;
+    snprintf(shown, sizeof shown, "%s", path);
     char *slash = strrchr(path, '/');
     const char *base = slash != NULL ? slash + 1 : path;
     if (strlen(base) >= sizeof name)
@@ -407,13 +409,13 @@ static void say_cannot_create(const char *step)
     int err = errno;
     uid_t now = geteuid();
     if (now != start_euid && (err == EACCES || err == EPERM))
-        SAY_ONCE("SLUICE_STATS: %s/%s is no longer updated: this process changed to uid %u, "
+        SAY_ONCE("SLUICE_STATS: %s is no longer updated: this process changed to uid %u, "
                  "which cannot create files in %s (%s); make that directory writable by uid %u "
                  "(a sticky world-writable one such as /tmp will do)",
-                 dir_path, name, (unsigned) now, dir_path, strerror(err), (unsigned) now);
+                 shown, (unsigned) now, dir_path, strerror(err), (unsigned) now);
     else
-        SAY_ONCE("SLUICE_STATS: %s/%s is not updated: %s %s (%s)", dir_path, name, step,
-                 dir_path, strerror(err));
+        SAY_ONCE("SLUICE_STATS: %s is not updated: %s %s (%s)", shown, step, dir_path,
+                 strerror(err));
 }
 
 static void say_cannot_replace(void)
@@ -421,15 +423,14 @@ static void say_cannot_replace(void)
     int err = errno;
     struct stat st;
     if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
-        SAY_ONCE("SLUICE_STATS: %s/%s is not updated: a directory is at that path (%s); "
-                 "remove it or choose another path", dir_path, name, strerror(err));
+        SAY_ONCE("SLUICE_STATS: %s is not updated: a directory is at that path (%s); "
+                 "remove it or choose another path", shown, strerror(err));
     else if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_uid != geteuid())
-        SAY_ONCE("SLUICE_STATS: %s/%s is not updated: cannot replace it (%s); it belongs to "
+        SAY_ONCE("SLUICE_STATS: %s is not updated: cannot replace it (%s); it belongs to "
                  "uid %u and this process runs as uid %u: remove it or choose another path",
-                 dir_path, name, strerror(err), (unsigned) st.st_uid, (unsigned) geteuid());
+                 shown, strerror(err), (unsigned) st.st_uid, (unsigned) geteuid());
     else
-        SAY_ONCE("SLUICE_STATS: %s/%s is not updated: cannot replace it (%s)", dir_path, name,
-                 strerror(err));
+        SAY_ONCE("SLUICE_STATS: %s is not updated: cannot replace it (%s)", shown, strerror(err));
 }
 
 void statsfile_write(const char *text, size_t len, bool final)
@@ -448,14 +449,14 @@ void statsfile_write(const char *text, size_t len, bool final)
         if (name[0] == '\0')
             SAY_ONCE("SLUICE_STATS: %s: the path is too long", sluice_cfg.stats_path);
         else
-            SAY_ONCE("SLUICE_STATS: %s/%s is not written: cannot open %s (%s)", dir_path, name,
-                     dir_path, strerror(errno));
+            SAY_ONCE("SLUICE_STATS: %s is not written: cannot open %s (%s)", shown, dir_path,
+                     strerror(errno));
         goto out;
     }
     if (!has_pid && older_writer_lives()) {
         atomic_store(&not_ours, true);
-        log_debug("SLUICE_STATS: %s/%s belongs to an older process that runs on; this one "
-                  "writes nothing (use %%p for a file of its own)", dir_path, name);
+        log_debug("SLUICE_STATS: %s belongs to an older process that runs on; this one "
+                  "writes nothing (use %%p for a file of its own)", shown);
         goto out;
     }
     if (!swept) {
