@@ -193,9 +193,10 @@ static void resolve(void)
     snprintf(shown, sizeof shown, "%s", path);
     char *slash = strrchr(path, '/');
     const char *base = slash != NULL ? slash + 1 : path;
-    if (strlen(base) >= sizeof name)
+    size_t len = strlen(base);
+    if (len >= sizeof name)
         return;
-    snprintf(name, sizeof name, "%s", base);
+    memcpy(name, base, len + 1);
     if (!new_dir)
         return;
     if (slash == NULL)
