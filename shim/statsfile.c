@@ -210,13 +210,21 @@ static void resolve(void)
 }
 
 /* dir_fd is still our directory (the program may have closed the number and
- * got it back for something else: then it is the program's, left alone). */
+ * got it back for something else: then it is the program's, left alone), and
+ * still the one at the path: one removed, or replaced by another, is left for
+ * the path's (when the path can still be reached: after a privilege drop it
+ * may not be, and the descriptor is what keeps the file going). */
 static bool dir_usable(void)
 {
-    struct stat st;
+    struct stat st, at_path;
     if (dir_fd >= 0
         && (fstat(dir_fd, &st) != 0 || st.st_dev != dir_dev || st.st_ino != dir_ino))
         dir_fd = -1;
+    else if (dir_fd >= 0
+             && (st.st_nlink == 0
+                 || (stat(dir_path, &at_path) == 0
+                     && (at_path.st_dev != dir_dev || at_path.st_ino != dir_ino))))
+        drop_dir();
     if (dir_fd < 0)
         open_dir();
     return dir_fd >= 0 && name[0] != '\0';

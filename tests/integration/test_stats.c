@@ -793,3 +793,27 @@ Test(stats, another_users_file_at_the_path_is_said_once, .init = make_dir, .fini
     char names[1024];
     cr_assert_eq(temp_files_in(dir, NULL, names, sizeof names), 0, "%s", names);
 }
+
+/* The directory is held open from start-up; one removed and made anew at the
+ * path (a cleanup of /run, a test harness) is followed, not written into while
+ * deleted. */
+Test(stats, a_directory_made_anew_at_the_path_is_followed, .init = make_dir, .fini = remove_dir)
+{
+    char sub[128], path[160], var[192];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    snprintf(path, sizeof path, "%s/re.prom", sub);
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    const char *argv[] = { "/bin/sleep", "1.5", NULL };
+    const char *env[] = { var, "SLUICE_STATS_INTERVAL=50ms", NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    cr_assert(wait_for_file(path, 2000), "no stats file");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir %s", sub, sub);
+    cr_assert_eq(system(cmd), 0);
+    bool again = wait_for_file(path, 1000);
+    char *err = stop_for_stderr(&p);
+    cr_assert(again, "not written in the new directory; stderr [%s]", err);
+    cr_assert_str_eq(err, "");
+    free(err);
+}
