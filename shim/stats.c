@@ -76,7 +76,7 @@ static void *writer(void *arg)
     (void) arg;
     threads_adopt_self();
     uint64_t interval = sluice_cfg.stats_interval_ns, waited = interval;
-    while (statsfile_wanted()) {
+    for (;;) {
         if (waited >= interval) {
             write_file(false);
             waited = 0;

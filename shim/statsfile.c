@@ -21,7 +21,8 @@
  *   reader.
  * - Without %p several processes can share the path (an exec'd child inherits
  *   the setting): the file's first line names its writer (pid, start time), and
- *   a process writes only while that writer is itself, gone, or younger.
+ *   a process writes only while that writer is itself, gone, or younger: it
+ *   takes over when an older writer ends (nginx's binary upgrade).
  * Every failure is said once per process, naming the file. */
 #include "statsfile.h"
 
@@ -71,7 +72,7 @@ static dev_t last_dev;                      /* the file this process put in plac
 static ino_t last_ino;
 static bool swept;                          /* dead writers' temp files removed */
 static bool finished;                       /* the exit write is done */
-static _Atomic bool not_ours;               /* an older live process writes the path */
+static bool yielded;                        /* has let an older writer be (said once) */
 static _Atomic int warned;
 
 #define SAY_ONCE(...) \
@@ -240,11 +241,6 @@ void statsfile_start(void)
     if (resolved_for != getpid())
         resolve();
     pthread_mutex_unlock(&file_lock);
-}
-
-bool statsfile_wanted(void)
-{
-    return !atomic_load(&not_ours);
 }
 
 size_t statsfile_header(char *buf, size_t cap)
@@ -449,7 +445,7 @@ void statsfile_write(const char *text, size_t len, bool final)
         errno = saved;
         return;   /* a write interrupted on this thread by a handler that exits */
     }
-    if (finished || atomic_load(&not_ours) || template_abs[0] == '\0')
+    if (finished || template_abs[0] == '\0')
         goto out;
     finished = final;
     if (resolved_for != getpid())
@@ -463,9 +459,10 @@ void statsfile_write(const char *text, size_t len, bool final)
         goto out;
     }
     if (!has_pid && older_writer_lives()) {
-        atomic_store(&not_ours, true);
-        log_debug("SLUICE_STATS: %s belongs to an older process that runs on; this one "
-                  "writes nothing (use %%p for a file of its own)", shown);
+        if (!yielded)
+            log_debug("SLUICE_STATS: %s is written by an older process; this one writes it "
+                      "only after that one ends (use %%p for a file of its own)", shown);
+        yielded = true;
         goto out;
     }
     if (!swept) {
@@ -534,6 +531,6 @@ void statsfile_atfork_child(void)
     last_ino = 0;
     swept = false;
     finished = false;
-    atomic_store(&not_ours, false);
+    yielded = false;
     atomic_store(&warned, 0);
 }

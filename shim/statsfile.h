@@ -13,8 +13,6 @@
 /* At start-up (and in a forked child): resolves the target's directory while
  * the process still has the credentials it started with. */
 void statsfile_start(void) SLUICE_INTERNAL;
-/* Whether this process (still) writes the file. */
-bool statsfile_wanted(void) SLUICE_INTERNAL;
 /* The first line of the file: which process writes it. Returns its length. */
 size_t statsfile_header(char *buf, size_t cap) SLUICE_INTERNAL;
 /* Puts text in place of the file, atomically; final: the last write (exit). */

@@ -817,3 +817,52 @@ Test(stats, a_directory_made_anew_at_the_path_is_followed, .init = make_dir, .fi
     cr_assert_str_eq(err, "");
     free(err);
 }
+
+/* Without %p, a process started after the file's writer waits its turn: it
+ * writes nothing while that writer runs, and takes the file over when it ends
+ * (an exec'd new nginx master after the old one quits). */
+Test(stats, a_later_process_takes_the_file_over_when_its_writer_ends, .init = make_dir,
+     .fini = remove_dir)
+{
+    char path[128], var[160];
+    snprintf(path, sizeof path, "%s/turn.prom", dir);
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    const char *env[] = { var, "SLUICE_STATS_INTERVAL=50ms", NULL };
+    const char *first_argv[] = { "/bin/sleep", "0.7", NULL };
+    const char *later_argv[] = { "/bin/sleep", "2", NULL };
+    struct t_proc first = t_spawn(first_argv, env, true);
+    pid_t first_pid = first.pid;
+    cr_assert(wait_for_file(path, 2000), "no stats file");
+    struct t_proc later = t_spawn(later_argv, env, true);
+    pid_t later_pid = later.pid;
+    int named_later = 0, samples = 0;
+    for (int i = 0; i < 6; i++) {
+        t_sleep_ms(50);
+        char *text = read_text(path);
+        int writer = 0;
+        if (text != NULL && sscanf(text, "# sluice: written by pid %d", &writer) == 1) {
+            samples++;
+            named_later += writer == later_pid;
+        }
+        free(text);
+    }
+    cr_assert_eq(t_wait(&first, 3000), 0);
+    t_stop(&first, 100);
+    uint64_t end = t_now_ms() + 1000;
+    int writer = 0;
+    while (t_now_ms() < end) {
+        char *text = read_text(path);
+        writer = 0;
+        if (text != NULL)
+            sscanf(text, "# sluice: written by pid %d", &writer);
+        free(text);
+        if (writer == later_pid)
+            break;
+        t_sleep_ms(20);
+    }
+    t_stop(&later, 100);
+    cr_assert_geq(samples, 5);
+    cr_assert_eq(named_later, 0, "the later process wrote %d times while the first ran", named_later);
+    cr_assert_eq(writer, later_pid, "the file names pid %d, not the later process %d (the first: %d)",
+                 writer, (int) later_pid, (int) first_pid);
+}
