@@ -117,8 +117,9 @@ void stats_atfork_child(void)
     atomic_store(&writer_running, 0);
     if (sluice_cfg.stats_path[0] == '\0')
         return;
-    statsfile_atfork_child();
-    if (strstr(sluice_cfg.stats_path, "%p") == NULL) {
+    bool own_file = strstr(sluice_cfg.stats_path, "%p") != NULL;
+    statsfile_atfork_child(own_file);
+    if (!own_file) {
         child_silent = true;
         return;
     }

@@ -1,5 +1,5 @@
 /* stats.h — counters and gauges, written in the Prometheus text format to
- * SLUICE_STATS (atomically: temp file, then rename) every interval and at exit. */
+ * SLUICE_STATS every interval and at exit (statsfile.c replaces the file). */
 #ifndef SLUICE_STATS_H
 #define SLUICE_STATS_H
 

@@ -518,7 +518,7 @@ void statsfile_cred_end(void)
     cred_holds_lock = false;
 }
 
-void statsfile_atfork_child(void)
+void statsfile_atfork_child(bool writes)
 {
     /* The parent's writer may have held the lock at the fork. */
     pthread_mutexattr_t attr;
@@ -526,9 +526,11 @@ void statsfile_atfork_child(void)
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
     pthread_mutex_init(&file_lock, &attr);
     pthread_mutexattr_destroy(&attr);
-    know_myself();
     last_dev = 0;
     last_ino = 0;
+    if (!writes)
+        return;   /* most children exec at once: no /proc read for them */
+    know_myself();
     swept = false;
     finished = false;
     yielded = false;

@@ -21,7 +21,7 @@ void statsfile_write(const char *text, size_t len, bool final) SLUICE_INTERNAL;
  * no write runs across it, and the file is handed to its next owner first. */
 void statsfile_cred_begin(uid_t new_euid) SLUICE_INTERNAL;
 void statsfile_cred_end(void) SLUICE_INTERNAL;
-/* In a forked child. */
-void statsfile_atfork_child(void) SLUICE_INTERNAL;
+/* In a forked child; writes: it has a file of its own (%p). */
+void statsfile_atfork_child(bool writes) SLUICE_INTERNAL;
 
 #endif
