@@ -866,3 +866,34 @@ Test(stats, a_later_process_takes_the_file_over_when_its_writer_ends, .init = ma
     cr_assert_eq(writer, later_pid, "the file names pid %d, not the later process %d (the first: %d)",
                  writer, (int) later_pid, (int) first_pid);
 }
+
+/* The hand-over before a drop gives away only the file this process wrote:
+ * a hard link to another file put at the path since (by a user who may write
+ * the directory) keeps its owner. */
+Test(stats, the_hand_over_never_gives_away_a_file_planted_at_the_path, .init = make_dir,
+     .fini = remove_dir)
+{
+    cr_assert_eq(chmod(dir, 01777), 0);
+    char path[128], victim[128], var[256], port_s[16];
+    snprintf(path, sizeof path, "%s/planted.prom", dir);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    plant(victim);   /* root's */
+    snprintf(var, sizeof var, "SLUICE_STATS=%s", path);
+    int port = t_free_port();
+    snprintf(port_s, sizeof port_s, "%d", port);
+    const char *argv[] = { t_helper("stats_creds"), "drop", port_s, "65534", "65534", NULL };
+    const char *env[] = { var, "SLUICE_STATS_INTERVAL=1m", NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    expect_line(p.out_fd, "listening");
+    cr_assert(wait_for_file(path, 3000), "no stats file before the drop");
+    t_sleep_ms(100);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(link(victim, path), 0);
+    connect_and_close(port);
+    expect_line(p.out_fd, "dropped");
+    struct stat st;
+    cr_assert_eq(stat(victim, &st), 0);
+    char *err = stop_for_stderr(&p);
+    free(err);
+    cr_assert_eq(st.st_uid, 0, "the planted file was handed to uid %u", (unsigned) st.st_uid);
+}
