@@ -630,7 +630,7 @@ Test(stats, an_execd_child_leaves_its_parents_file_alone, .init = make_dir, .fin
     expect_line(p.out_fd, "holding");
     /* /bin/sleep 0.8 runs now, with the same SLUICE_STATS and a 50 ms interval;
      * the parent's file shows its 3 connections from its next write on. */
-    cr_assert_eq(wait_metric(path, "sluice_connections_in_flight", 3, 300), 3);
+    cr_assert_eq(wait_metric(path, "sluice_connections_in_flight", 3, 2000), 3);
     int samples = 0, wrong = 0, others = 0;
     long last = -1;
     for (int i = 0; i < 10; i++) {
