@@ -92,7 +92,7 @@ $(BUILD)/tests/unit: $(UNIT_SRC) shim/parse.c shim/logfmt.c tests/testlib.c test
 $(BUILD)/tests/integration: $(INTEG_SRC) tests/testlib.c tests/testlib.h | $(BUILD)/tests $(HEADERS_TESTS)
 	$(CC) $(TEST_CFLAGS) -o $@ $(INTEG_SRC) tests/testlib.c -lcriterion -ldl -lpthread
 
-$(BUILD)/helpers/%: tests/helpers/%.c tests/testlib.h | $(BUILD)/helpers $(HEADERS_TESTS)
+$(BUILD)/helpers/%: tests/helpers/%.c tests/testlib.h shim/symbols.def | $(BUILD)/helpers $(HEADERS_TESTS)
 	$(CC) $(FORTIFY_CFLAGS) -o $@ $< -ldl -lpthread -lffi
 
 $(BUILD)/helpers/lib%.so: tests/helpers/lib%.c tests/testlib.h | $(BUILD)/helpers $(HEADERS_TESTS)

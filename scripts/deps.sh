@@ -20,7 +20,8 @@ fi
 pkgs="build-essential libcriterion-dev libbsd-dev libffi-dev pkg-config iproute2 procps psmisc
 strace valgrind python3 redis-server redis-tools nginx-light curl wrk
 python3-fastapi python3-uvicorn python3-aiohttp clang
-debhelper dpkg-dev fakeroot lintian mandoc"
+debhelper dpkg-dev fakeroot lintian mandoc
+apache2"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

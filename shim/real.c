@@ -171,5 +171,5 @@ __attribute__((constructor)) static void sluice_constructor(void)
 
 __attribute__((destructor)) static void sluice_destructor(void)
 {
-    stats_write_now();
+    stats_write_final();
 }

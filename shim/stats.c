@@ -1,22 +1,22 @@
-/* stats.c — the counters every gate bumps, and the writer that puts them in
- * SLUICE_STATS in the Prometheus text format: rendered into a buffer, written
- * to a fresh temp file in the same directory (O_EXCL|O_NOFOLLOW, mode 0600),
- * renamed over the target. A forked child writes only if the path has %p: with
- * one file for several processes, they would overwrite each other's figures. */
+/* stats.c — the counters every gate bumps, and the thread that puts them in
+ * SLUICE_STATS in the Prometheus text format every interval (and at exit):
+ * rendered into a buffer, handed to statsfile.c, which replaces the file
+ * atomically. A forked child writes only if the path has %p: with one file for
+ * several processes, they would overwrite each other's figures (statsfile.c
+ * keeps exec'd children off their parent's file the same way). */
 #include "stats.h"
 
-#include <fcntl.h>
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "fsgate.h"
 #include "log.h"
-#include "real.h"
+#include "statsfile.h"
 #include "threads.h"
 
 struct sluice_stats sluice_stats;
@@ -49,79 +49,22 @@ size_t stats_render(char *buf, size_t cap)
     return len;
 }
 
-/* The target path for this process: the template with %p as our pid. */
-static bool target_path(char *out, size_t cap)
-{
-    const char *s = sluice_cfg.stats_path;
-    int n = 0;
-    char pid[16];
-    snprintf(pid, sizeof pid, "%d", (int) getpid());
-    size_t o = 0;
-    for (; *s; s++) {
-        const char *piece = s;
-        size_t plen = 1;
-        if (s[0] == '%' && s[1] == 'p') {
-            piece = pid;
-            plen = strlen(pid);
-            s++;
-        } else if (s[0] == '%' && s[1] == '%') {
-            s++;
-        }
-        if (o + plen + 1 > cap)
-            return false;
-        memcpy(out + o, piece, plen);
-        o += plen;
-        n++;
-    }
-    out[o] = '\0';
-    return n > 0;
-}
-
-void stats_write_now(void)
+/* One rewrite of the file: the writer's line, then the counters. */
+static void write_file(bool final)
 {
     if (sluice_cfg.stats_path[0] == '\0' || child_silent)
         return;
     int saved = errno;
-    char path[SLUICE_PATH_MAX], tmp[SLUICE_PATH_MAX + 64], text[8192];
-    if (!target_path(path, sizeof path))
-        goto out;
-    size_t len = stats_render(text, sizeof text);
-    static _Atomic unsigned serial;
-    int fd = -1;
-    for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
-        /* Same directory as the target, so the rename is atomic. */
-        /* Unpredictable, so that names planted in a shared directory cannot
-         * make every attempt collide (the writer would give up). */
-        unsigned noise = 0;
-        if (getrandom(&noise, sizeof noise, GRND_NONBLOCK) != (ssize_t) sizeof noise)
-            noise = (unsigned) time(NULL);
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d.%u", path, (int) getpid(),
-                 atomic_fetch_add(&serial, 1) ^ noise);
-        fd = REAL(open)(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
-    if (fd < 0) {
-        static _Atomic int warned;
-        if (!atomic_exchange(&warned, 1))
-            log_warn("SLUICE_STATS: cannot write %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = REAL(write)(fd, text + done, len - done);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            break;
-        }
-        done += (size_t) n;
-    }
-    REAL(close)(fd);
-    if (done != len || rename(tmp, path) != 0)
-        unlink(tmp);
-out:
+    char text[8192];
+    size_t len = statsfile_header(text, sizeof text);
+    len += stats_render(text + len, sizeof text - len);
+    statsfile_write(text, len, final);
     errno = saved;
+}
+
+void stats_write_final(void)
+{
+    write_file(true);
 }
 
 /* How often the writer looks whether the program has ended all its threads
@@ -135,7 +78,7 @@ static void *writer(void *arg)
     uint64_t interval = sluice_cfg.stats_interval_ns, waited = interval;
     for (;;) {
         if (waited >= interval) {
-            stats_write_now();
+            write_file(false);
             waited = 0;
         }
         uint64_t step = interval - waited < LIVENESS_NS ? interval - waited : LIVENESS_NS;
@@ -154,6 +97,7 @@ void stats_start(void)
         return;
     if (atomic_exchange(&writer_running, 1))
         return;
+    statsfile_start();
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -171,7 +115,11 @@ void stats_start(void)
 void stats_atfork_child(void)
 {
     atomic_store(&writer_running, 0);
-    if (strstr(sluice_cfg.stats_path, "%p") == NULL) {
+    if (sluice_cfg.stats_path[0] == '\0')
+        return;
+    bool own_file = strstr(sluice_cfg.stats_path, "%p") != NULL;
+    statsfile_atfork_child(own_file);
+    if (!own_file) {
         child_silent = true;
         return;
     }

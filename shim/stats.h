@@ -1,5 +1,5 @@
 /* stats.h — counters and gauges, written in the Prometheus text format to
- * SLUICE_STATS (atomically: temp file, then rename) every interval and at exit. */
+ * SLUICE_STATS every interval and at exit (statsfile.c replaces the file). */
 #ifndef SLUICE_STATS_H
 #define SLUICE_STATS_H
 
@@ -48,7 +48,7 @@ extern struct sluice_stats sluice_stats SLUICE_INTERNAL;
 #define STAT_SET(field, v) atomic_store_explicit(&sluice_stats.field, (v), memory_order_relaxed)
 
 void stats_start(void) SLUICE_INTERNAL;       /* writer thread, if SLUICE_STATS */
-void stats_write_now(void) SLUICE_INTERNAL;   /* one atomic rewrite of the file */
+void stats_write_final(void) SLUICE_INTERNAL; /* the exit rewrite: the last one */
 void stats_atfork_child(void) SLUICE_INTERNAL;
 /* Renders the exposition text into buf; returns its length (truncated to cap). */
 size_t stats_render(char *buf, size_t cap) SLUICE_INTERNAL;
