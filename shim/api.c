@@ -4,7 +4,7 @@
 
 #include "common.h"
 #include "fsgate.h"
-#include "real.h"
+#include "init.h"
 #include "stats.h"
 
 SLUICE_PUBLIC const char *sluice_version(void)

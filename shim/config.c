@@ -12,6 +12,7 @@
 #include "parse.h"
 
 struct sluice_config sluice_cfg;
+_Atomic unsigned sluice_gates;
 
 static const char *const conn_modes[] = { "pause", "shed", NULL };
 static const char *const conn_idles[] = { "hold", "free", NULL };
@@ -134,18 +135,18 @@ static void complain(const char *name, const char *value, const char *accepted,
 {
     bad_values = true;
     if (check_only)
-        sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; the command does not run",
+        sluice_log(SLUICE_LOG_ERROR, "%s='%s' is not valid: expected %s; the command does not run",
                    name, value, accepted);
     else if (sluice_cfg.strict)
-        sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; the program stops (SLUICE_STRICT)",
+        sluice_log(SLUICE_LOG_ERROR, "%s='%s' is not valid: expected %s; the program stops (SLUICE_STRICT)",
                    name, value, accepted);
     else if (instead != NULL)
-        sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; %s", name, value, accepted, instead);
+        sluice_log(SLUICE_LOG_ERROR, "%s='%s' is not valid: expected %s; %s", name, value, accepted, instead);
     else if (dflt != NULL)
-        sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; %s keeps its default, %s", name,
+        sluice_log(SLUICE_LOG_ERROR, "%s='%s' is not valid: expected %s; %s keeps its default, %s", name,
                    value, accepted, name, dflt);
     else
-        sluice_log(LOG_ERROR, "%s='%s' is not valid: expected %s; %s stays off", name, value,
+        sluice_log(SLUICE_LOG_ERROR, "%s='%s' is not valid: expected %s; %s stays off", name, value,
                    accepted, name);
 }
 
@@ -164,7 +165,8 @@ static bool is_known(const char *assignment, size_t n)
 void config_load(void)
 {
     memset(&sluice_cfg, 0, sizeof sluice_cfg);
-    sluice_cfg.log_level = LOG_WARN;
+    sluice_cfg.log_level = SLUICE_LOG_WARN;
+    log_set_level(SLUICE_LOG_WARN);
     sluice_cfg.retry_after_s = 1;
     sluice_cfg.stats_interval_ns = 1000000000ULL;
     memcpy(sluice_cfg.fs_key, "default", sizeof "default");
@@ -182,6 +184,7 @@ void config_load(void)
         else
             sluice_cfg.log_level = (enum log_level) level;
     }
+    log_set_level(sluice_cfg.log_level);
     const char *bad_key = NULL;
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *st = &settings[i];
@@ -218,10 +221,10 @@ void config_load(void)
         bad_values = true;
         int shown = n > INT_MAX ? INT_MAX : (int) n;
         if (sluice_cfg.strict)
-            sluice_log(LOG_ERROR, "unknown setting %.*s; the program stops (SLUICE_STRICT)",
+            sluice_log(SLUICE_LOG_ERROR, "unknown setting %.*s; the program stops (SLUICE_STRICT)",
                        shown, *e);
         else
-            sluice_log(LOG_WARN, "unknown setting %.*s ignored", shown, *e);
+            sluice_log(SLUICE_LOG_WARN, "unknown setting %.*s ignored", shown, *e);
     }
     if (check_only)
         _exit(bad_values ? 2 : 0);

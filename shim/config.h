@@ -3,15 +3,16 @@
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "common.h"
+#include "log.h"
 
 enum conn_mode { CONN_PAUSE = 0, CONN_SHED };
 enum conn_idle { CONN_IDLE_HOLD = 0, CONN_IDLE_FREE };
 enum shed_kind { SHED_HTTP503 = 0, SHED_HTTP429, SHED_CLOSE, SHED_RESET };
 enum fs_scope { FS_SCOPE_PROCESS = 0, FS_SCOPE_HOST };
-enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 #define SLUICE_MAX_PORTS 64
 #define SLUICE_PATH_MAX 4096
@@ -52,5 +53,17 @@ extern struct sluice_config sluice_cfg SLUICE_INTERNAL;
  * scope turns the filesystem gate off); a misspelt SLUICE_* name gets a line too.
  * With SLUICE_STRICT=1 either makes the process exit with status 2. */
 void config_load(void) SLUICE_INTERNAL;
+
+#define GATE_CONN  0x1u
+#define GATE_DRAIN 0x2u
+#define GATE_FS    0x4u
+
+/* Which gates are on; written once at start-up (init.c), read by every wrapper. */
+extern _Atomic unsigned sluice_gates SLUICE_INTERNAL;
+
+static inline unsigned gates_on(void)
+{
+    return atomic_load_explicit(&sluice_gates, memory_order_relaxed);
+}
 
 #endif

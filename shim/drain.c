@@ -27,6 +27,7 @@
 #include "fdtab.h"
 #include "overlay.h"
 #include "stats.h"
+#include "sys.h"
 
 static uint32_t mark;             /* SLUICE_WRITE_HIGH in bytes (0: none) */
 static uint32_t ub_write_limit;   /* ask the kernel before a write once ub reaches this */
@@ -42,13 +43,6 @@ static _Atomic uint64_t hiding_since_ns;
  * writing meanwhile only blurs the figure. */
 static __thread int timed_fd = -1;
 static __thread uint64_t timed_t0;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
 
 static inline uint32_t ub_of(uint32_t g)
 {
@@ -93,7 +87,7 @@ static void clear_over(struct fdent *e)
 
 static void hiding_change(int delta)
 {
-    uint64_t t = now_ns();
+    uint64_t t = sys_mono_ns();
     uint64_t prev = atomic_exchange(&hiding_since_ns, t);
     int64_t before = atomic_fetch_add(&hiding_now, delta);
     if (before > 0 && prev != 0 && t > prev)
@@ -102,6 +96,8 @@ static void hiding_change(int delta)
 
 void drain_init(void)
 {
+    fdtab_hook_drain(drain_adopt, drain_forgotten);
+    overlay_on_writable(drain_on_writable);
     uint64_t m = sluice_cfg.write_high;
     mark = m > 0x7fffffff ? 0x7fffffff : (uint32_t) m;
     ub_write_limit = mark < DRAIN_UB_MAX ? mark : DRAIN_UB_MAX;
@@ -207,8 +203,7 @@ static bool nonblocking(int fd, int msgflags)
     if (msgflags & MSG_DONTWAIT)
         return true;
     /* Asked each time: Python sets O_NONBLOCK with ioctl(FIONBIO), unseen. */
-    int fl = REAL(fcntl)(fd, F_GETFL, 0);
-    return fl >= 0 && (fl & O_NONBLOCK) != 0;
+    return sys_nonblocking(fd);
 }
 
 /* A wait of ours that a signal interrupted is restarted as the real call would
@@ -250,13 +245,13 @@ static int wait_writable(int fd, int opt)
     if (getsockopt(fd, SOL_SOCKET, opt, &tv, &len) != 0)
         tv.tv_sec = tv.tv_usec = 0;
     bool timed = tv.tv_sec != 0 || tv.tv_usec != 0;
-    uint64_t deadline = timed ? now_ns() + (uint64_t) tv.tv_sec * 1000000000u
+    uint64_t deadline = timed ? sys_mono_ns() + (uint64_t) tv.tv_sec * 1000000000u
                                     + (uint64_t) tv.tv_usec * 1000u
                               : 0;
     for (;;) {
         struct timespec left, *lp = NULL;
         if (timed) {
-            uint64_t t = now_ns();
+            uint64_t t = sys_mono_ns();
             if (t >= deadline) {
                 errno = EAGAIN;
                 return -1;
@@ -340,7 +335,7 @@ static int check_before_write(int fd, struct fdent *e, int msgflags)
         if (2 * (uint64_t) n < mark)
             clear_over(e);
         timed_fd = fd;
-        timed_t0 = now_ns();
+        timed_t0 = sys_mono_ns();
         return 0;
     }
     set_over(e);
@@ -356,10 +351,10 @@ static int check_before_write(int fd, struct fdent *e, int msgflags)
         return -1;
     }
     STAT_ADD(write_waits, 1);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = sys_mono_ns();
     int r = wait_writable(fd, SO_SNDTIMEO);
     int saved = errno;
-    STAT_ADD(write_wait_ns, (int64_t) (now_ns() - t0));
+    STAT_ADD(write_wait_ns, (int64_t) (sys_mono_ns() - t0));
     if (r < 0 && saved == EAGAIN)
         STAT_ADD(write_timeouts, 1);
     if (r == 0)
@@ -397,7 +392,7 @@ void drain_after_write(int fd, long result)
     int err = errno;
     if (timed_fd == fd) {
         timed_fd = -1;
-        uint64_t dt = now_ns() - timed_t0;
+        uint64_t dt = sys_mono_ns() - timed_t0;
         if (dt >= KERNEL_WAIT_NS) {
             STAT_ADD(write_waits, 1);
             STAT_ADD(write_wait_ns, (int64_t) dt);
@@ -448,10 +443,10 @@ int drain_before_read(int fd, int msgflags)
         return -1;
     }
     STAT_ADD(held_reads, 1);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = sys_mono_ns();
     int r = wait_writable(fd, SO_RCVTIMEO);
     int err = errno;
-    STAT_ADD(held_read_ns, (int64_t) (now_ns() - t0));
+    STAT_ADD(held_read_ns, (int64_t) (sys_mono_ns() - t0));
     if (r == 0) {
         clear_over(e);
         set_ub(e, DRAIN_UB_MAX);

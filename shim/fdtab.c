@@ -10,10 +10,6 @@
 #include <sys/stat.h>
 
 #include "config.h"
-#include "conn.h"
-#include "drain.h"
-#include "gate.h"
-#include "overlay.h"
 #include "real.h"
 
 #define CHUNK_SHIFT FDTAB_CHUNK_SHIFT
@@ -23,6 +19,45 @@
 struct fdent *_Atomic fdtab_chunks[FDTAB_MAX_CHUNKS];
 #define chunks fdtab_chunks
 static _Atomic int chunks_used;      /* highest chunk index allocated + 1 */
+
+/* What the gates above asked to be told (fdtab.h); each is set once, at the
+ * owner's start-up, before any gate is on. */
+static struct {
+    bool (*_Atomic governs)(int fd);
+    void (*_Atomic released)(uint32_t conn);
+    void (*_Atomic duped)(uint32_t conn);
+    void (*_Atomic accepted)(int fd);
+    void (*_Atomic gate_forgotten)(uint32_t gate);
+    void (*_Atomic watch_forgotten)(int fd);
+} hooks;
+
+#define HOOK(name) atomic_load_explicit(&hooks.name, memory_order_acquire)
+
+void fdtab_hook_conn(bool (*governs)(int fd), void (*released)(uint32_t conn),
+                     void (*duped)(uint32_t conn))
+{
+    atomic_store_explicit(&hooks.governs, governs, memory_order_release);
+    atomic_store_explicit(&hooks.released, released, memory_order_release);
+    atomic_store_explicit(&hooks.duped, duped, memory_order_release);
+}
+
+void fdtab_hook_drain(void (*accepted)(int fd), void (*forgotten)(uint32_t gate))
+{
+    atomic_store_explicit(&hooks.accepted, accepted, memory_order_release);
+    atomic_store_explicit(&hooks.gate_forgotten, forgotten, memory_order_release);
+}
+
+void fdtab_hook_overlay(void (*forgotten)(int fd))
+{
+    atomic_store_explicit(&hooks.watch_forgotten, forgotten, memory_order_release);
+}
+
+void fdtab_release(uint32_t held)
+{
+    void (*fn)(uint32_t) = HOOK(released);
+    if (held != 0 && fn != NULL)
+        KEEP_ERRNO(fn(held));
+}
 
 struct fdent *fdtab_peek(int fd)
 {
@@ -89,7 +124,8 @@ static enum fd_kind classify(int fd, struct fdent *e)
     /* A listener the program did not make itself (inherited, socket-activated)
      * is known by asking the socket, not by having seen listen(). */
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) {
-        if ((gates_on() & GATE_CONN) && conn_governs(fd))
+        bool (*governs)(int) = HOOK(governs);
+        if ((gates_on() & GATE_CONN) && governs != NULL && governs(fd))
             atomic_fetch_or_explicit(&e->flags, FDF_GOVERNED, memory_order_relaxed);
         return FD_LISTENER;
     }
@@ -123,13 +159,15 @@ static uint32_t clear(int fd, struct fdent *e)
     atomic_store(&e->kind, FD_UNKNOWN);
     atomic_store(&e->flags, 0);
     uint32_t gate = atomic_exchange(&e->gate, 0);
-    if (gate & (DRAIN_OVER | DRAIN_HIDING))
-        drain_forgotten(gate);
+    void (*gate_forgotten)(uint32_t) = HOOK(gate_forgotten);
+    if (gate != 0 && gate_forgotten != NULL)
+        gate_forgotten(gate);
     atomic_store(&e->ino, 0);
     /* The overlay clears what is hidden itself: it keeps count of hidden fds. */
-    if (atomic_load(&e->hidden) != 0 || atomic_load(&e->regs[0].epfd_plus_one) != 0
-        || atomic_load(&e->regs[1].epfd_plus_one) != 0)
-        overlay_forget(fd);
+    void (*watch_forgotten)(int) = HOOK(watch_forgotten);
+    if ((atomic_load(&e->hidden) != 0 || atomic_load(&e->regs[0].epfd_plus_one) != 0
+         || atomic_load(&e->regs[1].epfd_plus_one) != 0) && watch_forgotten != NULL)
+        watch_forgotten(fd);
     return held;
 }
 
@@ -153,8 +191,7 @@ void fdtab_reborn(int fd)
     uint32_t held = clear(fd, e);
     /* The close that ended the old descriptor went by unseen (a raw system
      * call, io_uring): its slot must not stay taken forever. */
-    if (held != 0)
-        conn_release(held);
+    fdtab_release(held);
     errno = saved;
 }
 
@@ -162,11 +199,26 @@ void fdtab_restore(int fd, uint32_t held)
 {
     struct fdent *e = fdtab_get(fd);
     if (e == NULL) {
-        conn_release(held);
+        fdtab_release(held);
         return;
     }
     atomic_store(&e->kind, FD_CONN);
     atomic_store(&e->conn, held);
+}
+
+void fdtab_accepted(int fd, int accept_flags)
+{
+    int saved = errno;
+    fdtab_reborn(fd);
+    struct fdent *e = fdtab_get(fd);
+    if (e != NULL) {
+        atomic_store(&e->kind, FD_CONN);
+        fdtab_set_nonblock(fd, (accept_flags & SOCK_NONBLOCK) != 0);
+    }
+    void (*accepted)(int) = HOOK(accepted);
+    if (accepted != NULL)
+        accepted(fd);
+    errno = saved;
 }
 
 void fdtab_set_nonblock(int fd, bool on)
@@ -192,8 +244,9 @@ void fdtab_dup(int oldfd, int newfd)
     if (to == NULL)
         return;
     uint32_t conn = atomic_load(&from->conn);
-    if (conn != 0) {
-        conn_addref(conn);
+    void (*duped)(uint32_t) = HOOK(duped);
+    if (conn != 0 && duped != NULL) {
+        duped(conn);
         atomic_store(&to->conn, conn);
     }
     /* Flags such as O_NONBLOCK belong to the open file description: shared. */

@@ -100,6 +100,24 @@ int fdtab_extent(void) SLUICE_INTERNAL;
 void fdtab_own(int fd) SLUICE_INTERNAL;
 bool fdtab_is_own(int fd) SLUICE_INTERNAL;
 void fdtab_close_own(int fd) SLUICE_INTERNAL;
+/* accept/accept4 returned fd, a connection of this process: record it (kind,
+ * O_NONBLOCK from accept_flags) and tell the gate that asked (drain). */
+void fdtab_accepted(int fd, int accept_flags) SLUICE_INTERNAL;
+/* After the real close of a descriptor whose fdtab_forget returned held: the
+ * connection gate drops that reference (nothing if held is 0). errno is kept. */
+void fdtab_release(uint32_t held) SLUICE_INTERNAL;
+
+/* The gates above register what fdtab tells them, at their start-up; fdtab
+ * never calls them by name (it sits below them). */
+/* conn: whether a listener is governed; a descriptor of connection id+1 is
+ * gone; another descriptor refers to connection id+1 (dup). */
+void fdtab_hook_conn(bool (*governs)(int fd), void (*released)(uint32_t conn),
+                     void (*duped)(uint32_t conn)) SLUICE_INTERNAL;
+/* drain: a new connection; an entry with gate bits `gate` was cleared. */
+void fdtab_hook_drain(void (*accepted)(int fd), void (*forgotten)(uint32_t gate)) SLUICE_INTERNAL;
+/* overlay: fd, hidden or watched by an epoll instance, was forgotten. */
+void fdtab_hook_overlay(void (*forgotten)(int fd)) SLUICE_INTERNAL;
+
 /* In a child after fork: the child holds no connection slots (the parent does). */
 void fdtab_atfork_child(void) SLUICE_INTERNAL;
 

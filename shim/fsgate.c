@@ -19,10 +19,8 @@
  * forking thread was holding belongs to the parent and is not returned twice. */
 #include "fsgate.h"
 
-#include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +28,7 @@
 #include "fshost.h"
 #include "log.h"
 #include "stats.h"
+#include "sys.h"
 
 #define INUSE_BITS 21                    /* SLUICE_FS_MAX <= 1,000,000 < 2^21 */
 #define INUSE_MASK ((UINT64_C(1) << INUSE_BITS) - 1)
@@ -56,32 +55,6 @@ static uint64_t timeout_ns;
 static __thread uint32_t depth;          /* gated calls this thread is inside */
 static __thread uint8_t orphan;          /* holds a token the parent will return */
 
-uint64_t fsgate_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
-int fsgate_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline_ns, int private_futex)
-{
-    struct timespec ts, *tp = NULL;
-    if (deadline_ns != 0) {
-        ts.tv_sec = (time_t) (deadline_ns / 1000000000u);
-        ts.tv_nsec = (long) (deadline_ns % 1000000000u);
-        tp = &ts;
-    }
-    int op = FUTEX_WAIT_BITSET | (private_futex ? FUTEX_PRIVATE_FLAG : 0);
-    if (syscall(SYS_futex, word, op, val, tp, NULL, FUTEX_BITSET_MATCH_ANY) == 0)
-        return 0;
-    return errno;
-}
-
-void fsgate_futex_wake(_Atomic uint32_t *word, int n, int private_futex)
-{
-    syscall(SYS_futex, word, FUTEX_WAKE | (private_futex ? FUTEX_PRIVATE_FLAG : 0), n, NULL, NULL, 0);
-}
-
 static void queue_lock(void)
 {
     uint32_t c = 0;
@@ -90,7 +63,7 @@ static void queue_lock(void)
     if (c != 2)
         c = atomic_exchange(&pg.lock, 2);
     while (c != 0) {
-        fsgate_futex_wait(&pg.lock, 2, 0, 1);
+        sys_futex_wait(&pg.lock, 2, 0, 1);
         c = atomic_exchange(&pg.lock, 2);
     }
 }
@@ -98,7 +71,7 @@ static void queue_lock(void)
 static void queue_unlock(void)
 {
     if (atomic_exchange(&pg.lock, 0) == 2)
-        fsgate_futex_wake(&pg.lock, 1, 1);
+        sys_futex_wake(&pg.lock, 1, 1);
 }
 
 static bool take_if_free(void)
@@ -153,11 +126,11 @@ static int process_wait(uint64_t timeout, uint64_t *waited_ns)
     pg.tail = &self;
     queue_unlock();
 
-    uint64_t start = fsgate_now_ns();
+    uint64_t start = sys_mono_ns();
     uint64_t deadline = timeout != 0 ? start + timeout : 0;
     int r = 0;
     while (atomic_load(&self.granted) == 0) {
-        if (fsgate_futex_wait(&self.granted, 0, deadline, 1) != ETIMEDOUT)
+        if (sys_futex_wait(&self.granted, 0, deadline, 1) != ETIMEDOUT)
             continue;
         queue_lock();
         bool granted = atomic_load(&self.granted) != 0;
@@ -167,7 +140,7 @@ static int process_wait(uint64_t timeout, uint64_t *waited_ns)
         r = granted ? 0 : 1;
         break;
     }
-    *waited_ns = fsgate_now_ns() - start + 1;
+    *waited_ns = sys_mono_ns() - start + 1;
     return r;
 }
 
@@ -181,7 +154,7 @@ static void process_handoff(void)
         /* The node lives on the waiter's stack and may be gone as soon as it
          * sees the grant; a wake on a dead address is a harmless spurious one. */
         atomic_store(&n->granted, 1);
-        fsgate_futex_wake(&n->granted, 1, 1);
+        sys_futex_wake(&n->granted, 1, 1);
     }
     queue_unlock();
 }
@@ -275,6 +248,7 @@ void fsgate_sync_stats(void)
 
 void fsgate_init(void)
 {
+    stats_on_render(fsgate_sync_stats);
     limit = sluice_cfg.fs_max;
     timeout_ns = sluice_cfg.fs_timeout_ns;
     if (limit == 0)

@@ -17,12 +17,4 @@ void fsgate_atfork_child(void) SLUICE_INTERNAL;
  * its one atomic word, into sluice_stats. Called by whoever reads the stats. */
 void fsgate_sync_stats(void) SLUICE_INTERNAL;
 
-/* Shared by the two scopes (fsgate.c, fshost.c). */
-uint64_t fsgate_now_ns(void) SLUICE_INTERNAL;          /* CLOCK_MONOTONIC */
-/* FUTEX_WAIT_BITSET until *word != val or the absolute monotonic deadline (0:
- * none). Returns 0, or ETIMEDOUT / EINTR / EAGAIN. */
-int fsgate_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline_ns,
-                      int private_futex) SLUICE_INTERNAL;
-void fsgate_futex_wake(_Atomic uint32_t *word, int n, int private_futex) SLUICE_INTERNAL;
-
 #endif

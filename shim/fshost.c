@@ -43,10 +43,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fsgate.h"
+#include "config.h"
 #include "log.h"
 #include "procstat.h"
 #include "real.h"
+#include "sys.h"
 
 static struct host_state *st;
 static char state_path[SLUICE_PATH_MAX];
@@ -146,7 +147,7 @@ static int host_lock(void)
     int r = pthread_mutex_trylock(&st->lock);
     if (r == EBUSY) {
         struct timespec ts;
-        uint64_t deadline = fsgate_now_ns() + FSHOST_LOCK_BOUND_NS;
+        uint64_t deadline = sys_mono_ns() + FSHOST_LOCK_BOUND_NS;
         ts.tv_sec = (time_t) (deadline / 1000000000u);
         ts.tv_nsec = (long) (deadline % 1000000000u);
         r = pthread_mutex_clocklock(&st->lock, CLOCK_MONOTONIC, &ts);
@@ -252,19 +253,19 @@ int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
     w->stopped = 0;
     st->nwaiting++;
 
-    uint64_t start = fsgate_now_ns();
+    uint64_t start = sys_mono_ns();
     uint64_t deadline = timeout_ns != 0 ? start + timeout_ns : 0;
     uint64_t last_check = start;
     int result;
     for (;;) {
         uint32_t seq = atomic_load(&st->wake_seq);
         host_unlock();
-        uint64_t now = fsgate_now_ns();
+        uint64_t now = sys_mono_ns();
         uint64_t until = last_check + FSHOST_REAP_AFTER_NS;
         if (deadline != 0 && deadline < until)
             until = deadline;
         if (until > now)
-            fsgate_futex_wait(&st->wake_seq, seq, until, 0);
+            sys_futex_wait(&st->wake_seq, seq, until, 0);
         if (host_lock() != 0)
             return 2;
         if (w->pid != my_pid || w->ticket != ticket) {
@@ -281,7 +282,7 @@ int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
             result = 0;
             break;
         }
-        now = fsgate_now_ns();
+        now = sys_mono_ns();
         if (deadline != 0 && now >= deadline) {
             w->pid = 0;
             st->nwaiting--;
@@ -299,8 +300,8 @@ int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
         wake_waiters_locked(&wake);
     host_unlock();
     if (wake)
-        fsgate_futex_wake(&st->wake_seq, INT_MAX, 0);
-    *waited_ns = fsgate_now_ns() - start + 1;
+        sys_futex_wake(&st->wake_seq, INT_MAX, 0);
+    *waited_ns = sys_mono_ns() - start + 1;
     return result;
 }
 
@@ -318,7 +319,7 @@ void fshost_release(void)
     wake_waiters_locked(&wake);
     host_unlock();
     if (wake)
-        fsgate_futex_wake(&st->wake_seq, INT_MAX, 0);
+        sys_futex_wake(&st->wake_seq, INT_MAX, 0);
 }
 
 void fshost_atfork_child(void)

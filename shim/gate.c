@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "conn.h"
 #include "drain.h"
 #include "fdtab.h"
 #include "fsgate.h"
@@ -148,14 +147,5 @@ void gate_leave_open(struct pass *p, int fd)
 
 void gate_accepted(int fd, int accept_flags)
 {
-    int saved = errno;
-    fdtab_reborn(fd);
-    struct fdent *e = fdtab_get(fd);
-    if (e != NULL) {
-        atomic_store(&e->kind, FD_CONN);
-        fdtab_set_nonblock(fd, (accept_flags & SOCK_NONBLOCK) != 0);
-    }
-    if (gates_on() & GATE_DRAIN)
-        drain_adopt(fd);
-    errno = saved;
+    fdtab_accepted(fd, accept_flags);
 }

@@ -9,19 +9,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include "common.h"
+#include "config.h"
 #include "fdtab.h"
-
-#define GATE_CONN  0x1u
-#define GATE_DRAIN 0x2u
-#define GATE_FS    0x4u
-
-/* Which gates are on; written once at load, read by every wrapper. */
-extern _Atomic unsigned sluice_gates SLUICE_INTERNAL;
-
-static inline unsigned gates_on(void)
-{
-    return atomic_load_explicit(&sluice_gates, memory_order_relaxed);
-}
 
 enum io_dir { IO_IN, IO_OUT, IO_SYNC };
 

@@ -38,10 +38,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "conn.h"
 #include "fdtab.h"
 #include "overlay.h"
+#include "slots.h"
 #include "stats.h"
+#include "sys.h"
 
 _Atomic bool idle_free;
 _Atomic int idle_answered;
@@ -55,12 +56,8 @@ static uint64_t wq_cap;
 static _Atomic uint64_t wq_head, wq_tail;
 static _Atomic unsigned dispatch_requests;
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
+static void idle_forget(uint32_t st);
+static void idle_dispatch(void);
 
 int idle_init(uint32_t conns)
 {
@@ -70,6 +67,7 @@ int idle_init(uint32_t conns)
     if (m == MAP_FAILED)
         return -1;
     wq = m;
+    slots_hook_idle(idle_dispatch, idle_forget);
     atomic_store(&idle_free, true);
     return 0;
 }
@@ -90,7 +88,7 @@ static int64_t conn_of(int fd)
 {
     struct fdent *e = fdtab_peek(fd);
     uint32_t c = e != NULL ? atomic_load_explicit(&e->conn, memory_order_relaxed) : 0;
-    return c != 0 && c - 1 < conn_cap ? (int64_t) c - 1 : -1;
+    return c != 0 && c - 1 < slots_conns() ? (int64_t) c - 1 : -1;
 }
 
 static int unread(int fd)
@@ -112,8 +110,7 @@ static bool nonblocking_now(struct conn *c, int fd, int msgflags)
 {
     if (msgflags & MSG_DONTWAIT)
         return true;
-    int fl = REAL(fcntl)(fd, F_GETFL, 0);
-    bool nb = fl >= 0 && (fl & O_NONBLOCK);
+    bool nb = sys_nonblocking(fd);
     atomic_store_explicit(&c->nonblock, nb, memory_order_relaxed);
     return nb;
 }
@@ -126,7 +123,8 @@ static bool nonblocking_cached(struct conn *c, int msgflags)
     return (msgflags & MSG_DONTWAIT) || atomic_load_explicit(&c->nonblock, memory_order_relaxed);
 }
 
-void idle_forget(uint32_t st)
+/* A connection with state st was freed (its last close). */
+static void idle_forget(uint32_t st)
 {
     if (st & CONN_ANSWERED)
         atomic_fetch_sub(&idle_answered, 1);
@@ -163,7 +161,7 @@ static void go_idle(struct conn *c)
     if (s & CONN_ANSWERED)
         atomic_fetch_sub(&idle_answered, 1);
     STAT_ADD(conn_idle, 1);
-    conn_slot_release(conn_st_slot(s));
+    slots_release(conn_st_slot(s));
 }
 
 /* Unhides the descriptor a served waiter was hidden on, if it is still its. */
@@ -172,7 +170,7 @@ static void unhide_waiter(uint32_t cid, struct conn *c)
     int fd = atomic_load(&c->wait_fd);
     if (conn_of(fd) == (int64_t) cid)
         overlay_unhide(fd, EPOLLIN);
-    STAT_ADD(conn_slot_waits_ns, (int64_t) (mono_ns() - atomic_load(&c->wait_since)));
+    STAT_ADD(conn_slot_waits_ns, (int64_t) (sys_mono_ns() - atomic_load(&c->wait_since)));
 }
 
 /* Idle -> busy if a slot is free (true also if it is busy already). */
@@ -181,19 +179,19 @@ static bool go_busy(uint32_t cid, struct conn *c)
     uint32_t s = atomic_load(&c->st);
     if (conn_st_busy(s))
         return true;
-    int64_t slot = conn_slot_take(cid);
+    int64_t slot = slots_take(cid);
     if (slot < 0)
         return false;
     uint32_t want;
     do {
         if (conn_st_busy(s) || atomic_load(&c->alloc) == 0) {
-            conn_slot_untake((uint32_t) slot);
+            slots_untake((uint32_t) slot);
             return true;
         }
         want = (s & ~CONN_WAITING) | ((uint32_t) (slot + 1) << CONN_SLOT_SHIFT);
     } while (!atomic_compare_exchange_weak(&c->st, &s, want));
     STAT_ADD(conn_idle, -1);
-    conn_slot_held();
+    slots_held();
     if (s & CONN_WAITING)
         unhide_waiter(cid, c);
     return true;
@@ -202,7 +200,7 @@ static bool go_busy(uint32_t cid, struct conn *c)
 /* Serves the queue with free slots, oldest first. A combiner: whoever comes
  * first serves until nobody asks again, so no request is lost and no lock is
  * taken (a close in a signal handler may call this). */
-void idle_dispatch(void)
+static void idle_dispatch(void)
 {
     if (wq == NULL || atomic_load(&wq_head) == atomic_load(&wq_tail))
         return;
@@ -218,7 +216,7 @@ void idle_dispatch(void)
             if (v == 0)
                 break;   /* being written: its writer asks for a dispatch after */
             uint32_t cid = v - 1;
-            struct conn *c = &conn_objs[cid];
+            struct conn *c = slots_conn(cid);
             uint32_t s = atomic_load(&c->st);
             if ((s & CONN_WAITING) && !conn_st_busy(s) && !go_busy(cid, c))
                 break;   /* no slot: the head keeps its turn */
@@ -253,7 +251,7 @@ static void enqueue(uint32_t cid, struct conn *c, int fd)
         return;
     }
     atomic_store(&c->wait_fd, fd);
-    atomic_store(&c->wait_since, mono_ns());
+    atomic_store(&c->wait_since, sys_mono_ns());
     overlay_hide(fd, EPOLLIN);
     uint64_t t = atomic_fetch_add(&wq_tail, 1);
     atomic_store(&wq[t % wq_cap], cid + 1);
@@ -268,7 +266,7 @@ int idle_before_read(int fd, int msgflags)
     if (id < 0)
         return 0;
     uint32_t cid = (uint32_t) id;
-    struct conn *c = &conn_objs[cid];
+    struct conn *c = slots_conn(cid);
     atomic_store_explicit(&c->fd, fd, memory_order_relaxed);
     int saved = errno;
     if (conn_st_busy(atomic_load(&c->st))) {
@@ -301,15 +299,15 @@ int idle_before_read(int fd, int msgflags)
             return 0;    /* end of input: the read may see it without a slot */
         }
     }
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = sys_mono_ns();
     bool waited = false;
     while (!go_busy(cid, c)) {
         waited = true;
-        if (conn_wait_for_slot(fd) < 0)
+        if (slots_wait(fd) < 0)
             return -1;
     }
     if (waited)
-        STAT_ADD(conn_slot_waits_ns, (int64_t) (mono_ns() - t0));
+        STAT_ADD(conn_slot_waits_ns, (int64_t) (sys_mono_ns() - t0));
     errno = saved;
     return 0;
 }
@@ -319,7 +317,7 @@ void idle_after_read(int fd, long result)
     int64_t id = conn_of(fd);
     if (id < 0)
         return;
-    struct conn *c = &conn_objs[id];
+    struct conn *c = slots_conn((uint32_t) id);
     if (result > 0) {
         /* Input taken: busy (if it arrived after we looked, take a slot now,
          * if one is free) and no longer answered. */
@@ -339,7 +337,7 @@ void idle_after_write(int fd, long result)
     int64_t id = conn_of(fd);
     if (id < 0)
         return;
-    struct conn *c = &conn_objs[id];
+    struct conn *c = slots_conn((uint32_t) id);
     atomic_store_explicit(&c->fd, fd, memory_order_relaxed);
     set_answered(c);
 }
@@ -347,11 +345,12 @@ void idle_after_write(int fd, long result)
 void idle_before_wait(void)
 {
     int saved = errno;
-    for (uint32_t i = 0; i < conn_nslots; i++) {
-        uint32_t v = atomic_load_explicit(&conn_busy_slot[i], memory_order_relaxed);
-        if (v == 0 || v - 1 >= conn_cap)
+    uint32_t nslots = slots_count();
+    for (uint32_t i = 0; i < nslots; i++) {
+        uint32_t v = slots_holder(i);
+        if (v == 0)
             continue;
-        struct conn *c = &conn_objs[v - 1];
+        struct conn *c = slots_conn(v - 1);
         uint32_t s = atomic_load(&c->st);
         if (!(s & CONN_ANSWERED) || !conn_st_busy(s))
             continue;

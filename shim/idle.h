@@ -21,7 +21,8 @@ static inline bool idle_on(void)
     return atomic_load_explicit(&idle_free, memory_order_relaxed);
 }
 
-/* 0 on success; -1 if the queue cannot be made (idle=free stays off). */
+/* 0 on success; -1 if the queue cannot be made (idle=free stays off). Hears
+ * of freed slots and connections from the slot pool (slots.h). */
 int idle_init(uint32_t conns) SLUICE_INTERNAL;
 void idle_atfork_child(void) SLUICE_INTERNAL;
 
@@ -38,9 +39,5 @@ static inline void idle_wait_hook(void)
     if (unlikely(atomic_load_explicit(&idle_answered, memory_order_relaxed) != 0))
         idle_before_wait();
 }
-
-/* For conn.c: a connection's last close with state st; a slot freed. */
-void idle_forget(uint32_t st) SLUICE_INTERNAL;
-void idle_dispatch(void) SLUICE_INTERNAL;
 
 #endif

@@ -5,14 +5,22 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "logfmt.h"
 #include "real.h"
 
+static _Atomic int level_shown = SLUICE_LOG_WARN;
+
+void log_set_level(enum log_level level)
+{
+    atomic_store_explicit(&level_shown, (int) level, memory_order_relaxed);
+}
+
 void sluice_log(enum log_level level, const char *fmt, ...)
 {
-    if (level > sluice_cfg.log_level)
+    if ((int) level > atomic_load_explicit(&level_shown, memory_order_relaxed))
         return;
     int saved = errno;
     char line[1024];

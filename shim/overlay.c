@@ -29,10 +29,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
-#include "drain.h"
 #include "fdtab.h"
 #include "gate.h"
 #include "log.h"
+#include "sys.h"
 
 _Atomic int overlay_hidden_fds;
 _Atomic int overlay_epoll_nested;
@@ -44,6 +44,7 @@ _Atomic int overlay_epoll_nested;
 
 static char ov_token;                 /* its address is the data only sluice owns */
 static _Atomic int ov_epfd = -1;      /* internal epoll: writable watches */
+static void (*_Atomic on_writable)(int fd);   /* the gate that watches (drain) */
 
 /* --- per-descriptor lock around registrations ------------------------------ */
 
@@ -196,7 +197,16 @@ static int waiter_register(int efd)
 
 /* --- the gates' side ---------------------------------------------------------- */
 
-void overlay_init(void) {}
+void overlay_init(void)
+{
+    /* fdtab sits below us: it tells us of a forgotten descriptor this way. */
+    fdtab_hook_overlay(overlay_forget);
+}
+
+void overlay_on_writable(void (*fn)(int fd))
+{
+    atomic_store_explicit(&on_writable, fn, memory_order_release);
+}
 
 void overlay_hide(int fd, uint32_t events)
 {
@@ -338,12 +348,13 @@ static void dispatch_writable(void)
     int ov = atomic_load(&ov_epfd);
     if (ov < 0)
         return;
+    void (*fn)(int) = atomic_load_explicit(&on_writable, memory_order_acquire);
     struct epoll_event evs[64];
     int n;
     do {
         n = REAL(epoll_wait)(ov, evs, 64, 0);
-        for (int i = 0; i < n; i++)
-            drain_on_writable((int) evs[i].data.u64);
+        for (int i = 0; i < n && fn != NULL; i++)
+            fn((int) evs[i].data.u64);
     } while (n == 64);
 }
 
@@ -468,13 +479,6 @@ int overlay_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
     return r;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
 static uint64_t ts_ns(const struct timespec *t)
 {
     return (uint64_t) t->tv_sec * 1000000000u + (uint64_t) t->tv_nsec;
@@ -490,10 +494,10 @@ int overlay_epoll_wait(enum ep_variant v, int epfd, struct epoll_event *events, 
 {
     bool forever = v == EP_PWAIT2 ? timeout == NULL : timeout_ms < 0;
     uint64_t span = v == EP_PWAIT2 ? (timeout ? ts_ns(timeout) : 0) : (uint64_t) (timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
-    uint64_t deadline = mono_ns() + span;
+    uint64_t deadline = sys_mono_ns() + span;
     int saved = errno;
     for (;;) {
-        uint64_t now = mono_ns();
+        uint64_t now = sys_mono_ns();
         uint64_t left = forever ? 0 : (deadline > now ? deadline - now : 0);
         int r;
         if (v == EP_PWAIT2) {
@@ -516,7 +520,7 @@ int overlay_epoll_wait(enum ep_variant v, int epfd, struct epoll_event *events, 
         }
         if (ours)
             dispatch_writable();
-        if (kept > 0 || (!forever && mono_ns() >= deadline)) {
+        if (kept > 0 || (!forever && sys_mono_ns() >= deadline)) {
             errno = saved;
             return kept;
         }
@@ -551,7 +555,7 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tim
     int saved = errno;
     int efd = thread_efd();
     int slot = waiter_register(efd);
-    uint64_t deadline = timeout != NULL ? mono_ns() + ts_ns(timeout) : 0;
+    uint64_t deadline = timeout != NULL ? sys_mono_ns() + ts_ns(timeout) : 0;
     int result;
     for (;;) {
         uint64_t junk;
@@ -571,7 +575,7 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tim
             buf[n++] = (struct pollfd) { .fd = ov, .events = POLLIN };
         struct timespec left, *tp = NULL;
         if (timeout != NULL) {
-            uint64_t now = mono_ns();
+            uint64_t now = sys_mono_ns();
             left = ns_ts(deadline > now ? deadline - now : 0);
             tp = &left;
         }
@@ -591,7 +595,7 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tim
             fds[i].revents = buf[i].revents;
             count += buf[i].revents != 0;
         }
-        if (count > 0 || (timeout != NULL && mono_ns() >= deadline)) {
+        if (count > 0 || (timeout != NULL && sys_mono_ns() >= deadline)) {
             result = count;
             break;
         }
@@ -657,10 +661,10 @@ int overlay_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfd
             pf[n++] = (struct pollfd) { .fd = fd, .events = ev };
     }
     (void) count;
-    uint64_t start = mono_ns();
+    uint64_t start = sys_mono_ns();
     int r = poll_core(pf, (nfds_t) n, timeout, sigmask);
     if (left != NULL && timeout != NULL) {
-        uint64_t spent = mono_ns() - start, total = ts_ns(timeout);
+        uint64_t spent = sys_mono_ns() - start, total = ts_ns(timeout);
         *left = ns_ts(spent < total ? total - spent : 0);
     }
     if (r < 0)

@@ -16,13 +16,17 @@
 #include <time.h>
 #include "common.h"
 
+/* At start-up, with any gate on: has fdtab tell the overlay of forgotten fds. */
 void overlay_init(void) SLUICE_INTERNAL;
+/* The gate that watches sockets for writability (drain) is called back with
+ * fd, once per watch, when one becomes writable. */
+void overlay_on_writable(void (*fn)(int fd)) SLUICE_INTERNAL;
 /* Hide events (EPOLLIN, EPOLLOUT) of fd from the program's readiness calls. */
 void overlay_hide(int fd, uint32_t events) SLUICE_INTERNAL;
 /* Show them again, waking any wait in which fd is ready. */
 void overlay_unhide(int fd, uint32_t events) SLUICE_INTERNAL;
 /* Ask the kernel to wake the overlay when fd becomes writable (a drain); the
- * gate is then called back through drain_on_writable(fd), once per watch. */
+ * gate is then called back (overlay_on_writable), once per watch. */
 void overlay_watch_writable(int fd) SLUICE_INTERNAL;
 void overlay_unwatch(int fd) SLUICE_INTERNAL;
 /* fd was answered EAGAIN though the kernel still has something for it (a

@@ -1,28 +1,19 @@
-/* real.c — binds the real functions once, and owns the library's start-up:
- * the first wrapped call (or the constructor, whichever comes first) runs
- * sluice_init under pthread_once. A call that arrives while this thread is
- * still binding (a dependency's malloc calling syscall(), say) binds just the
- * symbol it needs instead of waiting on itself. */
+/* real.c — binds the real functions behind the wrappers, and nothing else:
+ * binding a function never starts the library (init.c does, on the wrappers'
+ * first call). start-up binds them all at once; a function needed before that
+ * (by start-up itself: a dependency's malloc calling syscall(), say) is bound
+ * alone, on demand. */
 #include "real.h"
 
 #include <dlfcn.h>
 #include <link.h>
 #include <stdint.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "conn.h"
-#include "drain.h"
-#include "fdtab.h"
-#include "fsgate.h"
-#include "gate.h"
-#include "log.h"
-#include "overlay.h"
-#include "stats.h"
-#include "threads.h"
+#include <stdio.h>
+#include <unistd.h>
 
 #define SLUICE_SYM(cls, ret, name, subj, aux, n, list) \
     ret (*real_##name)(TBL_PARAMS(n, list));
@@ -32,16 +23,12 @@
 #undef SLUICE_SYM
 #undef SLUICE_SYMV
 
-_Atomic unsigned sluice_gates;
-
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static __thread int binding_here;
-
 /* The address range of libsluice.so itself, to refuse our own hooks: with the
  * library loaded twice, or found through RTLD_DEFAULT, dlsym can answer with
  * the wrapper rather than the function behind it. (A range, found once: dladdr
  * per symbol would cost ~80,000 instructions each.) */
 static uintptr_t own_start, own_end;
+static _Atomic int own_known;
 
 static int find_own_range(struct dl_phdr_info *info, size_t size, void *base)
 {
@@ -61,6 +48,17 @@ static int find_own_range(struct dl_phdr_info *info, size_t size, void *base)
     return 1;
 }
 
+static void find_own_range_once(void)
+{
+    if (atomic_load_explicit(&own_known, memory_order_acquire))
+        return;
+    /* Two threads may both look: they find the same range. */
+    Dl_info info;
+    if (dladdr((void *) &find_own_range_once, &info) != 0)
+        dl_iterate_phdr(find_own_range, info.dli_fbase);
+    atomic_store_explicit(&own_known, 1, memory_order_release);
+}
+
 static int is_own(void *fn)
 {
     return fn != NULL && (uintptr_t) fn >= own_start && (uintptr_t) fn < own_end;
@@ -68,6 +66,7 @@ static int is_own(void *fn)
 
 static void *lookup(const char *name)
 {
+    find_own_range_once();
     void *fn = dlsym(RTLD_NEXT, name);
     if (is_own(fn))
         fn = NULL;
@@ -84,11 +83,9 @@ static void *lookup(const char *name)
     return fn;
 }
 
-static void bind_all(void)
+void real_bind_all(void)
 {
-    Dl_info info;
-    if (dladdr((void *) &bind_all, &info) != 0)
-        dl_iterate_phdr(find_own_range, info.dli_fbase);
+    int saved = errno;
 #define SLUICE_SYM(cls, ret, name, subj, aux, n, list) \
     if (real_##name == NULL) \
         real_##name = (__typeof__(real_##name)) lookup(#name);
@@ -96,80 +93,22 @@ static void bind_all(void)
 #include "symbols.def"
 #undef SLUICE_SYM
 #undef SLUICE_SYMV
-}
-
-static void atfork_child(void)
-{
-    fdtab_atfork_child();
-    conn_atfork_child();
-    fsgate_atfork_child();
-    overlay_atfork_child();
-    threads_atfork_child();
-    stats_atfork_child();
-}
-
-static void init_everything(void)
-{
-    int saved = errno;
-    binding_here = 1;
-    bind_all();
-    config_load();
-    unsigned gates = 0;
-    if (sluice_cfg.conn_max != 0 || sluice_cfg.backlog != 0)
-        gates |= GATE_CONN;
-    if (sluice_cfg.write_high != 0 || sluice_cfg.hold_reads || sluice_cfg.write_timeout_ns != 0)
-        gates |= GATE_DRAIN;
-    if (sluice_cfg.fs_max != 0)
-        gates |= GATE_FS;
-    if (gates != 0) {
-        overlay_init();
-        if (gates & GATE_CONN)
-            conn_init();
-        if (gates & GATE_DRAIN)
-            drain_init();
-        if (gates & GATE_FS)
-            fsgate_init();
-    }
-    STAT_SET(conn_limit, sluice_cfg.conn_max);
-    STAT_SET(fs_limit, sluice_cfg.fs_max);
-    pthread_atfork(NULL, NULL, atfork_child);
-    atomic_store_explicit(&sluice_gates, gates, memory_order_release);
-    binding_here = 0;
     errno = saved;
-}
-
-void sluice_init(void)
-{
-    if (binding_here)
-        return;
-    pthread_once(&init_once, init_everything);
 }
 
 void *real_bind_slow(void **slot, const char *name)
 {
-    if (!binding_here)
-        sluice_init();
     if (*slot == NULL) {
-        /* Reached from inside our own start-up on this thread: bind just this one. */
         int saved = errno;
         void *fn = lookup(name);
         *slot = fn;
         errno = saved;
     }
     if (*slot == NULL) {
-        log_error("no real %s to call", name);
+        /* The log (log.c) writes through REAL(write): this line may not. glibc's
+         * dprintf writes by its own internal call, which no wrapper sees. */
+        dprintf(STDERR_FILENO, "sluice[%d]: no real %s to call\n", (int) getpid(), name);
         abort();
     }
     return *slot;
-}
-
-__attribute__((constructor)) static void sluice_constructor(void)
-{
-    sluice_init();
-    stats_start();
-}
-
-__attribute__((destructor)) static void sluice_destructor(void)
-{
-    stats_write_final();
 }

@@ -1,7 +1,9 @@
-/* real.h — pointers to the real functions behind every wrapper, bound once from
+/* real.h — pointers to the real functions behind every wrapper, bound from
  * symbols.def with dlsym(RTLD_NEXT). REAL(name) is one load and a predicted
- * branch; the first call (even one made before sluice's constructor, from
- * another library's) binds everything under pthread_once. */
+ * branch. In the rooms, an unbound function is bound alone, and nothing else
+ * happens; in the wrappers (files that define SLUICE_WRAPPER_ROOM first), the
+ * first call also starts the library (init.c), even one made before sluice's
+ * constructor, from another library's. */
 #ifndef SLUICE_REAL_H
 #define SLUICE_REAL_H
 
@@ -18,12 +20,23 @@
 #undef SLUICE_SYM
 #undef SLUICE_SYMV
 
-/* Binds slot (the real_ pointer for name) if it is still empty and returns it. */
+/* Binds slot (the real_ pointer for name) if it is still empty and returns it;
+ * aborts, saying so, if there is no such function behind sluice. */
 void *real_bind_slow(void **slot, const char *name) SLUICE_INTERNAL;
+/* Binds every function of symbols.def not bound yet (start-up). */
+void real_bind_all(void) SLUICE_INTERNAL;
+
+#ifdef SLUICE_WRAPPER_ROOM
+/* init.c: starts the library (once), then binds slot. */
+void *init_bind_slow(void **slot, const char *name) SLUICE_INTERNAL;
+#define REAL_BIND_SLOW init_bind_slow
+#else
+#define REAL_BIND_SLOW real_bind_slow
+#endif
 
 #define REAL(name) \
     (likely(real_##name != NULL) ? real_##name \
-        : (__typeof__(real_##name)) real_bind_slow((void **) &real_##name, #name))
+        : (__typeof__(real_##name)) REAL_BIND_SLOW((void **) &real_##name, #name))
 
 /* The gates-off path of a wrapper: when no gate is on and the real function is
  * bound, call it and return. Anything else falls through to the caller's slow path. */
@@ -33,9 +46,5 @@ void *real_bind_slow(void **slot, const char *name) SLUICE_INTERNAL;
         if (likely((gates_on() == 0) & (fast_fn_ != NULL))) \
             return fast_fn_(__VA_ARGS__); \
     } while (0)
-
-/* Everything done once per process, before the first gated call: binding,
- * settings, gate set-up. Safe to call from any wrapper, any number of times. */
-void sluice_init(void) SLUICE_INTERNAL;
 
 #endif

@@ -22,7 +22,7 @@
  * timeout is the head's and expiry pops from the head, with no scan.
  *
  * The thread (started the first time it is needed, all signals blocked) also
- * does conn.c's periodic work (conn_thread_tick), at least once a second. */
+ * does the pause's periodic work (gate_thread_on_tick), at least once a second. */
 #include "real.h"
 
 #include "shed.h"
@@ -40,6 +40,7 @@
 #include "log.h"
 #include "stats.h"
 #include "threads.h"
+#include "sys.h"
 
 #define SHED_CAP 512
 #define SHED_LINGER_MS 1000
@@ -53,6 +54,7 @@ static _Atomic long nofile_limit;       /* RLIMIT_NOFILE's soft limit */
 
 static _Atomic int thread_state;        /* 0 none, 1 starting (or failed), 2 running */
 static _Atomic int thread_epfd = -1, thread_efd = -1;
+static void (*_Atomic on_tick)(uint64_t now_ns);   /* the pause's periodic work */
 static _Atomic int handoff[SHED_CAP];   /* shed socket + 1, waiting for the thread */
 static _Atomic unsigned handoff_next;   /* where the next hand-off starts looking */
 static _Atomic int shed_held;           /* shed sockets handed off, not yet closed */
@@ -68,13 +70,6 @@ static struct lingering lingering[SHED_CAP];
 static int live_head = -1, live_tail = -1, free_head = -1;
 /* Where the program's threads throw away a request before an early close. */
 static char early_sink[65536];
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
 
 static void refresh_nofile(void)
 {
@@ -191,9 +186,9 @@ static void *gate_thread(void *arg)
     threads_adopt_self();
     int epfd = atomic_load(&thread_epfd), efd = atomic_load(&thread_efd);
     char sink[16384];
-    uint64_t refreshed = mono_ns();
+    uint64_t refreshed = sys_mono_ns();
     for (;;) {
-        uint64_t now = mono_ns();
+        uint64_t now = sys_mono_ns();
         /* At least once a second, even idle: this thread must not keep alive a
          * process whose own threads have all ended (see threads.h). */
         int timeout = TICK_MS;
@@ -217,7 +212,7 @@ static void *gate_thread(void *arg)
             if (at >= 0 && at < SHED_CAP && lingering[at].fd >= 0)
                 discard(at, evs[i].events, sink, sizeof sink);
         }
-        now = mono_ns();
+        now = sys_mono_ns();
         take_handoffs(epfd, now);
         while (live_head >= 0 && lingering[live_head].deadline <= now)
             finish(live_head);
@@ -225,9 +220,16 @@ static void *gate_thread(void *arg)
             refreshed = now;
             refresh_nofile();
         }
-        conn_thread_tick(now);
+        void (*tick)(uint64_t) = atomic_load_explicit(&on_tick, memory_order_acquire);
+        if (tick != NULL)
+            tick(now);
     }
     return NULL;
+}
+
+void gate_thread_on_tick(void (*fn)(uint64_t now_ns))
+{
+    atomic_store_explicit(&on_tick, fn, memory_order_release);
 }
 
 void gate_thread_ensure(void)

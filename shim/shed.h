@@ -1,5 +1,5 @@
 /* shed.h — answering connections the gate sheds, and the connection gate's own
- * thread, which finishes them (and does conn.c's periodic work). */
+ * thread, which finishes them (and does the pause's periodic work). */
 #ifndef SLUICE_SHED_H
 #define SLUICE_SHED_H
 
@@ -15,12 +15,12 @@ void shed_init(void) SLUICE_INTERNAL;
 void shed_connection(int c) SLUICE_INTERNAL;
 /* Starts the thread the first time it is needed (all signals blocked). */
 void gate_thread_ensure(void) SLUICE_INTERNAL;
-/* Wakes it now (conn.c: a pause began or a blocking accept waits). */
+/* Wakes it now (pause.c: a pause began or a blocking accept waits). */
 void gate_thread_kick(void) SLUICE_INTERNAL;
 void shed_atfork_child(void) SLUICE_INTERNAL;
 
-/* What the thread does for conn.c each time it wakes (at least once a second):
- * re-checks held slots while paused and keeps the paused time current. */
-void conn_thread_tick(uint64_t now_ns) SLUICE_INTERNAL;
+/* fn runs on the thread each time it wakes, at least once a second (pause.c:
+ * re-checks held slots while paused and keeps the paused time current). */
+void gate_thread_on_tick(void (*fn)(uint64_t now_ns)) SLUICE_INTERNAL;
 
 #endif

@@ -1,5 +1,5 @@
-/* stats.h — counters and gauges, written in the Prometheus text format to
- * SLUICE_STATS every interval and at exit (statsfile.c replaces the file). */
+/* stats.h — counters and gauges, rendered in the Prometheus text format (the
+ * writer thread, statswriter.c, puts them in SLUICE_STATS). */
 #ifndef SLUICE_STATS_H
 #define SLUICE_STATS_H
 
@@ -47,9 +47,9 @@ extern struct sluice_stats sluice_stats SLUICE_INTERNAL;
 #define STAT_ADD(field, n) atomic_fetch_add_explicit(&sluice_stats.field, (n), memory_order_relaxed)
 #define STAT_SET(field, v) atomic_store_explicit(&sluice_stats.field, (v), memory_order_relaxed)
 
-void stats_start(void) SLUICE_INTERNAL;       /* writer thread, if SLUICE_STATS */
-void stats_write_final(void) SLUICE_INTERNAL; /* the exit rewrite: the last one */
-void stats_atfork_child(void) SLUICE_INTERNAL;
+/* fn runs before each render: a gate that keeps a figure elsewhere copies it
+ * into sluice_stats then. */
+void stats_on_render(void (*fn)(void)) SLUICE_INTERNAL;
 /* Renders the exposition text into buf; returns its length (truncated to cap). */
 size_t stats_render(char *buf, size_t cap) SLUICE_INTERNAL;
 

@@ -18,13 +18,14 @@
 
 #include "procstat.h"
 #include "real.h"
+#include "sys.h"
 
 #define OWN_MAX 8
 static _Atomic pid_t own[OWN_MAX];
 
 void threads_adopt_self(void)
 {
-    pid_t me = (pid_t) syscall(SYS_gettid);
+    pid_t me = sys_gettid();
     for (int i = 0; i < OWN_MAX; i++) {
         pid_t none = 0;
         if (atomic_compare_exchange_strong(&own[i], &none, me))

@@ -4,11 +4,14 @@
  * the uid the process becomes while it still may (statsfile.c says why).
  * Without one they only forward. Group changes need nothing: replacing a file
  * in a sticky directory depends on its owner alone. */
+/* The first call of a wrapper starts the library (real.h, init.c). */
+#define SLUICE_WRAPPER_ROOM 1
 #include "real.h"
 
 #include <stdbool.h>
 
 #include "config.h"
+#include "init.h"
 #include "statsfile.h"
 
 /* Set while this thread is inside one of these calls: a libc that built one on

@@ -1,6 +1,8 @@
 /* wrap_file.c — opens of files by name, and the calls that move data between
  * two descriptors (sendfile, copy_file_range, splice). Opens take a filesystem
  * token; a new descriptor's number is forgotten before it is used. */
+/* The first call of a wrapper starts the library (real.h, init.c). */
+#define SLUICE_WRAPPER_ROOM 1
 #include "real.h"
 
 #include <stdarg.h>

@@ -2,6 +2,8 @@
  * overlay makes hidden events invisible and wakes waits when they return. With
  * nothing hidden (and no internal epoll nested), each is one or two relaxed
  * loads and the real call. */
+/* The first call of a wrapper starts the library (real.h, init.c). */
+#define SLUICE_WRAPPER_ROOM 1
 #include "real.h"
 
 #include "gate.h"

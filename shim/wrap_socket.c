@@ -1,6 +1,8 @@
 /* wrap_socket.c — accept, accept4 and listen: where connections are born and
  * listeners made. The connection gate decides; without it, a new connection is
  * only recorded so the other gates know what it is. */
+/* The first call of a wrapper starts the library (real.h, init.c). */
+#define SLUICE_WRAPPER_ROOM 1
 #include "real.h"
 
 #include "conn.h"

@@ -2,11 +2,12 @@
  * reopening and closing streams, and the variadic fprintf. glibc's streams call
  * the kernel directly, so every stdio call that can reach it is wrapped here or
  * in wrap_table.c (the list is in the README). */
+/* The first call of a wrapper starts the library (real.h, init.c). */
+#define SLUICE_WRAPPER_ROOM 1
 #include "real.h"
 
 #include <stdarg.h>
 
-#include "conn.h"
 #include "fdtab.h"
 #include "gate.h"
 
@@ -50,7 +51,7 @@ static FILE *gated_freopen(const char *path, const char *mode, FILE *stream,
     FILE *f = real_call(path, mode, stream);
     gate_leave_open(&p, f != NULL ? fileno(f) : -1);
     if (held != 0)
-        KEEP_ERRNO(conn_release(held));
+        fdtab_release(held);
     return f;
 }
 
@@ -88,7 +89,7 @@ SLUICE_PUBLIC int fclose(FILE *stream)
     if (gated)
         gate_leave(&p, r);
     if (held != 0)
-        KEEP_ERRNO(conn_release(held));
+        fdtab_release(held);
     return r;
 }
 

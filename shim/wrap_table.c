@@ -1,6 +1,8 @@
 /* wrap_table.c — the wrappers symbols.def can write by itself: input, output
  * and syncs on a descriptor, stdio on a stream, and calls that return a new
  * descriptor. Each is: gates off? forward. Else ask the gate, forward, tell it. */
+/* The first call of a wrapper starts the library (real.h, init.c). */
+#define SLUICE_WRAPPER_ROOM 1
 #include "real.h"
 
 #include "fdtab.h"

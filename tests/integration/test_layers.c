@@ -42,7 +42,7 @@ Test(layers, the_checker_reports_a_call_that_goes_up, .init = find_objects)
     free(out);
 }
 
-Test(layers, every_room_calls_only_down_and_there_is_no_circle, .init = find_objects, .disabled = true)
+Test(layers, every_room_calls_only_down_and_there_is_no_circle, .init = find_objects)
 {
     char *out = NULL;
     int code = run_check(NULL, &out);

@@ -1,0 +1,182 @@
+/* pause.c — pausing the listeners (see pause.h).
+ *
+ * Pause: while every slot holds a connection, governed listeners are hidden
+ * from the program's readiness calls; a non-blocking accept answers EAGAIN
+ * (the connection stays in the kernel's backlog); a blocking accept waits for
+ * a slot (slots_wait). The slot pool calls sync_pause whenever it may have
+ * become full or stopped being full.
+ *
+ * sluice's thread (shed.c) calls pause_tick at least once a second: while
+ * paused it re-checks that each descriptor holding a slot is still the socket
+ * it was (a close sluice did not see must not pause the program forever), and
+ * keeps the paused time current. */
+#include "pause.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "fdtab.h"
+#include "log.h"
+#include "overlay.h"
+#include "shed.h"
+#include "slots.h"
+#include "stats.h"
+#include "sys.h"
+
+#define MAX_LISTENERS 64
+#define RECHECK_MS 1000
+
+static _Atomic int listeners[MAX_LISTENERS];   /* governed listener fd + 1 */
+
+static _Atomic unsigned sync_requests;
+static bool paused_now;                 /* written only by the sync combiner */
+static _Atomic bool paused_flag;
+/* Start of the paused time not yet added to conn_paused_ns (0: none). The
+ * sluice thread adds it every second while paused, so the figure is live. */
+static _Atomic uint64_t paused_mark;
+static uint64_t last_recheck;           /* the thread's own */
+
+/* Slots held by descriptors that are no longer what they were (closed by a raw
+ * system call, io_uring, a library sluice cannot see) are released. A slot is
+ * released only if its descriptor's entry still holds it and its inode did not
+ * change while we looked, so a close and reuse racing with us is left alone. */
+static void recheck(void)
+{
+    int extent = fdtab_extent();
+    for (int fd = 0; fd < extent; fd++) {
+        struct fdent *e = fdtab_peek(fd);
+        if (e == NULL)
+            continue;
+        uint32_t c = atomic_load(&e->conn);
+        if (c == 0)
+            continue;
+        uint64_t ino = atomic_load(&e->ino);
+        struct stat st;
+        int r = fstat(fd, &st);
+        if (r == 0 && (ino == 0 || (uint64_t) st.st_ino == ino))
+            continue;
+        if (r != 0 && errno != EBADF)
+            continue;
+        if (atomic_load(&e->ino) != ino)
+            continue;
+        if (atomic_compare_exchange_strong(&e->conn, &c, 0)) {
+            log_info("descriptor %d was closed unseen: its connection slot is released", fd);
+            conn_release(c);
+        }
+    }
+}
+
+static void pause_tick(uint64_t now)
+{
+    if (last_recheck == 0)
+        last_recheck = now;
+    if (atomic_load(&paused_flag) && now - last_recheck >= RECHECK_MS * 1000000ull) {
+        last_recheck = now;
+        recheck();
+        uint64_t mark = atomic_load(&paused_mark);
+        if (mark != 0 && now > mark && atomic_compare_exchange_strong(&paused_mark, &mark, now))
+            STAT_ADD(conn_paused_ns, (int64_t) (now - mark));
+    }
+}
+
+static bool still_governed_listener(int fd)
+{
+    if (fdtab_kind(fd) != FD_LISTENER)
+        return false;
+    struct fdent *e = fdtab_peek(fd);
+    return e != NULL && (atomic_load(&e->flags) & FDF_GOVERNED);
+}
+
+/* Applies "paused iff every slot holds a connection". A combiner: whoever comes
+ * first applies until no request is left, so concurrent changes (or a signal
+ * handler's close) never leave the listeners in the wrong state, with no lock. */
+static void sync_pause(void)
+{
+    if (atomic_fetch_add(&sync_requests, 1) != 0)
+        return;
+    unsigned mine = 1;
+    for (;;) {
+        bool want = slots_full();
+        if (want != paused_now) {
+            paused_now = want;
+            uint64_t now = sys_mono_ns();
+            if (want) {
+                atomic_store(&paused_mark, now);
+                STAT_ADD(conn_pauses, 1);
+                STAT_SET(conn_paused, 1);
+                atomic_store(&paused_flag, true);
+            } else {
+                uint64_t mark = atomic_exchange(&paused_mark, 0);
+                if (mark != 0)
+                    STAT_ADD(conn_paused_ns, (int64_t) (now - mark));
+                STAT_SET(conn_paused, 0);
+                atomic_store(&paused_flag, false);
+            }
+            if (sluice_cfg.conn_mode == CONN_PAUSE)
+                for (int i = 0; i < MAX_LISTENERS; i++) {
+                    int l = atomic_load(&listeners[i]) - 1;
+                    if (l < 0)
+                        continue;
+                    if (!want) {
+                        overlay_unhide(l, EPOLLIN);
+                    } else if (still_governed_listener(l)) {
+                        overlay_hide(l, EPOLLIN);
+                    } else {
+                        /* Closed since (its number may be a connection now): forget it. */
+                        int expected = l + 1;
+                        atomic_compare_exchange_strong(&listeners[i], &expected, 0);
+                    }
+                }
+            if (want) {
+                gate_thread_ensure();
+                gate_thread_kick();
+            }
+        }
+        unsigned left = atomic_fetch_sub(&sync_requests, mine) - mine;
+        if (left == 0)
+            break;
+        mine = left;
+    }
+}
+
+/* Someone waits for a slot: the thread re-checks held slots meanwhile. */
+static void slot_waiting(void)
+{
+    gate_thread_ensure();
+    gate_thread_kick();
+}
+
+void pause_note_listener(int fd)
+{
+    for (int i = 0; i < MAX_LISTENERS; i++)
+        if (atomic_load(&listeners[i]) == fd + 1)
+            return;
+    for (int i = 0; i < MAX_LISTENERS; i++) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&listeners[i], &expected, fd + 1)) {
+            if (atomic_load(&paused_flag) && sluice_cfg.conn_mode == CONN_PAUSE)
+                overlay_hide(fd, EPOLLIN);
+            return;
+        }
+    }
+}
+
+void pause_init(void)
+{
+    slots_hook_pause(sync_pause, slot_waiting);
+    gate_thread_on_tick(pause_tick);
+}
+
+void pause_atfork_child(void)
+{
+    atomic_store(&sync_requests, 0);
+    paused_now = false;
+    atomic_store(&paused_flag, false);
+    atomic_store(&paused_mark, 0);
+    STAT_SET(conn_paused, 0);
+    last_recheck = 0;
+}

@@ -1,0 +1,16 @@
+/* pause.h — pause mode's listeners: while every busy slot holds a connection,
+ * governed listeners are hidden from the program's readiness calls (and the
+ * paused time counted); sluice's thread re-checks, while paused, that each
+ * slot's descriptor is still the socket it was. */
+#ifndef SLUICE_PAUSE_H
+#define SLUICE_PAUSE_H
+
+#include "common.h"
+
+/* Registers with the slot pool and sluice's thread (conn.c's start-up). */
+void pause_init(void) SLUICE_INTERNAL;
+/* A governed listener the program accepts on (or listens with). */
+void pause_note_listener(int fd) SLUICE_INTERNAL;
+void pause_atfork_child(void) SLUICE_INTERNAL;
+
+#endif

@@ -1,0 +1,251 @@
+/* slots.c — connection objects and busy slots (see slots.h).
+ *
+ * fdtab's `conn` field holds a connection's id+1 for each descriptor of it: dup
+ * adds a reference, each close drops one, the last frees it. The limit counts
+ * busy slots: SLUICE_CONN_MAX entries naming the connection that holds each,
+ * and a count of free ones, which is also the futex word blocking waiters
+ * sleep on. Waiters are woken one per freed slot, oldest first (the kernel's
+ * futex queue is FIFO). A freed slot wakes at once: the futex for blocking
+ * waiters, the idle queue (hook), then the pause (hook) for listeners. */
+#include "slots.h"
+
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "stats.h"
+#include "sys.h"
+
+static struct conn *objs;
+static uint32_t cap;
+static _Atomic uint32_t conn_hint;
+static _Atomic uint32_t *busy_slot;       /* per busy slot: connection id + 1 */
+static uint32_t nslots;
+static _Atomic uint32_t free_slots;       /* futex word */
+static _Atomic uint32_t slot_hint;
+static _Atomic uint32_t slots_in_use;     /* busy slots bound to a connection */
+static _Atomic int slot_waiters;
+
+static struct {
+    void (*_Atomic slot_freed)(void);
+    void (*_Atomic conn_freed)(uint32_t st);
+    void (*_Atomic fullness)(void);
+    void (*_Atomic waiting)(void);
+} hooks;
+
+#define HOOK(name) atomic_load_explicit(&hooks.name, memory_order_acquire)
+
+void slots_hook_idle(void (*slot_freed)(void), void (*conn_freed)(uint32_t st))
+{
+    atomic_store_explicit(&hooks.slot_freed, slot_freed, memory_order_release);
+    atomic_store_explicit(&hooks.conn_freed, conn_freed, memory_order_release);
+}
+
+void slots_hook_pause(void (*fullness)(void), void (*waiting)(void))
+{
+    atomic_store_explicit(&hooks.fullness, fullness, memory_order_release);
+    atomic_store_explicit(&hooks.waiting, waiting, memory_order_release);
+}
+
+int slots_init(uint32_t n, uint32_t conns)
+{
+    void *m = mmap(NULL, sizeof(struct conn) * conns, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *b = mmap(NULL, sizeof(uint32_t) * n, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED || b == MAP_FAILED) {
+        if (m != MAP_FAILED)
+            munmap(m, sizeof(struct conn) * conns);
+        if (b != MAP_FAILED)
+            munmap(b, sizeof(uint32_t) * n);
+        return -1;
+    }
+    objs = m;
+    cap = conns;
+    busy_slot = b;
+    nslots = n;
+    atomic_store(&free_slots, n);
+    return 0;
+}
+
+uint32_t slots_count(void)
+{
+    return nslots;
+}
+
+uint32_t slots_conns(void)
+{
+    return cap;
+}
+
+struct conn *slots_conn(uint32_t cid)
+{
+    return cid < cap ? &objs[cid] : NULL;
+}
+
+/* A busy slot's entry during an accept, before it knows its connection. */
+#define SLOT_RESERVED UINT32_MAX
+
+uint32_t slots_holder(uint32_t s)
+{
+    uint32_t v = s < nslots ? atomic_load_explicit(&busy_slot[s], memory_order_relaxed) : 0;
+    return v == SLOT_RESERVED || v - 1 >= cap ? 0 : v;
+}
+
+bool slots_full(void)
+{
+    return atomic_load(&slots_in_use) >= nslots;
+}
+
+int64_t slots_reserve(void)
+{
+    uint32_t f = atomic_load(&free_slots);
+    do {
+        if (f == 0)
+            return -1;
+    } while (!atomic_compare_exchange_weak(&free_slots, &f, f - 1));
+    /* An empty entry exists: free_slots is counted up only after one empties. */
+    for (uint32_t i = atomic_load(&slot_hint);; i++) {
+        uint32_t id = i % nslots, zero = 0;
+        if (atomic_load_explicit(&busy_slot[id], memory_order_relaxed) == 0
+            && atomic_compare_exchange_strong(&busy_slot[id], &zero, SLOT_RESERVED)) {
+            atomic_store_explicit(&slot_hint, id + 1, memory_order_relaxed);
+            return id;
+        }
+    }
+}
+
+void slots_bind(uint32_t s, uint32_t cid)
+{
+    atomic_store(&busy_slot[s], cid + 1);
+}
+
+/* Empties busy slot s (its owner's to empty), counts it free, wakes one waiter. */
+void slots_untake(uint32_t s)
+{
+    atomic_store(&busy_slot[s], 0);
+    atomic_fetch_add(&free_slots, 1);
+    if (atomic_load(&slot_waiters) != 0)
+        sys_futex_wake(&free_slots, 1, true);
+}
+
+int64_t slots_take(uint32_t cid)
+{
+    int64_t s = slots_reserve();
+    if (s >= 0)
+        slots_bind((uint32_t) s, cid);
+    return s;
+}
+
+void slots_held(void)
+{
+    STAT_ADD(conn_busy, 1);
+    if (atomic_fetch_add(&slots_in_use, 1) + 1 >= nslots) {
+        void (*fullness)(void) = HOOK(fullness);
+        if (fullness != NULL)
+            fullness();
+    }
+}
+
+void slots_release(uint32_t s)
+{
+    STAT_ADD(conn_busy, -1);
+    uint32_t before = atomic_fetch_sub(&slots_in_use, 1);
+    slots_untake(s);
+    /* Idle connections that asked first get it before the listeners wake. */
+    void (*slot_freed)(void) = HOOK(slot_freed);
+    if (slot_freed != NULL)
+        slot_freed();
+    void (*fullness)(void) = HOOK(fullness);
+    if (before >= nslots && fullness != NULL)
+        fullness();
+}
+
+int64_t slots_new_conn(void)
+{
+    uint32_t hint = atomic_load_explicit(&conn_hint, memory_order_relaxed);
+    for (uint32_t n = 0; n < cap; n++) {
+        uint32_t id = (hint + n) % cap, zero = 0;
+        if (atomic_load_explicit(&objs[id].alloc, memory_order_relaxed) == 0
+            && atomic_compare_exchange_strong(&objs[id].alloc, &zero, 1)) {
+            atomic_store_explicit(&conn_hint, id + 1, memory_order_relaxed);
+            return id;
+        }
+    }
+    return -1;
+}
+
+void conn_release(uint32_t id_plus_one)
+{
+    uint32_t cid = id_plus_one - 1;
+    if (cid >= cap)
+        return;
+    struct conn *c = &objs[cid];
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    int saved = errno;
+    uint32_t st = atomic_exchange(&c->st, 0);
+    void (*conn_freed)(uint32_t) = HOOK(conn_freed);
+    if (conn_freed != NULL)
+        conn_freed(st);
+    STAT_ADD(conn_in_flight, -1);
+    /* Free the object before the slot: the accept the slot wakes needs one. */
+    atomic_store(&c->alloc, 0);
+    if (conn_st_busy(st))
+        slots_release(conn_st_slot(st));
+    else
+        STAT_ADD(conn_idle, -1);
+    errno = saved;
+}
+
+void conn_addref(uint32_t id_plus_one)
+{
+    if (id_plus_one - 1 < cap)
+        atomic_fetch_add(&objs[id_plus_one - 1].refs, 1);
+}
+
+/* Waits for a free slot as accept on listener fd would wait for a connection.
+ * Without SO_RCVTIMEO the futex wait has no timeout, so a signal makes it fail
+ * with EINTR or restart exactly as the kernel decides for accept (SA_RESTART).
+ * With SO_RCVTIMEO, accept gives EAGAIN at the timeout and EINTR on any
+ * handled signal; a timed futex wait does the same. */
+int slots_wait(int fd)
+{
+    struct timeval tv = { 0, 0 };
+    socklen_t tvlen = sizeof tv;
+    getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tvlen);
+    uint64_t span = (uint64_t) tv.tv_sec * 1000000000u + (uint64_t) tv.tv_usec * 1000u;
+    uint64_t deadline = span != 0 ? sys_mono_ns() + span : 0;
+    atomic_fetch_add(&slot_waiters, 1);
+    void (*waiting)(void) = HOOK(waiting);
+    if (waiting != NULL)
+        waiting();
+    int r = 0;
+    while (atomic_load(&free_slots) == 0) {
+        if (deadline != 0 && sys_mono_ns() >= deadline) {
+            errno = EAGAIN;
+            r = -1;
+            break;
+        }
+        if (sys_futex_wait(&free_slots, 0, deadline, true) == EINTR) {
+            r = -1;
+            break;
+        }
+    }
+    atomic_fetch_sub(&slot_waiters, 1);
+    return r;
+}
+
+void slots_atfork_child(void)
+{
+    if (objs != NULL) {
+        /* Zero pages again without touching the untouched ones. */
+        madvise(objs, sizeof(struct conn) * cap, MADV_DONTNEED);
+        madvise(busy_slot, sizeof(uint32_t) * nslots, MADV_DONTNEED);
+    }
+    atomic_store(&conn_hint, 0);
+    atomic_store(&free_slots, nslots);
+    atomic_store(&slots_in_use, 0);
+    atomic_store(&slot_waiters, 0);
+}

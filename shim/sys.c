@@ -1,0 +1,54 @@
+/* sys.c — clock, futex, thread id and the non-blocking probe (see sys.h). They
+ * sit here, once, because every gate needs them: a copy per gate is a copy
+ * that can drift (a futex wait through sluice's own syscall() wrapper, say). */
+#include "sys.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "real.h"
+
+uint64_t sys_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+int sys_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline_ns, bool private_futex)
+{
+    struct timespec ts, *tp = NULL;
+    if (deadline_ns != 0) {
+        ts.tv_sec = (time_t) (deadline_ns / 1000000000u);
+        ts.tv_nsec = (long) (deadline_ns % 1000000000u);
+        tp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline: a wait
+     * that restarts after a signal does not stretch its timeout. */
+    int op = FUTEX_WAIT_BITSET | (private_futex ? FUTEX_PRIVATE_FLAG : 0);
+    if (REAL(syscall)(SYS_futex, (long) word, (long) op, (long) val, (long) tp, 0L,
+                      (long) FUTEX_BITSET_MATCH_ANY) == 0)
+        return 0;
+    return errno == EAGAIN ? 0 : errno;
+}
+
+void sys_futex_wake(_Atomic uint32_t *word, int n, bool private_futex)
+{
+    int op = FUTEX_WAKE | (private_futex ? FUTEX_PRIVATE_FLAG : 0);
+    KEEP_ERRNO(REAL(syscall)(SYS_futex, (long) word, (long) op, (long) n, 0L, 0L, 0L));
+}
+
+pid_t sys_gettid(void)
+{
+    return (pid_t) REAL(syscall)(SYS_gettid);
+}
+
+bool sys_nonblocking(int fd)
+{
+    int saved = errno;
+    int fl = REAL(fcntl)(fd, F_GETFL, 0);
+    errno = saved;
+    return fl >= 0 && (fl & O_NONBLOCK);
+}
