@@ -14,20 +14,16 @@
  * epoll instance, nested in the program's instances under a data value only
  * sluice owns; its events are consumed in the epoll_wait wrapper.
  *
- * poll/select: while something is hidden the request is rewritten (hidden events
- * removed) plus the calling thread's own eventfd, written by every unhide. A
- * waiter registers its eventfd before it resets it and reads what is hidden, so
- * an unhide can never fall between its look and its sleep. */
+ * poll/select (overlay_poll.c): while something is hidden the request is
+ * rewritten (hidden events removed) plus the calling thread's own eventfd,
+ * which every unhide here writes (overlay_waiters.c keeps them). */
 #include "real.h"
 
 #include "overlay.h"
 
-#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 
 #include "fdtab.h"
 #include "gate.h"
@@ -140,62 +136,12 @@ static void apply_reg(int fd, struct ep_reg *reg, uint32_t hidden, bool hiding)
     atomic_store(&reg->events, ev);
 }
 
-/* --- poll/select waiters ---------------------------------------------------- */
-
-#define MAX_WAITERS 128
-static _Atomic int waiter_efd[MAX_WAITERS];   /* eventfd + 1 of a thread waiting now */
-static __thread int my_efd = -1;
-static pthread_key_t efd_key;
-static pthread_once_t efd_key_once = PTHREAD_ONCE_INIT;
-
-static void close_thread_efd(void *p)
-{
-    int fd = (int) (intptr_t) p - 1;
-    if (fd >= 0)
-        fdtab_close_own(fd);
-}
-
-static void make_key(void)
-{
-    pthread_key_create(&efd_key, close_thread_efd);
-}
-
-static int thread_efd(void)
-{
-    if (my_efd < 0) {
-        my_efd = REAL(eventfd)(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (my_efd >= 0) {
-            fdtab_own(my_efd);
-            pthread_once(&efd_key_once, make_key);
-            pthread_setspecific(efd_key, (void *) (intptr_t) (my_efd + 1));
-        }
-    }
-    return my_efd;
-}
-
-static void wake_waiters(void)
-{
-    uint64_t one = 1;
-    for (int i = 0; i < MAX_WAITERS; i++) {
-        int v = atomic_load(&waiter_efd[i]);
-        if (v != 0)
-            KEEP_ERRNO((void) !REAL(write)(v - 1, &one, sizeof one));
-    }
-}
-
-static int waiter_register(int efd)
-{
-    if (efd < 0)
-        return -1;
-    for (int i = 0; i < MAX_WAITERS; i++) {
-        int expected = 0;
-        if (atomic_compare_exchange_strong(&waiter_efd[i], &expected, efd + 1))
-            return i;
-    }
-    return -1;
-}
-
 /* --- the gates' side ---------------------------------------------------------- */
+
+int overlay_writable_epfd(void)
+{
+    return atomic_load(&ov_epfd);
+}
 
 void overlay_init(void)
 {
@@ -244,13 +190,13 @@ void overlay_unhide(int fd, uint32_t events)
     }
     unlock_fd(e);
     if (now != old)
-        wake_waiters();
+        overlay_wake_waiters();
     errno = saved;
 }
 
 void overlay_poke(void)
 {
-    wake_waiters();
+    overlay_wake_waiters();
 }
 
 /* Edge-triggered epoll reports a descriptor only when its readiness changes, so
@@ -343,7 +289,7 @@ void overlay_unwatch(int fd)
 }
 
 /* Calls the gates back for every watched socket that became writable. */
-static void dispatch_writable(void)
+void overlay_dispatch_writable(void)
 {
     int ov = atomic_load(&ov_epfd);
     if (ov < 0)
@@ -387,14 +333,7 @@ void overlay_atfork_child(void)
         }
     }
     atomic_store(&overlay_hidden_fds, 0);
-    for (int i = 0; i < MAX_WAITERS; i++)
-        atomic_store(&waiter_efd[i], 0);
-    if (my_efd >= 0) {
-        fdtab_close_own(my_efd);
-        my_efd = -1;
-        pthread_once(&efd_key_once, make_key);
-        pthread_setspecific(efd_key, NULL);
-    }
+    overlay_waiters_atfork_child();
     int ov = atomic_exchange(&ov_epfd, -1);
     if (ov >= 0)
         fdtab_close_own(ov);
@@ -479,21 +418,11 @@ int overlay_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
     return r;
 }
 
-static uint64_t ts_ns(const struct timespec *t)
-{
-    return (uint64_t) t->tv_sec * 1000000000u + (uint64_t) t->tv_nsec;
-}
-
-static struct timespec ns_ts(uint64_t ns)
-{
-    return (struct timespec) { .tv_sec = (time_t) (ns / 1000000000u), .tv_nsec = (long) (ns % 1000000000u) };
-}
-
 int overlay_epoll_wait(enum ep_variant v, int epfd, struct epoll_event *events, int maxevents,
                        int timeout_ms, const struct timespec *timeout, const sigset_t *sigmask)
 {
     bool forever = v == EP_PWAIT2 ? timeout == NULL : timeout_ms < 0;
-    uint64_t span = v == EP_PWAIT2 ? (timeout ? ts_ns(timeout) : 0) : (uint64_t) (timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    uint64_t span = v == EP_PWAIT2 ? (timeout ? sys_ts_ns(timeout) : 0) : (uint64_t) (timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
     uint64_t deadline = sys_mono_ns() + span;
     int saved = errno;
     for (;;) {
@@ -501,7 +430,7 @@ int overlay_epoll_wait(enum ep_variant v, int epfd, struct epoll_event *events, 
         uint64_t left = forever ? 0 : (deadline > now ? deadline - now : 0);
         int r;
         if (v == EP_PWAIT2) {
-            struct timespec t = ns_ts(left);
+            struct timespec t = sys_ns_ts(left);
             r = REAL(epoll_pwait2)(epfd, events, maxevents, forever ? NULL : &t, sigmask);
         } else {
             int ms = forever ? -1 : (int) ((left + 999999u) / 1000000u);
@@ -519,184 +448,10 @@ int overlay_epoll_wait(enum ep_variant v, int epfd, struct epoll_event *events, 
                 events[kept++] = events[i];
         }
         if (ours)
-            dispatch_writable();
+            overlay_dispatch_writable();
         if (kept > 0 || (!forever && sys_mono_ns() >= deadline)) {
             errno = saved;
             return kept;
         }
     }
-}
-
-static uint32_t hidden_of(int fd)
-{
-    struct fdent *e = fdtab_peek(fd);
-    return e != NULL ? atomic_load_explicit(&e->hidden, memory_order_relaxed) : 0;
-}
-
-static short poll_mask_of(uint32_t hidden)
-{
-    short m = 0;
-    if (hidden & EPOLLIN)
-        m |= POLLIN | POLLRDNORM | POLLRDBAND;
-    if (hidden & EPOLLOUT)
-        m |= POLLOUT | POLLWRNORM | POLLWRBAND;
-    return m;
-}
-
-/* The rewritten wait: loops on sluice-only wakes until the program has a result,
- * its timeout passes, or a signal comes. */
-static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
-                     const sigset_t *sigmask)
-{
-    struct pollfd stackbuf[256];
-    struct pollfd *buf = nfds + 2 <= 256 ? stackbuf : malloc((nfds + 2) * sizeof *buf);
-    if (buf == NULL)
-        return REAL(ppoll)(fds, nfds, timeout, sigmask);
-    int saved = errno;
-    int efd = thread_efd();
-    int slot = waiter_register(efd);
-    uint64_t deadline = timeout != NULL ? sys_mono_ns() + ts_ns(timeout) : 0;
-    int result;
-    for (;;) {
-        uint64_t junk;
-        if (efd >= 0)
-            (void) !REAL(read)(efd, &junk, sizeof junk);
-        for (nfds_t i = 0; i < nfds; i++) {
-            buf[i] = fds[i];
-            if (fds[i].fd >= 0)
-                buf[i].events &= (short) ~poll_mask_of(hidden_of(fds[i].fd));
-        }
-        nfds_t n = nfds;
-        if (efd >= 0)
-            buf[n++] = (struct pollfd) { .fd = efd, .events = POLLIN };
-        int ov = atomic_load(&ov_epfd);
-        nfds_t ovi = n;
-        if (ov >= 0)
-            buf[n++] = (struct pollfd) { .fd = ov, .events = POLLIN };
-        struct timespec left, *tp = NULL;
-        if (timeout != NULL) {
-            uint64_t now = sys_mono_ns();
-            left = ns_ts(deadline > now ? deadline - now : 0);
-            tp = &left;
-        }
-        struct timespec cap = { 0, 100000000 };
-        if (slot < 0 && (tp == NULL || ts_ns(tp) > ts_ns(&cap)))
-            tp = &cap;   /* no eventfd to wake us: look again now and then */
-        int r = REAL(ppoll)(buf, n, tp, sigmask);
-        if (r < 0) {
-            result = -1;
-            saved = errno;
-            break;
-        }
-        if (ov >= 0 && buf[ovi].revents)
-            dispatch_writable();
-        int count = 0;
-        for (nfds_t i = 0; i < nfds; i++) {
-            fds[i].revents = buf[i].revents;
-            count += buf[i].revents != 0;
-        }
-        if (count > 0 || (timeout != NULL && sys_mono_ns() >= deadline)) {
-            result = count;
-            break;
-        }
-        if (efd >= 0 && (buf[nfds].revents & POLLNVAL)) {
-            /* The program closed our eventfd (closefrom, say): make another. */
-            if (slot >= 0)
-                atomic_store(&waiter_efd[slot], 0);
-            my_efd = -1;
-            efd = thread_efd();
-            slot = waiter_register(efd);
-        }
-    }
-    if (slot >= 0)
-        atomic_store(&waiter_efd[slot], 0);
-    if (buf != stackbuf)
-        free(buf);
-    errno = saved;
-    return result;
-}
-
-int overlay_poll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
-                 const sigset_t *sigmask)
-{
-    bool any = false;
-    for (nfds_t i = 0; i < nfds && !any; i++)
-        any = fds[i].fd >= 0 && (fds[i].events & poll_mask_of(hidden_of(fds[i].fd))) != 0;
-    if (!any)
-        return -2;
-    return poll_core(fds, nfds, timeout, sigmask);
-}
-
-int overlay_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
-                   const struct timespec *timeout, const sigset_t *sigmask,
-                   struct timespec *left)
-{
-    if (nfds > FD_SETSIZE)
-        nfds = FD_SETSIZE;
-    bool any = false;
-    int count = 0;
-    for (int fd = 0; fd < nfds; fd++) {
-        bool r = readfds && FD_ISSET(fd, readfds), w = writefds && FD_ISSET(fd, writefds);
-        bool x = exceptfds && FD_ISSET(fd, exceptfds);
-        if (!(r || w || x))
-            continue;
-        count++;
-        uint32_t h = hidden_of(fd);
-        if ((r && (h & EPOLLIN)) || (w && (h & EPOLLOUT)))
-            any = true;
-    }
-    if (!any)
-        return -2;
-    struct pollfd pf[FD_SETSIZE];
-    int n = 0;
-    for (int fd = 0; fd < nfds; fd++) {
-        short ev = 0;
-        if (readfds && FD_ISSET(fd, readfds))
-            ev |= POLLIN;
-        if (writefds && FD_ISSET(fd, writefds))
-            ev |= POLLOUT;
-        if (exceptfds && FD_ISSET(fd, exceptfds))
-            ev |= POLLPRI;
-        if (ev != 0)
-            pf[n++] = (struct pollfd) { .fd = fd, .events = ev };
-    }
-    (void) count;
-    uint64_t start = sys_mono_ns();
-    int r = poll_core(pf, (nfds_t) n, timeout, sigmask);
-    if (left != NULL && timeout != NULL) {
-        uint64_t spent = sys_mono_ns() - start, total = ts_ns(timeout);
-        *left = ns_ts(spent < total ? total - spent : 0);
-    }
-    if (r < 0)
-        return r;
-    for (int i = 0; i < n; i++)
-        if (pf[i].revents & POLLNVAL) {
-            errno = EBADF;
-            return -1;
-        }
-    if (readfds)
-        FD_ZERO(readfds);
-    if (writefds)
-        FD_ZERO(writefds);
-    if (exceptfds)
-        FD_ZERO(exceptfds);
-    int bits = 0;
-    for (int i = 0; i < n; i++) {
-        short re = pf[i].revents, ev = pf[i].events;
-        uint32_t h = hidden_of(pf[i].fd);
-        short rd = (h & EPOLLIN) ? (POLLIN | POLLRDNORM) : (POLLIN | POLLRDNORM | POLLHUP | POLLERR);
-        if ((ev & POLLIN) && (re & rd)) {
-            FD_SET(pf[i].fd, readfds);
-            bits++;
-        }
-        if ((ev & POLLOUT) && (re & (POLLOUT | POLLWRNORM | POLLERR))) {
-            FD_SET(pf[i].fd, writefds);
-            bits++;
-        }
-        if ((ev & POLLPRI) && (re & POLLPRI)) {
-            FD_SET(pf[i].fd, exceptfds);
-            bits++;
-        }
-    }
-    return bits;
 }

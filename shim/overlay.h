@@ -2,7 +2,9 @@
  * (or EPOLLOUT) on fd" and "unhide"; the program's own epoll/poll/select calls
  * then agree, and a waiting loop is woken when something is unhidden or when a
  * socket sluice watches becomes writable. Implemented in overlay.c (epoll
- * bookkeeping, hide/unhide, the rewritten poll) and wrap_poll.c (the wrappers). */
+ * bookkeeping, hide/unhide), overlay_poll.c (the rewritten poll and select),
+ * overlay_waiters.c (the eventfds that wake them) and wrap_poll.c (the
+ * wrappers). */
 #ifndef SLUICE_OVERLAY_H
 #define SLUICE_OVERLAY_H
 
@@ -67,5 +69,23 @@ int overlay_poll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout
 int overlay_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
                    const struct timespec *timeout, const sigset_t *sigmask,
                    struct timespec *left) SLUICE_INTERNAL;
+
+/* --- between overlay.c, overlay_poll.c and overlay_waiters.c --------------- */
+
+/* Writes every registered waiter's eventfd: something was unhidden. */
+void overlay_wake_waiters(void) SLUICE_INTERNAL;
+/* In a child: the parent's eventfds are not the child's to write or wait on. */
+void overlay_waiters_atfork_child(void) SLUICE_INTERNAL;
+
+/* Registers this thread's eventfd (*efd, -1 if none) to be written by every
+ * unhide; returns the registration (-1 if none), for overlay_waiter_end. */
+int overlay_waiter_begin(int *efd) SLUICE_INTERNAL;
+void overlay_waiter_end(int slot) SLUICE_INTERNAL;
+/* The program closed the thread's eventfd: a new one, registered anew. */
+int overlay_waiter_renew(int slot, int *efd) SLUICE_INTERNAL;
+/* The internal epoll instance of writable watches (-1 if none yet), and the
+ * call that hands its events to the gate that watches. */
+int overlay_writable_epfd(void) SLUICE_INTERNAL;
+void overlay_dispatch_writable(void) SLUICE_INTERNAL;
 
 #endif

@@ -9,7 +9,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 #include "common.h"
+
+/* A timespec in nanoseconds, and back. */
+static inline uint64_t sys_ts_ns(const struct timespec *t)
+{
+    return (uint64_t) t->tv_sec * 1000000000u + (uint64_t) t->tv_nsec;
+}
+
+static inline struct timespec sys_ns_ts(uint64_t ns)
+{
+    return (struct timespec) { .tv_sec = (time_t) (ns / 1000000000u), .tv_nsec = (long) (ns % 1000000000u) };
+}
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t sys_mono_ns(void) SLUICE_INTERNAL;
