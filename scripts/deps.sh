@@ -4,7 +4,8 @@
 set -eu
 pkgs="build-essential libcriterion-dev libbsd-dev libffi-dev pkg-config iproute2 procps psmisc
 strace valgrind python3 redis-server redis-tools nginx-light curl wrk
-python3-fastapi python3-uvicorn python3-aiohttp clang"
+python3-fastapi python3-uvicorn python3-aiohttp clang
+nodejs openjdk-17-jdk-headless ruby ruby-webrick puma lighttpd haproxy memcached python3-uvloop"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -1,0 +1,961 @@
+/* test_servers.c — the servers people run, each under every gate that applies,
+ * watched from outside with one client-side routine per gate:
+ *   pause: SLUICE_CONN_MAX=4, 40 clients that send a request and hold: exactly 4
+ *          served, 36 in the accept queue, the server's CPU ~0, one close admits
+ *          exactly one, all 40 served in the end;
+ *   shed:  (HTTP) over 4, every client gets a whole 503 with Retry-After, and the
+ *          server still answers afterwards;
+ *   drain: SLUICE_WRITE_HIGH=64K, a client that asks for 16 MiB and reads nothing
+ *          for 1.5 s sees the server's unsent bytes stay near the mark (ss -tni),
+ *          then gets every byte (checked against the generator) about as fast as
+ *          bare;
+ *   transparency: preloaded with no setting, the same answers, the same exit
+ *          status on SIGTERM and no extra stderr line.
+ * Servers: node (http, net), Java 17 (NIO selector, com.sun.net.httpserver),
+ * WEBrick, puma, lighttpd, haproxy, memcached, nginx (sendfile on/off,
+ * proxy_pass), uvicorn on uvloop. Configs and scripts: tests/helpers/servers/. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers/drain_gen.h"
+#include "testlib.h"
+
+#define KiB 1024L
+#define MiB (1024L * 1024L)
+#define NCLIENTS 40
+#define LIMIT 4
+#define BIG (16 * MiB)
+#define PY "/usr/bin/python3"
+
+/* --- what a test started, so that a failed assertion leaves nothing behind --- */
+
+static pid_t children[8];
+static int nchildren;
+static char temp_dirs[4][64];
+static int ntemp;
+
+static struct t_proc spawn(const char *const *argv, const char *const *env, bool preload)
+{
+    struct t_proc p = t_spawn(argv, env, preload);
+    if (p.pid > 0 && nchildren < 8)
+        children[nchildren++] = p.pid;
+    return p;
+}
+
+static void leave_nothing_behind(void)
+{
+    for (int i = 0; i < nchildren; i++) {
+        if (waitpid(children[i], NULL, WNOHANG) != 0)
+            continue;   /* reaped already: not ours to signal */
+        kill(children[i], SIGTERM);
+        for (int t = 0; t < 40 && waitpid(children[i], NULL, WNOHANG) == 0; t++)
+            t_sleep_ms(50);
+        if (waitpid(children[i], NULL, WNOHANG) == 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+        }
+    }
+    nchildren = 0;
+    for (int i = 0; i < ntemp; i++) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%.63s'", temp_dirs[i]);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", temp_dirs[i]);
+    }
+    ntemp = 0;
+}
+
+TestSuite(servers, .fini = leave_nothing_behind);
+
+/* --- the servers ------------------------------------------------------------- */
+
+struct site;
+
+struct server {
+    const char *name;
+    const char *needs;        /* a file that must exist or a command that must succeed
+                                 (the package is installed), else skip */
+    void (*setup)(struct site *);   /* writes configs, fills argv */
+    const char *request;      /* one small request */
+    const char *answer;       /* what the answer to it starts with */
+    const char *big_request;  /* asks for the 16 MiB file */
+    const char *head_end;     /* what ends the big answer's head ("" if none) */
+    bool http;
+    bool upstream;            /* needs a bare upstream on upport (python http.server) */
+    void (*prime)(struct site *);   /* after it listens, before the clients */
+};
+
+struct site {
+    const struct server *sv;
+    char dir[64], big[96];
+    int port, upport;
+    struct t_proc proc, up;
+    char conf[128], big_env[128];
+    char args[20][256];
+    const char *argv[24];
+    const char *env[8];
+};
+
+static void arg(struct site *s, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void arg(struct site *s, int i, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->args[i], sizeof s->args[i], fmt, ap);
+    va_end(ap);
+    s->argv[i] = s->args[i];
+}
+
+static void argv_of(struct site *s, const char *const *list)
+{
+    int i = 0;
+    for (; list[i] != NULL; i++)
+        arg(s, i, "%s", list[i]);
+    s->argv[i] = NULL;
+}
+
+/* Writes tests/helpers/servers/NAME.in into the site's dir as NAME with @DIR@,
+ * @PORT@, @UPPORT@ and @SENDFILE@ filled in; returns its path. */
+static const char *config_from(struct site *s, const char *name, const char *sendfile)
+{
+    char in[256];
+    snprintf(in, sizeof in, "tests/helpers/servers/%s.in", name);
+    FILE *f = fopen(t_source(in), "r");
+    cr_assert_not_null(f, "%s", in);
+    static char text[8192], out[12288];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    char port[16], upport[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    snprintf(upport, sizeof upport, "%d", s->upport);
+    const char *keys[] = { "@DIR@", "@PORT@", "@UPPORT@", "@SENDFILE@" };
+    const char *values[] = { s->dir, port, upport, sendfile != NULL ? sendfile : "on" };
+    size_t o = 0;
+    for (const char *p = text; *p != '\0' && o < sizeof out - 128;) {
+        int k = 0;
+        while (k < 4 && strncmp(p, keys[k], strlen(keys[k])) != 0)
+            k++;
+        if (k < 4) {
+            o += (size_t) snprintf(out + o, sizeof out - o, "%s", values[k]);
+            p += strlen(keys[k]);
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    snprintf(s->conf, sizeof s->conf, "%s/%s", s->dir, name);
+    f = fopen(s->conf, "w");
+    cr_assert_not_null(f);
+    fputs(out, f);
+    fclose(f);
+    return s->conf;
+}
+
+static const char *helper_script(const char *name)
+{
+    static char path[4][256];
+    static int next;
+    char rel[128];
+    snprintf(rel, sizeof rel, "tests/helpers/servers/%s", name);
+    char *p = path[next++ % 4];
+    snprintf(p, 256, "%s", t_source(rel));
+    return p;
+}
+
+static void setup_node_http(struct site *s)
+{
+    const char *a[] = { "node", helper_script("node_http.js"), "", s->big, NULL };
+    argv_of(s, a);
+    arg(s, 2, "%d", s->port);
+}
+
+static void setup_node_net(struct site *s)
+{
+    const char *a[] = { "node", helper_script("node_net.js"), "", s->big, NULL };
+    argv_of(s, a);
+    arg(s, 2, "%d", s->port);
+}
+
+/* The Java sources, compiled once per build into BUILD/servers-java. */
+static const char *java_classes(void)
+{
+    static char dir[256];
+    snprintf(dir, sizeof dir, "%s/servers-java", SLUICE_BUILD_DIR);
+    const char *names[] = { "JavaNio", "JavaHttp" };
+    for (int i = 0; i < 2; i++) {
+        char src[256], cls[300];
+        snprintf(src, sizeof src, "%s", helper_script(names[i]));
+        strcat(src, ".java");
+        snprintf(cls, sizeof cls, "%s/%s.class", dir, names[i]);
+        struct stat a, b;
+        cr_assert_eq(stat(src, &a), 0, "%s", src);
+        if (stat(cls, &b) == 0 && b.st_mtime >= a.st_mtime)
+            continue;
+        const char *argv[] = { "javac", "-d", dir, src, NULL };
+        char *err = NULL;
+        int rc = t_run(argv, NULL, false, 60000, NULL, &err);
+        cr_assert_eq(rc, 0, "javac %s: %s", src, err);
+        free(err);
+    }
+    return dir;
+}
+
+static void setup_java(struct site *s, const char *cls)
+{
+    const char *a[] = { "java", "-Dsun.net.httpserver.idleInterval=60", "-cp", java_classes(), cls,
+                        "", s->big, NULL };
+    argv_of(s, a);
+    arg(s, 5, "%d", s->port);
+}
+
+static void setup_java_nio(struct site *s)
+{
+    setup_java(s, "JavaNio");
+}
+
+static void setup_java_http(struct site *s)
+{
+    setup_java(s, "JavaHttp");
+}
+
+static void setup_webrick(struct site *s)
+{
+    const char *a[] = { "ruby", helper_script("webrick.rb"), "", s->big, NULL };
+    argv_of(s, a);
+    arg(s, 2, "%d", s->port);
+}
+
+static void setup_puma(struct site *s)
+{
+    const char *a[] = { "puma", "-b", "", "-t", "4:4", "-e", "production", "--no-config",
+                        helper_script("puma.ru"), NULL };
+    argv_of(s, a);
+    arg(s, 2, "tcp://127.0.0.1:%d", s->port);
+    snprintf(s->big_env, sizeof s->big_env, "SERVERS_BIG=%s", s->big);
+    s->env[0] = s->big_env;
+}
+
+static void setup_lighttpd(struct site *s)
+{
+    const char *conf = config_from(s, "lighttpd.conf", NULL);
+    const char *a[] = { "lighttpd", "-D", "-f", conf, NULL };
+    argv_of(s, a);
+}
+
+static void setup_haproxy(struct site *s)
+{
+    const char *conf = config_from(s, "haproxy.cfg", NULL);
+    const char *a[] = { "haproxy", "-db", "-f", conf, NULL };
+    argv_of(s, a);
+}
+
+static void setup_memcached(struct site *s)
+{
+    const char *a[] = { "memcached", "-l", "127.0.0.1", "-p", "", "-U", "0", "-u", "root",
+                        "-m", "256", "-I", "32m", NULL };
+    argv_of(s, a);
+    arg(s, 4, "%d", s->port);
+}
+
+static void setup_nginx_with(struct site *s, const char *sendfile)
+{
+    const char *conf = config_from(s, "nginx.conf", sendfile);
+    const char *a[] = { "nginx", "-p", s->dir, "-c", conf, "-e", "", NULL };
+    argv_of(s, a);
+    arg(s, 6, "%s/error.log", s->dir);
+}
+
+static void setup_nginx(struct site *s)
+{
+    setup_nginx_with(s, "on");
+}
+
+static void setup_nginx_sendfile_off(struct site *s)
+{
+    setup_nginx_with(s, "off");
+}
+
+static void setup_uvicorn(struct site *s)
+{
+    const char *a[] = { PY, "-m", "uvicorn", "--loop", "uvloop", "--app-dir",
+                        helper_script(""), "asgi_app:app", "--host", "127.0.0.1", "--port", "",
+                        "--timeout-keep-alive", "60", "--log-level", "warning", NULL };
+    argv_of(s, a);
+    arg(s, 11, "%d", s->port);
+    snprintf(s->big_env, sizeof s->big_env, "SERVERS_BIG=%s", s->big);
+    s->env[0] = s->big_env;
+}
+
+/* memcached holds the big value only once a client has stored it. */
+static void prime_memcached(struct site *s)
+{
+    int c = t_connect(s->port);
+    cr_assert_geq(c, 0);
+    char head[64];
+    int n = snprintf(head, sizeof head, "set big 0 0 %ld\r\n", BIG);
+    cr_assert_eq(send(c, head, (size_t) n, MSG_NOSIGNAL), n);
+    FILE *f = fopen(s->big, "r");
+    static char buf[1 << 16];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t off = 0; off < r;) {
+            ssize_t w = send(c, buf + off, r - off, MSG_NOSIGNAL);
+            cr_assert_gt(w, 0);
+            off += (size_t) w;
+        }
+    fclose(f);
+    cr_assert_eq(send(c, "\r\n", 2, MSG_NOSIGNAL), 2);
+    char *ans = t_slurp_some(c, 10000);
+    cr_assert_str_eq(ans, "STORED\r\n");
+    free(ans);
+    close(c);
+}
+
+#define HTTP_HI "GET /hi HTTP/1.1\r\nHost: t\r\n\r\n"
+#define HTTP_BIG(path) "GET " path " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+
+static const struct server node_http = { "node http", "/usr/bin/node", setup_node_http, HTTP_HI,
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+static const struct server node_net = { "node net", "/usr/bin/node", setup_node_net, "hi\n",
+    "hi\n", "big\n", "", false, false, NULL };
+static const struct server java_nio = { "java nio", "/usr/bin/javac", setup_java_nio, "hi\n",
+    "hi\n", "big\n", "", false, false, NULL };
+static const struct server java_http = { "java httpserver", "/usr/bin/javac", setup_java_http,
+    HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+static const struct server webrick = { "webrick", "ruby -e 'require \"webrick\"' >/dev/null 2>&1",
+    setup_webrick, HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+static const struct server puma = { "puma", "/usr/bin/puma", setup_puma, HTTP_HI, "HTTP/1.1 200",
+    HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+static const struct server lighttpd = { "lighttpd", "/usr/sbin/lighttpd", setup_lighttpd, HTTP_HI,
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+static const struct server haproxy = { "haproxy", "/usr/sbin/haproxy", setup_haproxy, HTTP_HI,
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, true, NULL };
+static const struct server memcached = { "memcached", "/usr/bin/memcached", setup_memcached,
+    "version\r\n", "VERSION ", "get big\r\n", "\r\n", false, false, prime_memcached };
+static const struct server nginx = { "nginx", "/usr/sbin/nginx", setup_nginx, HTTP_HI,
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+static const struct server nginx_sendfile_off = { "nginx sendfile off", "/usr/sbin/nginx",
+    setup_nginx_sendfile_off, HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false,
+    NULL };
+static const struct server nginx_proxy = { "nginx proxy_pass", "/usr/sbin/nginx",
+    setup_nginx_sendfile_off, HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/proxied/big"), "\r\n\r\n", true,
+    false, NULL };
+static const struct server uvicorn = { "uvicorn uvloop",
+    "/usr/lib/python3/dist-packages/uvloop/__init__.py", setup_uvicorn, HTTP_HI, "HTTP/1.1 200",
+    HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+
+/* --- starting and stopping one ------------------------------------------------ */
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, 0644);
+}
+
+/* A fresh dir (readable by nginx's unprivileged workers) holding `hi` and the
+ * 16 MiB drain_gen stream (seed 42) as `big`. */
+static void make_site(struct site *s, const struct server *sv)
+{
+    memset(s, 0, sizeof *s);
+    s->sv = sv;
+    s->proc.pid = s->up.pid = -1;
+    s->proc.out_fd = s->proc.err_fd = s->up.out_fd = s->up.err_fd = -1;
+    if (strchr(sv->needs, ' ') != NULL ? system(sv->needs) != 0 : access(sv->needs, F_OK) != 0)
+        cr_skip_test("%s is not installed (%s missing): scripts/deps.sh installs it", sv->name,
+                     sv->needs);
+    snprintf(s->dir, sizeof s->dir, "/tmp/sluice-servers-XXXXXX");
+    cr_assert_not_null(mkdtemp(s->dir));
+    if (ntemp < 4)
+        snprintf(temp_dirs[ntemp++], sizeof temp_dirs[0], "%s", s->dir);
+    chmod(s->dir, 0755);
+    char path[128];
+    snprintf(path, sizeof path, "%s/hi", s->dir);
+    write_text(path, "hi\n");
+    snprintf(s->big, sizeof s->big, "%s/big", s->dir);
+    FILE *f = fopen(s->big, "w");
+    cr_assert_not_null(f);
+    static unsigned char buf[1 << 16];
+    struct drain_gen g;
+    drain_gen_init(&g, 42);
+    for (long left = BIG; left > 0; left -= (long) sizeof buf) {
+        drain_gen_fill(&g, buf, sizeof buf);
+        cr_assert_eq(fwrite(buf, 1, sizeof buf, f), sizeof buf);
+    }
+    fclose(f);
+    chmod(s->big, 0644);
+    /* The same Last-Modified and ETag in every run. */
+    struct timespec when[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+    utimensat(AT_FDCWD, path, when, 0);
+    utimensat(AT_FDCWD, s->big, when, 0);
+}
+
+/* The accept queue of the listener on port, IPv4 or IPv6 (Java listens on a
+ * dual-stack socket, which /proc/net/tcp6 shows), or -1. */
+static int accept_queue(int port)
+{
+    int q = t_accept_queue(port);
+    if (q >= 0)
+        return q;
+    FILE *f = fopen("/proc/net/tcp6", "r");
+    if (f == NULL)
+        return -1;
+    char line[512];
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned lport, st;
+        unsigned long txq, rxq;
+        if (sscanf(line, "%*d: %*32x:%4x %*32x:%*4x %2x %8lx:%8lx", &lport, &st, &txq, &rxq) == 4
+            && (int) lport == port && st == 0x0A) {
+            q = (int) rxq;
+            break;
+        }
+    }
+    fclose(f);
+    return q;
+}
+
+static bool wait_listening(int port, int timeout_ms)
+{
+    uint64_t end = t_now_ms() + (uint64_t) timeout_ms;
+    while (t_now_ms() < end) {
+        if (accept_queue(port) >= 0)
+            return true;
+        t_sleep_ms(20);
+    }
+    return false;
+}
+
+/* Starts the server (bare or preloaded with `settings`) and waits until it listens. */
+static void start(struct site *s, const char *const *settings, bool preload)
+{
+    s->port = t_free_port();
+    s->upport = t_free_port();
+    if (s->sv->upstream) {
+        char port[16];
+        snprintf(port, sizeof port, "%d", s->upport);
+        const char *argv[] = { PY, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+                               s->dir, port, NULL };
+        s->up = spawn(argv, NULL, false);
+        cr_assert(t_wait_listening(s->upport, 10000), "upstream did not listen");
+    }
+    memset(s->env, 0, sizeof s->env);
+    s->sv->setup(s);
+    int n = 0;
+    while (s->env[n] != NULL)
+        n++;
+    for (int i = 0; settings != NULL && settings[i] != NULL && n < 7; i++)
+        s->env[n++] = settings[i];
+    s->proc = spawn(s->argv, s->env, preload);
+    cr_assert(wait_listening(s->port, 20000), "%s did not listen on %d", s->sv->name, s->port);
+    if (s->sv->prime != NULL)
+        s->sv->prime(s);
+}
+
+/* SIGTERM, then the exit status as a number (128+signal if killed). */
+static int stop(struct site *s, char **err)
+{
+    int code = -1;
+    if (s->proc.pid > 0) {
+        kill(s->proc.pid, SIGTERM);
+        int status = t_wait(&s->proc, 10000);
+        if (status != -1)
+            code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (err != NULL)
+        *err = t_slurp(s->proc.err_fd, 1000);
+    t_stop(&s->proc, 1000);
+    t_stop(&s->up, 1000);
+    return code;
+}
+
+/* CPU ticks of pid and of its children (nginx's workers). */
+static long tree_ticks(pid_t pid)
+{
+    long sum = t_cpu_ticks(pid);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int) pid, (int) pid);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        int child;
+        while (fscanf(f, "%d", &child) == 1)
+            sum += t_cpu_ticks(child);
+        fclose(f);
+    }
+    return sum;
+}
+
+/* --- pause ---------------------------------------------------------------------- */
+
+struct clients {
+    int fd[NCLIENTS];
+    bool served[NCLIENTS];
+    int nserved;
+};
+
+/* Reads answers for up to ms, returning early once `target` clients are
+ * served; every answer must start as the server's answer does. */
+static int collect(struct clients *c, int target, int ms, const char *answer)
+{
+    uint64_t end = t_now_ms() + (uint64_t) ms;
+    while (c->nserved < target && t_now_ms() < end) {
+        struct pollfd pf[NCLIENTS];
+        int idx[NCLIENTS], n = 0;
+        for (int i = 0; i < NCLIENTS; i++)
+            if (!c->served[i] && c->fd[i] >= 0) {
+                pf[n] = (struct pollfd) { .fd = c->fd[i], .events = POLLIN };
+                idx[n++] = i;
+            }
+        if (n == 0 || poll(pf, (nfds_t) n, 20) <= 0)
+            continue;
+        for (int k = 0; k < n; k++)
+            if (pf[k].revents) {
+                char buf[1024];
+                ssize_t r = recv(pf[k].fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+                if (r > 0) {
+                    buf[r] = '\0';
+                    cr_assert(strncmp(buf, answer, strlen(answer)) == 0,
+                              "client %d got [%s]", idx[k], buf);
+                    c->served[idx[k]] = true;
+                    c->nserved++;
+                } else if (r == 0) {
+                    cr_assert_fail("client %d: the server closed without answering", idx[k]);
+                }
+            }
+    }
+    return c->nserved;
+}
+
+static void close_all(struct clients *c)
+{
+    for (int i = 0; i < NCLIENTS; i++)
+        if (c->fd[i] >= 0)
+            close(c->fd[i]);
+}
+
+static void pause_gate(const struct server *sv)
+{
+    struct site s;
+    make_site(&s, sv);
+    const char *settings[] = { "SLUICE_CONN_MAX=4", NULL };
+    start(&s, settings, true);
+    uint64_t t0 = t_now_ms();
+    struct clients c;
+    memset(&c, 0, sizeof c);
+    for (int i = 0; i < NCLIENTS; i++) {
+        c.fd[i] = t_connect(s.port);
+        cr_assert_geq(c.fd[i], 0, "client %d could not connect", i);
+        ssize_t len = (ssize_t) strlen(sv->request);
+        cr_assert_eq(send(c.fd[i], sv->request, (size_t) len, MSG_NOSIGNAL), len);
+    }
+    cr_assert_eq(collect(&c, LIMIT, 5000, sv->answer), LIMIT, "%s: served %d at first",
+                 sv->name, c.nserved);
+    cr_assert_eq(collect(&c, NCLIENTS, 300, sv->answer), LIMIT, "%s: served %d, over the limit",
+                 sv->name, c.nserved);
+    int queue = -1;
+    for (int i = 0; i < 50 && queue != NCLIENTS - LIMIT; i++) {
+        queue = accept_queue(s.port);
+        t_sleep_ms(20);
+    }
+    cr_assert_eq(queue, NCLIENTS - LIMIT, "%s: accept queue %d", sv->name, queue);
+
+    long ticks = tree_ticks(s.proc.pid);
+    t_sleep_ms(1000);
+    ticks = tree_ticks(s.proc.pid) - ticks;
+    cr_assert_leq(ticks, 5, "%s: the paused server used %ld ticks in 1 s", sv->name, ticks);
+    cr_assert_eq(collect(&c, NCLIENTS, 50, sv->answer), LIMIT, "%s: served %d while paused",
+                 sv->name, c.nserved);
+
+    for (int i = 0; i < NCLIENTS; i++)
+        if (c.served[i]) {
+            close(c.fd[i]);
+            c.fd[i] = -1;
+            break;
+        }
+    uint64_t t1 = t_now_ms();
+    cr_assert_eq(collect(&c, LIMIT + 1, 2000, sv->answer), LIMIT + 1, "%s: one close let %d in",
+                 sv->name, c.nserved - LIMIT);
+    uint64_t next_ms = t_now_ms() - t1;
+    cr_assert_eq(collect(&c, NCLIENTS, 300, sv->answer), LIMIT + 1, "%s: one close let %d in",
+                 sv->name, c.nserved - LIMIT);
+
+    /* Then waves: close every served client, the next ones come in. */
+    uint64_t end = t_now_ms() + 20000;
+    while (c.nserved < NCLIENTS && t_now_ms() < end) {
+        int open_served = 0;
+        for (int i = 0; i < NCLIENTS; i++)
+            if (c.served[i] && c.fd[i] >= 0) {
+                close(c.fd[i]);
+                c.fd[i] = -1;
+                open_served++;
+            }
+        int target = c.nserved + open_served;
+        collect(&c, target < NCLIENTS ? target : NCLIENTS, 3000, sv->answer);
+    }
+    cr_assert_eq(c.nserved, NCLIENTS, "%s: %d of %d served in the end", sv->name, c.nserved,
+                 NCLIENTS);
+    cr_log_info("%s pause: served %d at first, %d queued, %ld CPU ticks in 1 s paused, next one "
+                "%llu ms after a close, all %d in %llu ms", sv->name, LIMIT, queue, ticks,
+                (unsigned long long) next_ms, NCLIENTS, (unsigned long long) (t_now_ms() - t0));
+    close_all(&c);
+    stop(&s, NULL);
+}
+
+/* --- shed ------------------------------------------------------------------------ */
+
+/* Connects, sends the request, reads to EOF (bounded): the whole answer. */
+static char *exchange(int port, const char *request, int *reset)
+{
+    int c = t_connect(port);
+    cr_assert_geq(c, 0);
+    struct timeval tv = { 5, 0 };
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t len = (ssize_t) strlen(request);
+    cr_assert_eq(send(c, request, (size_t) len, MSG_NOSIGNAL), len);
+    char *buf = malloc(8192);
+    size_t got = 0;
+    ssize_t r;
+    while (got < 8191 && (r = recv(c, buf + got, 8191 - got, 0)) > 0)
+        got += (size_t) r;
+    if (reset != NULL)
+        *reset = got < 8191 && r < 0 && errno == ECONNRESET;
+    buf[got] = '\0';
+    close(c);
+    return buf;
+}
+
+static bool whole_503(const char *ans)
+{
+    const char *body = strstr(ans, "\r\n\r\n");
+    const char *cl = strstr(ans, "Content-Length: ");
+    return strncmp(ans, "HTTP/1.1 503 ", 13) == 0 && strstr(ans, "\r\nRetry-After: 7\r\n") != NULL
+           && body != NULL && cl != NULL && strlen(body + 4) == (size_t) atoi(cl + 16);
+}
+
+static void shed_gate(const struct server *sv)
+{
+    struct site s;
+    make_site(&s, sv);
+    const char *settings[] = { "SLUICE_CONN_MAX=4", "SLUICE_CONN_MODE=shed",
+                               "SLUICE_RETRY_AFTER=7", NULL };
+    start(&s, settings, true);
+    struct clients c;
+    memset(&c, 0, sizeof c);
+    for (int i = 0; i < NCLIENTS; i++)
+        c.fd[i] = -1;
+    for (int i = 0; i < LIMIT; i++) {
+        c.fd[i] = t_connect(s.port);
+        cr_assert_eq(send(c.fd[i], sv->request, strlen(sv->request), MSG_NOSIGNAL),
+                     (ssize_t) strlen(sv->request));
+    }
+    cr_assert_eq(collect(&c, LIMIT, 5000, sv->answer), LIMIT);
+    int whole = 0, resets = 0;
+    const int over = 12;
+    char *last = NULL;
+    for (int i = 0; i < over; i++) {
+        int reset = 0;
+        free(last);
+        last = exchange(s.port, "GET /hi HTTP/1.1\r\nHost: t\r\n\r\n", &reset);
+        whole += whole_503(last);
+        resets += reset;
+    }
+    cr_assert_eq(whole, over, "%s: %d of %d got the whole 503 (%d resets); last: [%s]", sv->name,
+                 whole, over, resets, last);
+    free(last);
+    close_all(&c);
+    /* The server itself was never disturbed: with the slots free it answers. */
+    uint64_t end = t_now_ms() + 3000;
+    char *ans = NULL;
+    do {
+        free(ans);
+        t_sleep_ms(50);
+        ans = exchange(s.port, HTTP_BIG("/hi"), NULL);
+    } while (strncmp(ans, "HTTP/1.1 200", 12) != 0 && t_now_ms() < end);
+    cr_assert(strncmp(ans, "HTTP/1.1 200", 12) == 0, "%s after shedding: [%s]", sv->name, ans);
+    free(ans);
+    cr_log_info("%s shed: %d of %d over the limit got a whole 503 with Retry-After, %d resets",
+                sv->name, whole, over, resets);
+    stop(&s, NULL);
+}
+
+/* --- drain ----------------------------------------------------------------------- */
+
+/* Unsent bytes of the established TCP socket whose peer's port is `port` (the
+ * server's side of a client's connection), as `ss -tni` shows them. */
+static long ss_notsent(int port)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "ss -tniH state established 'dport = :%d' 2>/dev/null", port);
+    FILE *f = popen(cmd, "r");
+    if (f == NULL)
+        return -1;
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    pclose(f);
+    const char *p = strstr(buf, "notsent:");
+    return p != NULL ? atol(p + 8) : 0;
+}
+
+/* Samples on its own thread, so that a slow `ss` never slows the reader. */
+struct sampler {
+    pthread_t thread;
+    int port;
+    _Atomic bool stop;
+    _Atomic long max;
+};
+
+static void *sample_loop(void *arg)
+{
+    struct sampler *sm = arg;
+    while (!atomic_load(&sm->stop)) {
+        long unsent = ss_notsent(sm->port);
+        if (unsent > atomic_load(&sm->max))
+            atomic_store(&sm->max, unsent);
+        t_sleep_ms(20);
+    }
+    return NULL;
+}
+
+struct fetch {
+    long got;
+    long max_unsent;   /* the most the server's socket held unsent, any time */
+    long stalled;      /* what it held unsent at the end of the client's pause */
+    long ticks;        /* the server's CPU while the client did not read */
+    uint64_t read_ms;  /* from the first read to the last byte */
+};
+
+/* Asks for the big answer through a 64 KiB receive buffer, reads nothing for
+ * pause_ms, then reads as fast as it can, checking every body byte. */
+static struct fetch fetch_big(struct site *s, int pause_ms)
+{
+    struct fetch r = { 0, 0, 0, 0, 0 };
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rcvbuf = 64 * 1024;
+    setsockopt(c, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) s->port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(connect(c, (struct sockaddr *) &a, sizeof a), 0);
+    struct sockaddr_in me;
+    socklen_t len = sizeof me;
+    getsockname(c, (struct sockaddr *) &me, &len);
+    const char *req = s->sv->big_request;
+    cr_assert_eq(send(c, req, strlen(req), MSG_NOSIGNAL), (ssize_t) strlen(req));
+    struct sampler sm = { .port = ntohs(me.sin_port) };
+    atomic_store(&sm.stop, false);
+    atomic_store(&sm.max, 0);
+    cr_assert_eq(pthread_create(&sm.thread, NULL, sample_loop, &sm), 0);
+    long t0 = tree_ticks(s->proc.pid);
+    t_sleep_ms(pause_ms);
+    r.ticks = tree_ticks(s->proc.pid) - t0;
+    r.stalled = ss_notsent(ntohs(me.sin_port));
+
+    static unsigned char buf[256 * 1024];
+    static char head[8192];
+    size_t hlen = 0;
+    const char *head_end = s->sv->head_end;
+    bool in_head = head_end[0] != '\0';
+    struct drain_gen in;
+    drain_gen_init(&in, 42);
+    uint64_t start = t_now_ms(), last = start;
+    while (r.got < BIG && t_now_ms() - last < 5000 && t_now_ms() - start < 30000) {
+        struct pollfd p = { c, POLLIN, 0 };
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = recv(c, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && errno == EAGAIN)
+            continue;
+        cr_assert(n > 0, "%s: the answer ended after %ld of %ld body bytes", s->sv->name, r.got,
+                  BIG);
+        last = t_now_ms();
+        size_t off = 0;
+        if (in_head) {
+            size_t take = (size_t) n < sizeof head - 1 - hlen ? (size_t) n : sizeof head - 1 - hlen;
+            memcpy(head + hlen, buf, take);
+            head[hlen + take] = '\0';
+            char *end = strstr(head, head_end);
+            if (end == NULL) {
+                hlen += take;
+                cr_assert_lt(hlen, sizeof head - 1, "%s: no end to the head", s->sv->name);
+                continue;
+            }
+            off = (size_t) (end + strlen(head_end) - head) - hlen;
+            in_head = false;
+        }
+        size_t body = (size_t) n - off;
+        if ((long) body > BIG - r.got)
+            body = (size_t) (BIG - r.got);   /* memcached's trailer */
+        long bad = drain_gen_check(&in, buf + off, body);
+        cr_assert_eq(bad, -1, "%s: body byte %ld differs", s->sv->name, r.got + bad);
+        r.got += (long) body;
+    }
+    r.read_ms = t_now_ms() - start;
+    atomic_store(&sm.stop, true);
+    pthread_join(sm.thread, NULL);
+    r.max_unsent = atomic_load(&sm.max);
+    close(c);
+    return r;
+}
+
+static void drain_gate(const struct server *sv)
+{
+    struct site s;
+    make_site(&s, sv);
+    start(&s, NULL, false);
+    struct fetch bare = fetch_big(&s, 1500);
+    stop(&s, NULL);
+    cr_assert_eq(bare.got, BIG, "%s bare: %ld of %ld bytes", sv->name, bare.got, BIG);
+
+    const char *settings[] = { "SLUICE_WRITE_HIGH=64K", NULL };
+    start(&s, settings, true);
+    struct fetch held = fetch_big(&s, 1500);
+    stop(&s, NULL);
+    cr_log_info("%s drain: unsent while the client paused bare %ld (max %ld), at 64K %ld (max "
+                "%ld); CPU ticks in the 1.5 s pause %ld (bare %ld); %ld bytes read in %llu ms (bare "
+                "%llu ms)", sv->name, bare.stalled, bare.max_unsent, held.stalled, held.max_unsent,
+                held.ticks, bare.ticks, held.got, (unsigned long long) held.read_ms,
+                (unsigned long long) bare.read_ms);
+    cr_assert_eq(held.got, BIG, "%s at 64K: only %ld of %ld bytes in %llu ms (bare: %llu ms)",
+                 sv->name, held.got, BIG, (unsigned long long) held.read_ms,
+                 (unsigned long long) bare.read_ms);
+    /* The test shows the mark only if the server queues far more without it. */
+    cr_assert_geq(bare.stalled, 512 * KiB, "%s bare queued only %ld", sv->name, bare.stalled);
+    /* The mark, plus what one write may take past it (up to 64 KiB on loopback). */
+    cr_assert_leq(held.max_unsent, 64 * KiB + 64 * KiB, "%s: unsent reached %ld", sv->name,
+                  held.max_unsent);
+    cr_assert_geq(held.stalled, 16 * KiB, "%s: only %ld unsent: did the server write at all?",
+                  sv->name, held.stalled);
+    /* Waiting costs nothing: no more CPU than bare while the client does not read
+     * (the JVM compiles the big answer's path then, both ways). */
+    cr_assert_leq(held.ticks, bare.ticks + 8, "%s: the server used %ld ticks while its client "
+                  "paused, bare %ld", sv->name, held.ticks, bare.ticks);
+    /* Within 2x bare once the client reads; a second of slack for a loaded machine. */
+    uint64_t bound = 2 * bare.read_ms > 1000 ? 2 * bare.read_ms : 1000;
+    cr_assert_leq(held.read_ms, bound, "%s: read took %llu ms, bare %llu ms", sv->name,
+                  (unsigned long long) held.read_ms, (unsigned long long) bare.read_ms);
+}
+
+/* --- transparency ------------------------------------------------------------------ */
+
+/* Drops the lines that name the moment (Date:) so two runs can be compared. */
+static void drop_dates(char *ans)
+{
+    char *p;
+    while ((p = strcasestr(ans, "\r\nDate: ")) != NULL) {
+        char *e = strstr(p + 2, "\r\n");
+        if (e == NULL)
+            break;
+        memmove(p, e, strlen(e) + 1);
+    }
+}
+
+struct session {
+    char *answers;   /* the small answers, in order, dates dropped */
+    long big;        /* body bytes of the big answer that matched the stream */
+    int status;      /* exit status on SIGTERM */
+    char *err;       /* its stderr */
+};
+
+static struct session session(const struct server *sv, bool preload)
+{
+    struct site s;
+    make_site(&s, sv);
+    start(&s, NULL, preload);
+    struct session r = { calloc(1, 16384), 0, -1, NULL };
+    for (int i = 0; i < 3; i++) {
+        int c = t_connect(s.port);
+        cr_assert_geq(c, 0);
+        for (int k = 0; k < 2; k++) {
+            cr_assert_eq(send(c, sv->request, strlen(sv->request), MSG_NOSIGNAL),
+                         (ssize_t) strlen(sv->request));
+            /* The whole answer, however the server cut it into writes. */
+            char *ans = t_slurp_some(c, 5000);
+            for (;;) {
+                char *more = t_slurp_some(c, 150);
+                bool done = more[0] == '\0';
+                ans = realloc(ans, strlen(ans) + strlen(more) + 1);
+                strcat(ans, more);
+                free(more);
+                if (done)
+                    break;
+            }
+            drop_dates(ans);
+            strncat(r.answers, ans, 16384 - strlen(r.answers) - 1);
+            free(ans);
+        }
+        close(c);
+    }
+    r.big = fetch_big(&s, 0).got;
+    t_sleep_ms(200);
+    r.status = stop(&s, &r.err);
+    return r;
+}
+
+static int lines(const char *text)
+{
+    int n = 0;
+    for (; *text != '\0'; text++)
+        n += *text == '\n';
+    return n;
+}
+
+static void transparency_gate(const struct server *sv)
+{
+    struct session bare = session(sv, false);
+    struct session gov = session(sv, true);
+    cr_log_info("%s transparency: exit on SIGTERM bare %d, preloaded %d; stderr lines %d and %d",
+                sv->name, bare.status, gov.status, lines(bare.err), lines(gov.err));
+    cr_assert_eq(bare.big, BIG, "%s bare: %ld of %ld body bytes", sv->name, bare.big, BIG);
+    cr_assert_eq(gov.big, BIG, "%s preloaded: %ld of %ld body bytes", sv->name, gov.big, BIG);
+    cr_assert_gt(strlen(bare.answers), 0);
+    cr_assert_str_eq(gov.answers, bare.answers, "%s: the answers differ: preloaded [%s], bare [%s]",
+                     sv->name, gov.answers, bare.answers);
+    cr_assert_neq(bare.status, -1, "%s did not stop on SIGTERM", sv->name);
+    cr_assert_eq(gov.status, bare.status, "%s: exit status %d preloaded, %d bare", sv->name,
+                 gov.status, bare.status);
+    cr_assert(strstr(gov.err, "sluice") == NULL, "%s: stderr [%s]", sv->name, gov.err);
+    cr_assert_eq(lines(gov.err), lines(bare.err), "%s: stderr preloaded [%s], bare [%s]",
+                 sv->name, gov.err, bare.err);
+    free(bare.answers);
+    free(gov.answers);
+    free(bare.err);
+    free(gov.err);
+}
+
+/* --- the matrix ---------------------------------------------------------------------- */
+
+#define PAUSE(var) Test(servers, var##_pause, .timeout = 90) { pause_gate(&var); }
+#define SHED(var) Test(servers, var##_shed, .timeout = 60) { shed_gate(&var); }
+#define DRAIN(var) Test(servers, var##_drain, .timeout = 90) { drain_gate(&var); }
+#define TRANSPARENT(var) \
+    Test(servers, var##_transparent, .timeout = 90) { transparency_gate(&var); }
+
+PAUSE(node_http) SHED(node_http) DRAIN(node_http) TRANSPARENT(node_http)
+PAUSE(node_net) DRAIN(node_net) TRANSPARENT(node_net)
+PAUSE(java_nio) DRAIN(java_nio) TRANSPARENT(java_nio)
+PAUSE(java_http) SHED(java_http) DRAIN(java_http) TRANSPARENT(java_http)
+PAUSE(webrick) SHED(webrick) DRAIN(webrick) TRANSPARENT(webrick)
+PAUSE(puma) SHED(puma) DRAIN(puma) TRANSPARENT(puma)
+PAUSE(lighttpd) SHED(lighttpd) DRAIN(lighttpd) TRANSPARENT(lighttpd)
+PAUSE(haproxy) SHED(haproxy) DRAIN(haproxy) TRANSPARENT(haproxy)
+PAUSE(memcached) DRAIN(memcached) TRANSPARENT(memcached)
+PAUSE(nginx) SHED(nginx) DRAIN(nginx) TRANSPARENT(nginx)
+DRAIN(nginx_sendfile_off)
+DRAIN(nginx_proxy)
+PAUSE(uvicorn) SHED(uvicorn) DRAIN(uvicorn) TRANSPARENT(uvicorn)
