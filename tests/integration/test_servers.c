@@ -104,6 +104,7 @@ struct site {
     char dir[64], big[96];
     int port, upport;
     struct t_proc proc, up;
+    struct output *output;   /* what the server prints, read as it comes */
     char conf[128], big_env[128];
     char args[20][256];
     const char *argv[24];
@@ -442,6 +443,44 @@ static bool wait_listening(int port, int timeout_ms)
     return false;
 }
 
+/* What the server prints on stdout and stderr, read on a thread as it comes:
+ * a server whose pipe filled would block in its own logging and look stalled. */
+struct output {
+    pthread_t thread;
+    int fds[2];
+    _Atomic bool stop, done;
+    char err[1 << 20];
+    size_t len;
+};
+
+static void *read_output(void *arg)
+{
+    struct output *o = arg;
+    bool open[2] = { o->fds[0] >= 0, o->fds[1] >= 0 };
+    while (!atomic_load(&o->stop) && (open[0] || open[1])) {
+        struct pollfd p[2] = { { open[0] ? o->fds[0] : -1, POLLIN, 0 },
+                               { open[1] ? o->fds[1] : -1, POLLIN, 0 } };
+        if (poll(p, 2, 100) <= 0)
+            continue;
+        for (int i = 0; i < 2; i++)
+            if (p[i].revents) {
+                char buf[8192];
+                ssize_t n = read(o->fds[i], buf, sizeof buf);
+                if (n <= 0) {
+                    open[i] = false;
+                } else if (i == 1) {
+                    size_t take = (size_t) n < sizeof o->err - 1 - o->len
+                                      ? (size_t) n : sizeof o->err - 1 - o->len;
+                    memcpy(o->err + o->len, buf, take);
+                    o->len += take;
+                }
+            }
+    }
+    o->err[o->len] = '\0';
+    atomic_store(&o->done, true);
+    return NULL;
+}
+
 /* Starts the server (bare or preloaded with `settings`) and waits until it listens. */
 static void start(struct site *s, const char *const *settings, bool preload)
 {
@@ -463,6 +502,10 @@ static void start(struct site *s, const char *const *settings, bool preload)
     for (int i = 0; settings != NULL && settings[i] != NULL && n < 7; i++)
         s->env[n++] = settings[i];
     s->proc = spawn(s->argv, s->env, preload);
+    s->output = calloc(1, sizeof *s->output);
+    s->output->fds[0] = s->proc.out_fd;
+    s->output->fds[1] = s->proc.err_fd;
+    cr_assert_eq(pthread_create(&s->output->thread, NULL, read_output, s->output), 0);
     cr_assert(wait_listening(s->port, 20000), "%s did not listen on %d", s->sv->name, s->port);
     if (s->sv->prime != NULL)
         s->sv->prime(s);
@@ -478,8 +521,19 @@ static int stop(struct site *s, char **err)
         if (status != -1)
             code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
-    if (err != NULL)
-        *err = t_slurp(s->proc.err_fd, 1000);
+    if (s->output != NULL) {
+        /* Until both pipes end (its workers may hold them a little longer). */
+        for (int i = 0; i < 50 && !atomic_load(&s->output->done); i++)
+            t_sleep_ms(20);
+        atomic_store(&s->output->stop, true);
+        pthread_join(s->output->thread, NULL);
+        if (err != NULL)
+            *err = strdup(s->output->err);
+        free(s->output);
+        s->output = NULL;
+    } else if (err != NULL) {
+        *err = strdup("");
+    }
     t_stop(&s->proc, 1000);
     t_stop(&s->up, 1000);
     return code;
@@ -614,7 +668,16 @@ static void pause_gate(const struct server *sv)
                 "%llu ms after a close, all %d in %llu ms", sv->name, LIMIT, queue, ticks,
                 (unsigned long long) next_ms, NCLIENTS, (unsigned long long) (t_now_ms() - t0));
     close_all(&c);
-    stop(&s, NULL);
+    char *err = NULL;
+    stop(&s, &err);
+    /* A paused listener is not ready: the program's accept never fails for it
+     * (memcached prints each EAGAIN its accept4 gets; bare, none). */
+    int eagains = 0;
+    for (const char *p = err; (p = strstr(p, "Resource temporarily unavailable")) != NULL; p++)
+        eagains++;
+    cr_assert_eq(eagains, 0, "%s: its accept failed with EAGAIN %d times while paused",
+                 sv->name, eagains);
+    free(err);
 }
 
 /* --- shed ------------------------------------------------------------------------ */
