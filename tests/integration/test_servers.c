@@ -882,13 +882,17 @@ static void drain_gate(const struct server *sv)
 {
     struct site s;
     make_site(&s, sv);
+    /* One fetch first, read at once: what the big answer costs only the first
+     * time (the JVM compiling its path) is not counted against the pause. */
     start(&s, NULL, false);
+    cr_assert_eq(fetch_big(&s, 0).got, BIG, "%s bare: the first fetch", sv->name);
     struct fetch bare = fetch_big(&s, 1500);
     stop(&s, NULL);
     cr_assert_eq(bare.got, BIG, "%s bare: %ld of %ld bytes", sv->name, bare.got, BIG);
 
     const char *settings[] = { "SLUICE_WRITE_HIGH=64K", NULL };
     start(&s, settings, true);
+    cr_assert_eq(fetch_big(&s, 0).got, BIG, "%s at 64K: the first fetch", sv->name);
     struct fetch held = fetch_big(&s, 1500);
     stop(&s, NULL);
     cr_log_info("%s drain: unsent while the client paused bare %ld (max %ld), at 64K %ld (max "
@@ -906,9 +910,8 @@ static void drain_gate(const struct server *sv)
                   held.max_unsent);
     cr_assert_geq(held.stalled, 16 * KiB, "%s: only %ld unsent: did the server write at all?",
                   sv->name, held.stalled);
-    /* Waiting costs nothing: no more CPU than bare while the client does not read
-     * (the JVM compiles the big answer's path then, both ways). */
-    cr_assert_leq(held.ticks, bare.ticks + 8, "%s: the server used %ld ticks while its client "
+    /* Waiting costs nothing: no more CPU than bare while the client does not read. */
+    cr_assert_leq(held.ticks, bare.ticks + 5, "%s: the server used %ld ticks while its client "
                   "paused, bare %ld", sv->name, held.ticks, bare.ticks);
     /* Within 2x bare once the client reads; a second of slack for a loaded machine. */
     uint64_t bound = 2 * bare.read_ms > 1000 ? 2 * bare.read_ms : 1000;
