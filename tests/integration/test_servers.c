@@ -892,7 +892,9 @@ static void drain_gate(const struct server *sv)
 
     const char *settings[] = { "SLUICE_WRITE_HIGH=64K", NULL };
     start(&s, settings, true);
-    cr_assert_eq(fetch_big(&s, 0).got, BIG, "%s at 64K: the first fetch", sv->name);
+    struct fetch first = fetch_big(&s, 0);
+    cr_assert_eq(first.got, BIG, "%s at 64K, read at once: only %ld of %ld bytes in %llu ms",
+                 sv->name, first.got, BIG, (unsigned long long) first.read_ms);
     struct fetch held = fetch_big(&s, 1500);
     stop(&s, NULL);
     cr_log_info("%s drain: unsent while the client paused bare %ld (max %ld), at 64K %ld (max "
