@@ -180,14 +180,14 @@ static const char *helper_script(const char *name)
 
 static void setup_node_http(struct site *s)
 {
-    const char *a[] = { "node", helper_script("node_http.js"), "", s->big, NULL };
+    const char *a[] = { "/usr/bin/node", helper_script("node_http.js"), "", s->big, NULL };
     argv_of(s, a);
     arg(s, 2, "%d", s->port);
 }
 
 static void setup_node_net(struct site *s)
 {
-    const char *a[] = { "node", helper_script("node_net.js"), "", s->big, NULL };
+    const char *a[] = { "/usr/bin/node", helper_script("node_net.js"), "", s->big, NULL };
     argv_of(s, a);
     arg(s, 2, "%d", s->port);
 }
@@ -207,7 +207,7 @@ static const char *java_classes(void)
         cr_assert_eq(stat(src, &a), 0, "%s", src);
         if (stat(cls, &b) == 0 && b.st_mtime >= a.st_mtime)
             continue;
-        const char *argv[] = { "javac", "-d", dir, src, NULL };
+        const char *argv[] = { "/usr/bin/javac", "-d", dir, src, NULL };
         char *err = NULL;
         int rc = t_run(argv, NULL, false, 60000, NULL, &err);
         cr_assert_eq(rc, 0, "javac %s: %s", src, err);
@@ -218,8 +218,8 @@ static const char *java_classes(void)
 
 static void setup_java(struct site *s, const char *cls)
 {
-    const char *a[] = { "java", "-Dsun.net.httpserver.idleInterval=60", "-cp", java_classes(), cls,
-                        "", s->big, NULL };
+    const char *a[] = { "/usr/bin/java", "-Dsun.net.httpserver.idleInterval=60", "-cp",
+                        java_classes(), cls, "", s->big, NULL };
     argv_of(s, a);
     arg(s, 5, "%d", s->port);
 }
@@ -236,14 +236,14 @@ static void setup_java_http(struct site *s)
 
 static void setup_webrick(struct site *s)
 {
-    const char *a[] = { "ruby", helper_script("webrick.rb"), "", s->big, NULL };
+    const char *a[] = { "/usr/bin/ruby", helper_script("webrick.rb"), "", s->big, NULL };
     argv_of(s, a);
     arg(s, 2, "%d", s->port);
 }
 
 static void setup_puma(struct site *s)
 {
-    const char *a[] = { "puma", "-b", "", "-t", "4:4", "-e", "production", "--no-config",
+    const char *a[] = { "/usr/bin/puma", "-b", "", "-t", "4:4", "-e", "production", "--no-config",
                         helper_script("puma.ru"), NULL };
     argv_of(s, a);
     arg(s, 2, "tcp://127.0.0.1:%d", s->port);
@@ -254,20 +254,20 @@ static void setup_puma(struct site *s)
 static void setup_lighttpd(struct site *s)
 {
     const char *conf = config_from(s, "lighttpd.conf", NULL);
-    const char *a[] = { "lighttpd", "-D", "-f", conf, NULL };
+    const char *a[] = { "/usr/sbin/lighttpd", "-D", "-f", conf, NULL };
     argv_of(s, a);
 }
 
 static void setup_haproxy(struct site *s)
 {
     const char *conf = config_from(s, "haproxy.cfg", NULL);
-    const char *a[] = { "haproxy", "-db", "-f", conf, NULL };
+    const char *a[] = { "/usr/sbin/haproxy", "-db", "-f", conf, NULL };
     argv_of(s, a);
 }
 
 static void setup_memcached(struct site *s)
 {
-    const char *a[] = { "memcached", "-l", "127.0.0.1", "-p", "", "-U", "0", "-u", "root",
+    const char *a[] = { "/usr/bin/memcached", "-l", "127.0.0.1", "-p", "", "-U", "0", "-u", "root",
                         "-m", "256", "-I", "32m", NULL };
     argv_of(s, a);
     arg(s, 4, "%d", s->port);
@@ -276,7 +276,7 @@ static void setup_memcached(struct site *s)
 static void setup_nginx_with(struct site *s, const char *sendfile)
 {
     const char *conf = config_from(s, "nginx.conf", sendfile);
-    const char *a[] = { "nginx", "-p", s->dir, "-c", conf, "-e", "", NULL };
+    const char *a[] = { "/usr/sbin/nginx", "-p", s->dir, "-c", conf, "-e", "", NULL };
     argv_of(s, a);
     arg(s, 6, "%s/error.log", s->dir);
 }
@@ -338,8 +338,8 @@ static const struct server java_nio = { "java nio", "/usr/bin/javac", setup_java
     "hi\n", "big\n", "", false, false, NULL };
 static const struct server java_http = { "java httpserver", "/usr/bin/javac", setup_java_http,
     HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
-static const struct server webrick = { "webrick", "ruby -e 'require \"webrick\"' >/dev/null 2>&1",
-    setup_webrick, HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+static const struct server webrick = { "webrick",
+    "/usr/bin/ruby -e 'require \"webrick\"' >/dev/null 2>&1", setup_webrick, HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
 static const struct server puma = { "puma", "/usr/bin/puma", setup_puma, HTTP_HI, "HTTP/1.1 200",
     HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
 static const struct server lighttpd = { "lighttpd", "/usr/sbin/lighttpd", setup_lighttpd, HTTP_HI,
