@@ -376,9 +376,9 @@ static void drain_gate(const struct server *sv)
     servers_stop(&s, NULL);
     cr_log_info("%s drain: unsent while the client paused bare %ld (max %ld), at 64K %ld "
                 "(max %ld); CPU ticks in the 1.5 s pause %ld (bare %ld); %ld bytes read in "
-                "%llu ms (bare %llu ms)", sv->name, bare.stalled, bare.max_unsent, held.stalled, held.max_unsent,
-                held.ticks, bare.ticks, held.got, (unsigned long long) held.read_ms,
-                (unsigned long long) bare.read_ms);
+                "%llu ms (bare %llu ms)", sv->name, bare.stalled, bare.max_unsent, held.stalled,
+                held.max_unsent, held.ticks, bare.ticks, held.got,
+                (unsigned long long) held.read_ms, (unsigned long long) bare.read_ms);
     cr_assert_eq(held.got, BIG, "%s at 64K: only %ld of %ld bytes in %llu ms (bare: %llu ms)",
                  sv->name, held.got, BIG, (unsigned long long) held.read_ms,
                  (unsigned long long) bare.read_ms);
