@@ -138,6 +138,10 @@ static void pause_gate(const struct server *sv)
             }
         int target = c.nserved + open_served;
         collect(&c, target < NCLIENTS ? target : NCLIENTS, 3000, sv->answer);
+        int inside = 0;
+        for (int i = 0; i < NCLIENTS; i++)
+            inside += c.served[i] && c.fd[i] >= 0;
+        cr_assert_leq(inside, LIMIT, "%s: %d served and open at once", sv->name, inside);
     }
     cr_assert_eq(c.nserved, NCLIENTS, "%s: %d of %d served in the end", sv->name, c.nserved,
                  NCLIENTS);
