@@ -69,7 +69,8 @@ static _Atomic int slot_waiters;
 
 static _Atomic int listeners[MAX_LISTENERS];   /* governed listener fd + 1 */
 
-static _Atomic unsigned sync_requests;
+static _Atomic uint32_t sync_requests;  /* also a futex word: see await_pause_applied */
+static _Atomic int pause_appliers_awaited;
 static bool paused_now;                 /* written only by the sync combiner */
 static _Atomic bool paused_flag;
 /* Start of the paused time not yet added to conn_paused_ns (0: none). The
@@ -166,6 +167,32 @@ static void sync_pause(void)
             break;
         mine = left;
     }
+    if (atomic_load(&pause_appliers_awaited) != 0)
+        futex(&sync_requests, FUTEX_WAKE_PRIVATE, INT32_MAX);
+}
+
+/* A non-blocking accept found every slot taken while another thread is still
+ * applying the change (unhiding for a slot that freed, or hiding for the one
+ * just taken). Answering EAGAIN now, with the listener still shown, makes a
+ * level-triggered loop spin on epoll_wait and accept until that thread is done:
+ * memcached's listener thread saw up to 735 EAGAINs for one close on a worker
+ * thread. So wait for the applier (bounded) before answering. True: a slot
+ * is free now, try again. */
+static bool await_pause_applied(void)
+{
+    for (int round = 0; round < 64; round++) {
+        if (atomic_load(&free_slots) != 0)
+            return true;
+        uint32_t pending = atomic_load(&sync_requests);
+        if (pending == 0)
+            return false;
+        atomic_fetch_add(&pause_appliers_awaited, 1);
+        struct timespec most = { 0, 1000000 };
+        REAL(syscall)(SYS_futex, (long) &sync_requests, (long) FUTEX_WAIT_PRIVATE, (long) pending,
+                      (long) &most, 0L, 0L);
+        atomic_fetch_sub(&pause_appliers_awaited, 1);
+    }
+    return atomic_load(&free_slots) != 0;
 }
 
 static void note_listener(int fd)
@@ -477,6 +504,10 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
             return r;
         }
         if (listener_nonblocking(fd)) {
+            bool slot_freed;
+            KEEP_ERRNO(slot_freed = await_pause_applied());
+            if (slot_freed)
+                continue;
             errno = EAGAIN;
             return -1;
         }
