@@ -89,7 +89,7 @@ $(HEADERS_TESTS): | $(BUILD) $(DEPS_FIRST)
 $(BUILD)/tests/unit: $(UNIT_SRC) shim/parse.c shim/logfmt.c tests/testlib.c tests/testlib.h | $(BUILD)/tests $(HEADERS_TESTS)
 	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/parse.c shim/logfmt.c tests/testlib.c -lcriterion -lbsd -lffi -ldl -lpthread
 
-$(BUILD)/tests/integration: $(INTEG_SRC) tests/testlib.c tests/testlib.h | $(BUILD)/tests $(HEADERS_TESTS)
+$(BUILD)/tests/integration: $(INTEG_SRC) $(wildcard tests/integration/*.h) tests/testlib.c tests/testlib.h | $(BUILD)/tests $(HEADERS_TESTS)
 	$(CC) $(TEST_CFLAGS) -o $@ $(INTEG_SRC) tests/testlib.c -lcriterion -ldl -lpthread
 
 $(BUILD)/helpers/%: tests/helpers/%.c tests/testlib.h shim/symbols.def | $(BUILD)/helpers $(HEADERS_TESTS)

@@ -149,6 +149,10 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
             return r;
         }
         if (sys_nonblocking(fd)) {
+            bool slot_freed;
+            KEEP_ERRNO(slot_freed = pause_await_applied());
+            if (slot_freed)
+                continue;
             errno = EAGAIN;
             return -1;
         }

@@ -32,7 +32,8 @@
 
 static _Atomic int listeners[MAX_LISTENERS];   /* governed listener fd + 1 */
 
-static _Atomic unsigned sync_requests;
+static _Atomic uint32_t sync_requests;  /* also a futex word: see pause_await_applied */
+static _Atomic int pause_appliers_awaited;
 static bool paused_now;                 /* written only by the sync combiner */
 static _Atomic bool paused_flag;
 /* Start of the paused time not yet added to conn_paused_ns (0: none). The
@@ -141,6 +142,30 @@ static void sync_pause(void)
             break;
         mine = left;
     }
+    if (atomic_load(&pause_appliers_awaited) != 0)
+        sys_futex_wake(&sync_requests, INT32_MAX, true);
+}
+
+/* A non-blocking accept found every slot taken while another thread is still
+ * applying the change (unhiding for a slot that freed, or hiding for the one
+ * just taken). Answering EAGAIN now, with the listener still shown, makes a
+ * level-triggered loop spin on epoll_wait and accept until that thread is done:
+ * memcached's listener thread saw up to 735 EAGAINs for one close on a worker
+ * thread. So wait for the applier (bounded) before answering. True: a slot
+ * is free now, try again. */
+bool pause_await_applied(void)
+{
+    for (int round = 0; round < 64; round++) {
+        if (slots_any_free())
+            return true;
+        uint32_t pending = atomic_load(&sync_requests);
+        if (pending == 0)
+            return false;
+        atomic_fetch_add(&pause_appliers_awaited, 1);
+        sys_futex_wait(&sync_requests, pending, sys_mono_ns() + 1000000u, true);
+        atomic_fetch_sub(&pause_appliers_awaited, 1);
+    }
+    return slots_any_free();
 }
 
 /* Someone waits for a slot: the thread re-checks held slots meanwhile. */
@@ -174,6 +199,7 @@ void pause_init(void)
 void pause_atfork_child(void)
 {
     atomic_store(&sync_requests, 0);
+    atomic_store(&pause_appliers_awaited, 0);
     paused_now = false;
     atomic_store(&paused_flag, false);
     atomic_store(&paused_mark, 0);

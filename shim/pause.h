@@ -5,12 +5,17 @@
 #ifndef SLUICE_PAUSE_H
 #define SLUICE_PAUSE_H
 
+#include <stdbool.h>
 #include "common.h"
 
 /* Registers with the slot pool and sluice's thread (conn.c's start-up). */
 void pause_init(void) SLUICE_INTERNAL;
 /* A governed listener the program accepts on (or listens with). */
 void pause_note_listener(int fd) SLUICE_INTERNAL;
+/* Every slot was taken at a non-blocking accept: if another thread is still
+ * applying a pause change, waits for it (bounded, ~64 ms at most). True: a
+ * slot is free now, try again. */
+bool pause_await_applied(void) SLUICE_INTERNAL;
 void pause_atfork_child(void) SLUICE_INTERNAL;
 
 #endif

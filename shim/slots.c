@@ -93,6 +93,11 @@ uint32_t slots_holder(uint32_t s)
     return v == SLOT_RESERVED || v - 1 >= cap ? 0 : v;
 }
 
+bool slots_any_free(void)
+{
+    return atomic_load(&free_slots) != 0;
+}
+
 bool slots_full(void)
 {
     return atomic_load(&slots_in_use) >= nslots;

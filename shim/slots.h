@@ -39,6 +39,8 @@ uint32_t slots_conns(void) SLUICE_INTERNAL;      /* connection objects */
 struct conn *slots_conn(uint32_t cid) SLUICE_INTERNAL;
 /* The connection holding busy slot s: id + 1, 0 if none (or being taken). */
 uint32_t slots_holder(uint32_t s) SLUICE_INTERNAL;
+/* Whether a busy slot is free now. */
+bool slots_any_free(void) SLUICE_INTERNAL;
 /* Whether every slot holds a connection (the pause condition). */
 bool slots_full(void) SLUICE_INTERNAL;
 
