@@ -19,6 +19,7 @@
  * forking thread was holding belongs to the parent and is not returned twice. */
 #include "fsgate.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
@@ -105,6 +106,52 @@ static void timed_out(uint64_t waited_ns)
                  "EAGAIN (said once)", (unsigned long long) (waited_ns / 1000000u));
 }
 
+static void process_handoff(void);
+
+/* A waiter was cancelled (pthread_cancel) while queued: out of the queue, and
+ * a token handed to it meanwhile goes on to the next. */
+static void process_wait_cancelled(void *arg)
+{
+    struct waiter *self = arg;
+    queue_lock();
+    bool granted = atomic_load(&self->granted) != 0;
+    if (!granted)
+        unlink_waiter(self);
+    queue_unlock();
+    if (granted) {
+        atomic_fetch_sub(&pg.word, 1);
+        if (atomic_load(&pg.nwaiters) != 0)
+            process_handoff();
+    }
+}
+
+/* Sleeps queued until granted (0) or the deadline (1: out of the queue). */
+static int sleep_in_queue(struct waiter *self, uint64_t deadline)
+{
+    while (atomic_load(&self->granted) == 0) {
+        if (sys_futex_wait_cancellable(&self->granted, 0, deadline, 1) != ETIMEDOUT)
+            continue;
+        queue_lock();
+        bool granted = atomic_load(&self->granted) != 0;
+        if (!granted)
+            unlink_waiter(self);
+        queue_unlock();
+        return granted ? 0 : 1;
+    }
+    return 0;
+}
+
+/* The gated calls are cancellation points: so is the wait in the queue. A
+ * separate frame, so that nothing of the caller lives across its setjmp. */
+static int sleep_in_queue_cancellable(struct waiter *self, uint64_t deadline)
+{
+    volatile int r = 0;
+    pthread_cleanup_push(process_wait_cancelled, self);
+    r = sleep_in_queue(self, deadline);
+    pthread_cleanup_pop(0);
+    return r;
+}
+
 /* 0 with a token, 1 when the timeout passed first. *waited_ns: time asleep. */
 static int process_wait(uint64_t timeout, uint64_t *waited_ns)
 {
@@ -127,19 +174,7 @@ static int process_wait(uint64_t timeout, uint64_t *waited_ns)
     queue_unlock();
 
     uint64_t start = sys_mono_ns();
-    uint64_t deadline = timeout != 0 ? start + timeout : 0;
-    int r = 0;
-    while (atomic_load(&self.granted) == 0) {
-        if (sys_futex_wait(&self.granted, 0, deadline, 1) != ETIMEDOUT)
-            continue;
-        queue_lock();
-        bool granted = atomic_load(&self.granted) != 0;
-        if (!granted)
-            unlink_waiter(&self);
-        queue_unlock();
-        r = granted ? 0 : 1;
-        break;
-    }
+    int r = sleep_in_queue_cancellable(&self, timeout != 0 ? start + timeout : 0);
     *waited_ns = sys_mono_ns() - start + 1;
     return r;
 }
@@ -159,6 +194,23 @@ static void process_handoff(void)
     queue_unlock();
 }
 
+/* The thread was cancelled in its wait: it holds no token, its call is over. */
+static void acquire_cancelled(void *unused)
+{
+    (void) unused;
+    depth = 0;
+}
+
+/* The process-scope wait, with depth reset if the thread is cancelled in it. */
+static int process_wait_cancellable(uint64_t *waited)
+{
+    volatile int r = 0;
+    pthread_cleanup_push(acquire_cancelled, NULL);
+    r = process_wait(timeout_ns, waited);
+    pthread_cleanup_pop(0);
+    return r;
+}
+
 /* Out of line and cold, so that the fast path needs no stack frame. */
 __attribute__((noinline, cold)) static int acquire_slow(void)
 {
@@ -166,7 +218,7 @@ __attribute__((noinline, cold)) static int acquire_slow(void)
     uint64_t waited = 0;
     int r;
     if (mode == FS_PROCESS) {
-        r = process_wait(timeout_ns, &waited);
+        r = process_wait_cancellable(&waited);
     } else {
         r = fshost_acquire(timeout_ns, &waited);
         if (r == 0) {

@@ -222,6 +222,41 @@ static int too_crowded(const char *what)
     return 2;
 }
 
+/* A thread cancelled (pthread_cancel) in its wait for a token: its place in
+ * line is given up, and the next in line is told to look. */
+struct host_wait {
+    struct waiting *w;
+    uint64_t ticket;
+    uint32_t seq;                        /* wake_seq as last seen */
+    uint64_t until;
+};
+
+static void host_wait_cancelled(void *arg)
+{
+    struct host_wait *place = arg;
+    if (host_lock() != 0)
+        return;
+    if (place->w->pid == my_pid && place->w->ticket == place->ticket) {
+        place->w->pid = 0;
+        st->nwaiting--;
+    }
+    bool wake = false;
+    if (st->in_use < st->limit)
+        wake_waiters_locked(&wake);
+    host_unlock();
+    if (wake)
+        sys_futex_wake(&st->wake_seq, INT_MAX, 0);
+}
+
+/* The gated calls are cancellation points: so is the wait for a token. (A
+ * separate frame, so that nothing of the caller lives across its setjmp.) */
+static void host_sleep(struct host_wait *place)
+{
+    pthread_cleanup_push(host_wait_cancelled, place);
+    sys_futex_wait_cancellable(&st->wake_seq, place->seq, place->until, 0);
+    pthread_cleanup_pop(0);
+}
+
 int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
 {
     *waited_ns = 0;
@@ -264,8 +299,10 @@ int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
         uint64_t until = last_check + FSHOST_REAP_AFTER_NS;
         if (deadline != 0 && deadline < until)
             until = deadline;
-        if (until > now)
-            sys_futex_wait(&st->wake_seq, seq, until, 0);
+        if (until > now) {
+            struct host_wait place = { w, ticket, seq, until };
+            host_sleep(&place);
+        }
         if (host_lock() != 0)
             return 2;
         if (w->pid != my_pid || w->ticket != ticket) {

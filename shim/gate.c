@@ -3,6 +3,7 @@
 #include "gate.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include "drain.h"
@@ -43,6 +44,11 @@ int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags)
     }
 }
 
+static void unlock_stream(void *stream)
+{
+    funlockfile(stream);
+}
+
 int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir)
 {
     int fd = stream != NULL ? fileno_unlocked(stream) : -1;
@@ -61,15 +67,18 @@ int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir)
      * anyway; taking a token first would let a thread wait for the stream while
      * holding a token that the stream's holder (flockfile) waits for. */
     bool lock = (gates_on() & GATE_FS) && kind == FD_FILE;
-    if (lock)
-        flockfile(stream);
-    int r = gate_enter_fd(p, fd, dir, 0);
-    if (lock) {
-        if (r < 0)
-            KEEP_ERRNO(funlockfile(stream));
-        else
-            p->stream_locked = stream;
-    }
+    if (!lock)
+        return gate_enter_fd(p, fd, dir, 0);
+    flockfile(stream);
+    int r;
+    /* A thread cancelled while it waits for a token lets the stream go. */
+    pthread_cleanup_push(unlock_stream, stream);
+    r = gate_enter_fd(p, fd, dir, 0);
+    pthread_cleanup_pop(0);
+    if (r < 0)
+        KEEP_ERRNO(funlockfile(stream));
+    else
+        p->stream_locked = stream;
     return r;
 }
 

@@ -9,6 +9,7 @@
  * waiters, the idle queue (hook), then the pause (hook) for listeners. */
 #include "slots.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -210,6 +211,36 @@ void conn_addref(uint32_t id_plus_one)
         atomic_fetch_add(&objs[id_plus_one - 1].refs, 1);
 }
 
+static void wait_cancelled(void *unused)
+{
+    (void) unused;
+    atomic_fetch_sub(&slot_waiters, 1);
+}
+
+static int sleep_for_slot(uint64_t deadline)
+{
+    while (atomic_load(&free_slots) == 0) {
+        if (deadline != 0 && sys_mono_ns() >= deadline) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (sys_futex_wait_cancellable(&free_slots, 0, deadline, true) == EINTR)
+            return -1;
+    }
+    return 0;
+}
+
+/* accept and read are cancellation points: so is this wait. (A frame of its
+ * own, so that nothing of the caller lives across the cleanup's setjmp.) */
+static int sleep_for_slot_cancellable(uint64_t deadline)
+{
+    volatile int r = 0;
+    pthread_cleanup_push(wait_cancelled, NULL);
+    r = sleep_for_slot(deadline);
+    pthread_cleanup_pop(0);
+    return r;
+}
+
 /* Waits for a free slot as accept on listener fd would wait for a connection.
  * Without SO_RCVTIMEO the futex wait has no timeout, so a signal makes it fail
  * with EINTR or restart exactly as the kernel decides for accept (SA_RESTART).
@@ -226,18 +257,7 @@ int slots_wait(int fd)
     void (*waiting)(void) = HOOK(waiting);
     if (waiting != NULL)
         waiting();
-    int r = 0;
-    while (atomic_load(&free_slots) == 0) {
-        if (deadline != 0 && sys_mono_ns() >= deadline) {
-            errno = EAGAIN;
-            r = -1;
-            break;
-        }
-        if (sys_futex_wait(&free_slots, 0, deadline, true) == EINTR) {
-            r = -1;
-            break;
-        }
-    }
+    int r = sleep_for_slot_cancellable(deadline);
     atomic_fetch_sub(&slot_waiters, 1);
     return r;
 }

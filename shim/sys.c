@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -32,6 +33,23 @@ int sys_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline_ns, b
                       (long) FUTEX_BITSET_MATCH_ANY) == 0)
         return 0;
     return errno == EAGAIN ? 0 : errno;
+}
+
+int sys_futex_wait_cancellable(_Atomic uint32_t *word, uint32_t val, uint64_t deadline_ns,
+                               bool private_futex)
+{
+    /* glibc's own blocking calls do the same around their system call: with
+     * the type asynchronous, a cancellation already pending acts at once, and
+     * one that comes while we sleep interrupts the futex and acts there. The
+     * window is this function alone, so its callers are always stopped at a
+     * call, where their cleanup handlers are found. */
+    int type;
+    pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &type);
+    int r = sys_futex_wait(word, val, deadline_ns, private_futex);
+    int saved = errno;
+    pthread_setcanceltype(type, NULL);
+    errno = saved;
+    return r;
 }
 
 void sys_futex_wake(_Atomic uint32_t *word, int n, bool private_futex)

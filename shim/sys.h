@@ -32,6 +32,12 @@ uint64_t sys_mono_ns(void) SLUICE_INTERNAL;
  * the kernel set it. private_futex: the word is not shared between processes. */
 int sys_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline_ns,
                    bool private_futex) SLUICE_INTERNAL;
+/* The same wait, as a cancellation point: a pthread_cancel pending or sent
+ * while it sleeps ends the thread there, as a blocking call the program made
+ * would (the caller's pthread_cleanup_push handlers undo what it holds). Only
+ * for waits that stand in for a call that is a cancellation point itself. */
+int sys_futex_wait_cancellable(_Atomic uint32_t *word, uint32_t val, uint64_t deadline_ns,
+                               bool private_futex) SLUICE_INTERNAL;
 /* Wakes up to n sleepers on word. errno is preserved. */
 void sys_futex_wake(_Atomic uint32_t *word, int n, bool private_futex) SLUICE_INTERNAL;
 
