@@ -44,15 +44,73 @@ static void (*_Atomic on_writable)(int fd);   /* the gate that watches (drain) *
 
 /* --- per-descriptor lock around registrations ------------------------------ */
 
-static void lock_fd(struct fdent *e)
+/* ep_lock: EP_HELD while a thread changes the entry's registrations. A signal
+ * handler may interrupt that thread and close the descriptor (or free a slot,
+ * which unhides a listener): waiting for the lock there would wait forever on
+ * the thread's own hold. So the handler makes its change to what is hidden
+ * (atomic), leaves a note in the lock word, and the holder carries it out on
+ * the kernel's side before it lets go. */
+#define EP_HELD   0x1u
+#define EP_REDO   0x2u   /* what is hidden changed meanwhile: apply it again */
+#define EP_FORGET 0x4u   /* the descriptor was forgotten meanwhile */
+
+/* The entry whose lock this thread is taking or holds (one at a time). */
+static __thread struct fdent *holding;
+
+struct lock_ctx {
+    struct fdent *outer;   /* what `holding` was before */
+    bool locked;           /* false: left a note for this thread's own hold */
+};
+
+static struct lock_ctx lock_fd(struct fdent *e)
 {
-    while (atomic_exchange_explicit(&e->ep_lock, 1, memory_order_acquire) != 0)
+    struct lock_ctx c = { holding, true };
+    if (holding == e && (atomic_load(&e->ep_lock) & EP_HELD)) {
+        c.locked = false;
+        return c;
+    }
+    /* Said before waiting: a handler that comes now sees the lock as ours. */
+    holding = e;
+    uint8_t free_word = 0;
+    while (!atomic_compare_exchange_weak_explicit(&e->ep_lock, &free_word, EP_HELD,
+                                                  memory_order_acquire, memory_order_relaxed)) {
+        free_word = 0;
         sched_yield();
+    }
+    return c;
 }
 
-static void unlock_fd(struct fdent *e)
+/* Leaves note (EP_REDO or EP_FORGET) for the holder of e's lock. */
+static void note_for_holder(struct fdent *e, uint8_t note)
 {
-    atomic_store_explicit(&e->ep_lock, 0, memory_order_release);
+    atomic_fetch_or(&e->ep_lock, note);
+}
+
+static void apply_reg(int fd, struct ep_reg *reg, uint32_t hidden, bool hiding);
+static void forget_locked(struct fdent *e);
+
+static void unlock_fd(int fd, struct fdent *e, struct lock_ctx c)
+{
+    if (!c.locked)
+        return;
+    for (;;) {
+        uint8_t notes = atomic_exchange(&e->ep_lock, EP_HELD) & (uint8_t) ~EP_HELD;
+        if (notes == 0) {
+            uint8_t held = EP_HELD;
+            if (atomic_compare_exchange_strong_explicit(&e->ep_lock, &held, 0,
+                                                        memory_order_release, memory_order_relaxed))
+                break;
+            continue;   /* a note came after the look */
+        }
+        if (notes & EP_FORGET) {
+            forget_locked(e);
+        } else {
+            uint32_t hidden = atomic_load(&e->hidden);
+            for (int i = 0; i < FD_EPOLL_REGS; i++)
+                apply_reg(fd, &e->regs[i], hidden, hidden != 0);
+        }
+    }
+    holding = c.outer;
 }
 
 static uint32_t epoll_mask_of(uint32_t hidden)
@@ -160,16 +218,18 @@ void overlay_hide(int fd, uint32_t events)
     if (e == NULL)
         return;
     int saved = errno;
-    lock_fd(e);
-    uint32_t old = atomic_load(&e->hidden), now = old | events;
+    struct lock_ctx c = lock_fd(e);
+    uint32_t old = atomic_fetch_or(&e->hidden, events), now = old | events;
     if (now != old) {
-        atomic_store(&e->hidden, now);
         if (old == 0)
             atomic_fetch_add(&overlay_hidden_fds, 1);
-        for (int i = 0; i < FD_EPOLL_REGS; i++)
-            apply_reg(fd, &e->regs[i], now, true);
+        if (!c.locked)
+            note_for_holder(e, EP_REDO);
+        else
+            for (int i = 0; i < FD_EPOLL_REGS; i++)
+                apply_reg(fd, &e->regs[i], now, true);
     }
-    unlock_fd(e);
+    unlock_fd(fd, e, c);
     errno = saved;
 }
 
@@ -179,16 +239,18 @@ void overlay_unhide(int fd, uint32_t events)
     if (e == NULL)
         return;
     int saved = errno;
-    lock_fd(e);
-    uint32_t old = atomic_load(&e->hidden), now = old & ~events;
+    struct lock_ctx c = lock_fd(e);
+    uint32_t old = atomic_fetch_and(&e->hidden, ~events), now = old & ~events;
     if (now != old) {
-        atomic_store(&e->hidden, now);
         if (now == 0)
             atomic_fetch_sub(&overlay_hidden_fds, 1);
-        for (int i = 0; i < FD_EPOLL_REGS; i++)
-            apply_reg(fd, &e->regs[i], now, false);
+        if (!c.locked)
+            note_for_holder(e, EP_REDO);
+        else
+            for (int i = 0; i < FD_EPOLL_REGS; i++)
+                apply_reg(fd, &e->regs[i], now, false);
     }
-    unlock_fd(e);
+    unlock_fd(fd, e, c);
     if (now != old)
         overlay_wake_waiters();
     errno = saved;
@@ -210,7 +272,13 @@ void overlay_requeue(int fd)
     if (e == NULL)
         return;
     int saved = errno;
-    lock_fd(e);
+    struct lock_ctx c = lock_fd(e);
+    if (!c.locked) {
+        /* A handler on the holder's own thread: this best-effort nudge waits
+         * for the next shed instead. */
+        errno = saved;
+        return;
+    }
     uint32_t hidden = atomic_load(&e->hidden);
     for (int i = 0; i < FD_EPOLL_REGS; i++) {
         int epfd = atomic_load(&e->regs[i].epfd_plus_one) - 1;
@@ -226,7 +294,7 @@ void overlay_requeue(int fd)
             REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &k);
         }
     }
-    unlock_fd(e);
+    unlock_fd(fd, e, c);
     errno = saved;
 }
 
@@ -309,15 +377,23 @@ void overlay_forget(int fd)
     struct fdent *e = fdtab_peek(fd);
     if (e == NULL)
         return;
-    lock_fd(e);
+    struct lock_ctx c = lock_fd(e);
     if (atomic_exchange(&e->hidden, 0) != 0)
         atomic_fetch_sub(&overlay_hidden_fds, 1);
+    if (!c.locked)
+        note_for_holder(e, EP_FORGET);
+    else
+        forget_locked(e);
+    unlock_fd(fd, e, c);
+}
+
+static void forget_locked(struct fdent *e)
+{
     for (int i = 0; i < FD_EPOLL_REGS; i++) {
         atomic_store(&e->regs[i].epfd_plus_one, 0);
         atomic_store(&e->regs[i].events, 0);
         atomic_store(&e->regs[i].data, 0);
     }
-    unlock_fd(e);
 }
 
 void overlay_atfork_child(void)
@@ -348,7 +424,9 @@ int overlay_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
         ? fdtab_get(fd) : NULL;
     if (e == NULL || (op != EPOLL_CTL_DEL && event == NULL))
         return REAL(epoll_ctl)(epfd, op, fd, event);
-    lock_fd(e);
+    struct lock_ctx c = lock_fd(e);
+    if (!c.locked)   /* from a handler, inside our own epoll_ctl of fd: as is */
+        return REAL(epoll_ctl)(epfd, op, fd, event);
     uint32_t hidden = atomic_load(&e->hidden);
     int slot = find_reg(e, epfd);
     uint32_t prog = event != NULL ? event->events : 0;
@@ -412,7 +490,7 @@ int overlay_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
     default:
         r = REAL(epoll_ctl)(epfd, op, fd, event);
     }
-    unlock_fd(e);
+    unlock_fd(fd, e, c);
     if (r == 0 && op == EPOLL_CTL_ADD && atomic_load(&ov_epfd) >= 0)
         KEEP_ERRNO(nest_into(epfd));
     return r;
