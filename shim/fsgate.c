@@ -227,11 +227,15 @@ int fsgate_acquire(void)
             && likely(atomic_load_explicit(&pg.nwaiters, memory_order_relaxed) == 0)
             && likely(atomic_compare_exchange_strong(&pg.word, &w, w + 1 + OPS_ONE)))
             return 0;
-    } else if (mode == FS_OFF) {
+    } else if (mode == FS_HOST) {
+        if (likely(fshost_try())) {
+            atomic_fetch_add_explicit(&pg.word, 1 + OPS_ONE, memory_order_relaxed);
+            return 0;
+        }
+    } else {
         orphan = 1;
         return 0;
     }
-    /* Host scope always goes through fshost: its token lives in shared memory. */
     return acquire_slow();
 }
 

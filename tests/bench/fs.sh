@@ -23,7 +23,7 @@ READER=$BUILD/helpers/bench_fs_read
 
 DIR=$(mktemp -d)
 KEY=bench-$$
-trap 'rm -rf "$DIR"; rm -f "/dev/shm/sluice-fs-$(id -u)-$KEY"' EXIT
+trap 'rm -rf "$DIR"; rm -f "/dev/shm/sluice-$(id -u)/fs-$KEY"' EXIT
 trap "exit 130" INT TERM HUP PIPE   # the EXIT trap then cleans up
 
 N1=20000

@@ -29,7 +29,7 @@ static void setup(void)
     /* A key of our own: the budget is shared by everything that names it. */
     snprintf(key, sizeof key, "test-%d-%s", (int) getpid(), strrchr(dir, '-') + 1);
     snprintf(key_assign, sizeof key_assign, "SLUICE_FS_KEY=%s", key);
-    snprintf(state, sizeof state, "/dev/shm/sluice-fs-%u-%s", (unsigned) getuid(), key);
+    snprintf(state, sizeof state, FSHOST_DIR_FMT "/" FSHOST_FILE_FMT, (unsigned) getuid(), key);
     unlink(state);
 }
 
@@ -67,7 +67,7 @@ static long tokens_in_use(void)
     struct host_state s;
     ssize_t n = pread(fd, &s, sizeof s, 0);
     close(fd);
-    return n == (ssize_t) sizeof s ? (long) s.in_use : -1;
+    return n == (ssize_t) sizeof s ? (long) HOST_LOW(s.count) : -1;
 }
 
 Test(fs_host, xargs_gzip_stays_within_the_budget_across_processes, .timeout = 90)
@@ -216,7 +216,7 @@ static bool waiting_not_holding(pid_t pid)
     for (int i = 0; i < NWAITING; i++)
         waiting |= s.waiting[i].pid == pid;
     for (int i = 0; i < NHOLDERS; i++)
-        if (s.holders[i].pid == pid && s.holders[i].held != 0)
+        if (s.holders[i].pid == pid && HOST_LOW(s.holders[i].word) != 0)
             return false;
     return waiting;
 }
