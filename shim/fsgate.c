@@ -11,6 +11,9 @@
  * overtake a sleeper and nobody starves. A waiter whose SLUICE_FS_TIMEOUT
  * passes takes itself out of the queue under the same lock.
  *
+ * Host scope (fshost.c) has a fast path of its own, also without a lock or a
+ * system call: fshost_try; this word then only counts, for the statistics.
+ *
  * Re-entrancy: a thread-local depth counts the gated calls this thread is
  * inside. It rises before a token is sought and falls only after it is given
  * back, so a signal handler (or a nested wrapper: sendfile file to file) that

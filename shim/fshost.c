@@ -92,9 +92,12 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
         atomic_store(&truncated, 1);
         return;
     }
-    /* Not ours: the default disposition back; returning re-runs the faulting
-     * access, which faults again and ends the program as it would have. */
+    /* Not ours: the default disposition back. A fault re-runs its access on
+     * return and ends the program as it would have; a SIGBUS sent by someone
+     * (kill, sigqueue) is sent again. */
     signal(sig, SIG_DFL);
+    if (si == NULL || si->si_code <= 0)
+        raise(sig);
     (void) ctx;
 }
 

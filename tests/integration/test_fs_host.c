@@ -595,3 +595,22 @@ Test(fs_host, a_holder_killed_between_its_two_updates_is_recounted, .timeout = 3
     free(out);
     free(err);
 }
+
+/* sluice's SIGBUS handler (for its own mapping) must not swallow a SIGBUS that
+ * someone sends: the program still dies of it. */
+Test(fs_host, a_sigbus_sent_to_a_member_still_ends_it, .timeout = 30)
+{
+    const char *env[] = { "SLUICE_FS_MAX=2", "SLUICE_FS_SCOPE=host", key_assign, NULL };
+    const char *argv[] = { "sleep", "5", NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    struct stat sb;
+    uint64_t t0 = t_now_ms();
+    while (stat(state, &sb) != 0 && t_now_ms() - t0 < 5000)
+        t_sleep_ms(10);
+    t_sleep_ms(100);
+    kill(p.pid, SIGBUS);
+    int rc = t_wait(&p, 4000);
+    close(p.out_fd);
+    close(p.err_fd);
+    cr_assert(WIFSIGNALED(rc) && WTERMSIG(rc) == SIGBUS, "status %#x", rc);
+}
