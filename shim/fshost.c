@@ -203,11 +203,13 @@ static void count_sub_in_use(uint32_t n)
     }
 }
 
-static void count_set(uint32_t in_use, uint32_t waiting_now, bool set_in_use)
+/* Sets one half of the count, keeping the other. Under the lock. */
+static void count_set(bool high, uint32_t value)
 {
     uint64_t c = atomic_load(&st->count);
     for (;;) {
-        uint64_t want = ((uint64_t) waiting_now << 32) | (set_in_use ? in_use : HOST_LOW(c));
+        uint64_t want = high ? ((uint64_t) value << 32) | HOST_LOW(c)
+                             : (c & ~UINT64_C(0xffffffff)) | value;
         if (atomic_compare_exchange_weak(&st->count, &c, want))
             return;
     }
@@ -295,7 +297,7 @@ static void recount(void)
         }
     }
     if (quiet)
-        count_set(sum, 0, true);
+        count_set(false, sum);
     atomic_store(&st->recount, 0);
 }
 
@@ -332,7 +334,7 @@ static void reap(void)
             nwaiting++;
         }
     }
-    count_set(0, nwaiting, false);
+    count_set(true, nwaiting);
     if (ambiguous)
         recount();
     if (HOST_LOW(atomic_load(&st->count)) < st->limit && nwaiting != 0)
@@ -552,7 +554,11 @@ static int open_user_dir(void)
 {
     char path[64];
     snprintf(path, sizeof path, FSHOST_DIR_FMT, (unsigned) getuid());
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+    if (mkdir(path, 0700) == 0) {
+        /* Ours (others cannot replace an entry of ours in the sticky /dev/shm):
+         * 0700 whatever the umask, so that we can use it. */
+        chmod(path, 0700);
+    } else if (errno != EEXIST) {
         broken(strerror(errno));
         return -1;
     }

@@ -48,9 +48,11 @@ static bool reading_reaches_kernel(FILE *f, const struct stdio_call *c)
 
 static bool writing_reaches_kernel(FILE *f, const struct stdio_call *c)
 {
+    if (c->op == SC_FLUSH)                    /* only pending output reaches the file */
+        return f->_IO_write_ptr > f->_IO_write_base;
     if (!(f->_flags & LIBIO_CURRENTLY_PUTTING) || f->_IO_write_ptr == NULL)
         return true;                          /* the first write sets the buffer up */
-    if (c->op == SC_FLUSH || (c->op == SC_PUTC && c->ch == EOF))
+    if (c->op == SC_PUTC && c->ch == EOF)
         return f->_IO_write_ptr > f->_IO_write_base;
     if (c->len == 0)
         return false;
