@@ -262,7 +262,10 @@ static void free_record(struct holder *h)
 
 /* Some dead process died between its two updates. Stop the fast path, wait for
  * the live members to be outside theirs, and set the count to what the live
- * records hold. Under the lock. */
+ * records hold. If a live member stays inside for FSHOST_QUIESCE_NS (stopped
+ * there), the dead records' tokens are subtracted instead: the count may then
+ * be one too low for each thread that died inside (the budget is exceeded by
+ * that much; nothing is held for ever). Under the lock. */
 static void recount(void)
 {
     atomic_store(&st->recount, 1);
@@ -275,7 +278,7 @@ static void recount(void)
             if (!alive(atomic_load(&h->pid), h->start, &stopped))
                 break;
             if (fsgate_now_ns() >= deadline) {
-                quiet = false;            /* a member stopped inside: recount later */
+                quiet = false;            /* a member stopped inside: subtract instead */
                 break;
             }
             sched_yield();
