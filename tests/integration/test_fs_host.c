@@ -547,6 +547,8 @@ Test(fs_host, a_recycled_pid_of_another_user_keeps_no_token_under_hidepid, .time
     kill(root_proc.pid, SIGKILL);
     t_wait(&root_proc, 5000);
     unlink(nobody_state);
+    *strrchr(nobody_state, '/') = '\0';
+    rmdir(nobody_state);   /* if nothing else is in it */
     cr_assert_eq(rc, 0, "exit %d [%s]", rc, err);
     cr_assert_str_eq(out, "eagain 0\n", "the recycled pid kept the token: %s [%s]", out, err);
     free(out);
