@@ -17,6 +17,7 @@
 #define FSHOST_REAP_AFTER_NS UINT64_C(50000000)          /* a waiter this long: check holders */
 #define FSHOST_LOCK_BOUND_NS UINT64_C(3000000000)        /* a mutex held this long is broken */
 #define FSHOST_QUIESCE_NS UINT64_C(100000000)            /* a recount waits this long for members */
+#define FSHOST_OVERTAKE_NS UINT64_C(2000000)             /* newcomers may pass a waiter this long */
 
 /* holder.word and host_state.count pack two 32-bit counts. */
 #define HOST_LOW(w) ((uint32_t) ((w) & 0xffffffffu))
@@ -38,6 +39,7 @@ struct waiting {
     uint32_t stopped;     /* its process was stopped (SIGSTOP, debugger) at the last check */
     uint64_t start;
     uint64_t ticket;
+    uint64_t since;       /* when it began to wait (CLOCK_MONOTONIC ns) */
 };
 
 struct host_state {
@@ -51,6 +53,7 @@ struct host_state {
     uint64_t next_ticket;      /* under the lock */
     pthread_mutex_t lock __attribute__((aligned(64)));
     _Atomic uint64_t count __attribute__((aligned(64)));      /* in use (low) | waiting (high) */
+    _Atomic uint64_t head_since;   /* since when the longest running waiter waits; 0: none */
     _Atomic uint32_t wake_seq __attribute__((aligned(64)));   /* bumped when a waiter may proceed */
     struct holder holders[NHOLDERS];
     struct waiting waiting[NWAITING];
