@@ -1,7 +1,7 @@
 /* fshost.c — host scope of the filesystem semaphore: one budget for every
  * process of a user that names the same SLUICE_FS_KEY.
  *
- * Where: /dev/shm/sluice-UID/fs-KEY. The directory is the user's own (created
+ * Where (the file itself is fshost_file.c's): /dev/shm/sluice-UID/fs-KEY. The directory is the user's own (created
  * mode 0700, opened without following links, refused unless it is a directory
  * of this user that nobody else may write), so another user cannot plant or
  * squat on a key's name. The file is built in an unnamed O_TMPFILE of mode 0600
@@ -66,14 +66,13 @@
 #include <unistd.h>
 
 #include "fsgate.h"
+#include "fshost_file.h"
 #include "log.h"
 #include "procstat.h"
 #include "real.h"
 
 static struct host_state *st;
 static char state_path[SLUICE_PATH_MAX];
-static _Atomic int unusable;
-static _Atomic int truncated;          /* set by the SIGBUS handler */
 static uint32_t limit_local;           /* the budget, copied out of the state at init */
 static int32_t my_pid;                 /* 0: not known yet (or a forked child) */
 static uint64_t my_start;
@@ -81,55 +80,15 @@ static struct holder *_Atomic me;      /* this process's record once claimed */
 
 static void broken(const char *what)
 {
-    if (!atomic_exchange(&unusable, 1))
+    if (!atomic_exchange(&fshost_unusable, 1))
         log_error("SLUICE_FS_SCOPE=host: %s: %s; running without the filesystem gate",
                   state_path, what);
-}
-
-/* --- SIGBUS from a truncated state file ---------------------------------------------- */
-
-static void on_sigbus(int sig, siginfo_t *si, void *ctx)
-{
-    char *addr = si != NULL ? (char *) si->si_addr : NULL;
-    char *base = (char *) st;
-    if (base != NULL && addr >= base && addr < base + sizeof *st) {
-        /* Ours: the pages went away. Anonymous zeros in their place let the
-         * interrupted access finish; the gate is off from here on. */
-        mmap(base, sizeof *st, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        atomic_store(&unusable, 1);
-        atomic_store(&truncated, 1);
-        return;
-    }
-    /* Not ours: the default disposition back. A fault re-runs its access on
-     * return and ends the program as it would have; a SIGBUS sent by someone
-     * (kill, sigqueue) is sent again. */
-    signal(sig, SIG_DFL);
-    if (si == NULL || si->si_code <= 0)
-        raise(sig);
-    (void) ctx;
-}
-
-/* Only when SIGBUS has its default disposition: a program's own handler (it
- * maps files of its own) is left alone, and so is an ignored SIGBUS. */
-static void guard_against_truncation(void)
-{
-    struct sigaction cur;
-    if (sigaction(SIGBUS, NULL, &cur) != 0)
-        return;
-    if ((cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL)
-        return;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_sigbus;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, NULL);
 }
 
 static void say_if_truncated(void)
 {
     static _Atomic int said;
-    if (atomic_load(&truncated) && !atomic_exchange(&said, 1))
+    if (atomic_load(&fshost_truncated) && !atomic_exchange(&said, 1))
         log_error("SLUICE_FS_SCOPE=host: %s: the state file shrank under us (truncated?); "
                   "running without the filesystem gate", state_path);
 }
@@ -411,7 +370,7 @@ static int too_crowded(const char *what)
 bool fshost_try(void)
 {
     struct holder *h = atomic_load_explicit(&me, memory_order_relaxed);
-    if (unlikely(h == NULL) || unlikely(atomic_load_explicit(&unusable, memory_order_relaxed)))
+    if (unlikely(h == NULL) || unlikely(atomic_load_explicit(&fshost_unusable, memory_order_relaxed)))
         return false;
     /* Inside first (and a token noted), then look for a recount: a recount
      * raises its flag first, then looks at us (both sequentially consistent),
@@ -453,7 +412,7 @@ static bool take_locked(struct holder *h, bool was_waiting)
 int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
 {
     *waited_ns = 0;
-    if (atomic_load_explicit(&unusable, memory_order_relaxed)) {
+    if (atomic_load_explicit(&fshost_unusable, memory_order_relaxed)) {
         say_if_truncated();
         return 2;
     }
@@ -504,7 +463,7 @@ int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
             fsgate_futex_wait(&st->wake_seq, seq, until, 0);
         if (host_lock() != 0)
             return 2;
-        if (atomic_load(&unusable) || w->pid != my_pid || w->ticket != ticket) {
+        if (atomic_load(&fshost_unusable) || w->pid != my_pid || w->ticket != ticket) {
             result = 2;                  /* our place was lost: never seen, but never hang */
             break;
         }
@@ -562,7 +521,7 @@ static void release_locked(struct holder *h)
 void fshost_release(void)
 {
     struct holder *h = atomic_load_explicit(&me, memory_order_relaxed);
-    if (h == NULL || atomic_load_explicit(&unusable, memory_order_relaxed))
+    if (h == NULL || atomic_load_explicit(&fshost_unusable, memory_order_relaxed))
         return;
     atomic_fetch_add(&h->word, HOST_HIGH_ONE);
     if (unlikely(atomic_load(&st->recount) != 0)) {
@@ -585,178 +544,15 @@ void fshost_atfork_child(void)
     atomic_store(&me, NULL);
 }
 
-/* --- the state file ------------------------------------------------------------------ */
-
-/* The user's directory, created if missing; a descriptor, or -1 after one line. */
-static int open_user_dir(void)
-{
-    char path[64];
-    snprintf(path, sizeof path, FSHOST_DIR_FMT, (unsigned) getuid());
-    if (mkdir(path, 0700) == 0) {
-        /* Ours (others cannot replace an entry of ours in the sticky /dev/shm):
-         * 0700 whatever the umask, so that we can use it. */
-        chmod(path, 0700);
-    } else if (errno != EEXIST) {
-        broken(strerror(errno));
-        return -1;
-    }
-    int dfd = REAL(open)(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd < 0) {
-        broken(errno == ELOOP || errno == ENOTDIR ? "its directory is not a directory of ours"
-                                                  : strerror(errno));
-        return -1;
-    }
-    struct stat sb;
-    const char *bad = NULL;
-    if (fstat(dfd, &sb) != 0)
-        bad = strerror(errno);
-    else if (sb.st_uid != getuid())
-        bad = "its directory is owned by another user";
-    else if (sb.st_mode & 0077)
-        bad = "its directory is open to other users (want mode 0700)";
-    if (bad != NULL) {
-        REAL(close)(dfd);
-        broken(bad);
-        return -1;
-    }
-    return dfd;
-}
-
-/* Builds a fresh state in an unnamed file (O_TMPFILE) and links it into place,
- * so that a process killed half-way leaves nothing behind; where O_TMPFILE is
- * not supported, under a private name instead. EEXIST from the link means
- * another process won the race, which is fine. Returns 0, or an errno value. */
-static int create_state(int dfd, const char *name, uint32_t limit)
-{
-    char tmp[128];
-    tmp[0] = '\0';
-    int fd = REAL(openat)(dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(tmp, sizeof tmp, "%s.new.%d", name, (int) getpid());
-        unlinkat(dfd, tmp, 0);
-        fd = REAL(openat)(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return errno;
-    }
-    int err = 0;
-    if (fchmod(fd, 0600) != 0)
-        err = errno;
-    /* Every page allocated now: a full tmpfs says ENOSPC here, not SIGBUS later. */
-    if (err == 0)
-        err = posix_fallocate(fd, 0, sizeof(struct host_state));
-    struct host_state *s = MAP_FAILED;
-    if (err == 0) {
-        s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (s == MAP_FAILED)
-            err = errno;
-    }
-    if (s != MAP_FAILED) {
-        pthread_mutexattr_t attr;
-        pthread_mutexattr_init(&attr);
-        pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-        pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-        pthread_mutex_init(&s->lock, &attr);
-        pthread_mutexattr_destroy(&attr);
-        s->version = HOST_VERSION;
-        s->size = sizeof *s;
-        s->uid = (uint32_t) getuid();
-        s->limit = limit;
-        atomic_thread_fence(memory_order_release);
-        s->magic = HOST_MAGIC;
-        munmap(s, sizeof *s);
-    }
-    if (err == 0 && tmp[0] == '\0') {
-        char self[64];
-        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
-        if (linkat(AT_FDCWD, self, dfd, name, AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST)
-            err = errno;
-    } else if (err == 0) {
-        if (linkat(dfd, tmp, dfd, name, 0) != 0 && errno != EEXIST)
-            err = errno;
-    }
-    REAL(close)(fd);
-    if (tmp[0] != '\0')
-        unlinkat(dfd, tmp, 0);
-    return err;
-}
-
 int fshost_init(uint32_t limit, const char *key)
 {
-    char name[96];
-    snprintf(name, sizeof name, FSHOST_FILE_FMT, key);
-    snprintf(state_path, sizeof state_path, FSHOST_DIR_FMT "/%s", (unsigned) getuid(), name);
-    int dfd = open_user_dir();
-    if (dfd < 0)
-        return -1;
-    int fd = -1;
-    for (int attempt = 0; attempt < 3 && fd < 0; attempt++) {
-        fd = REAL(openat)(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-        if (fd >= 0)
-            break;
-        if (errno == ELOOP) {
-            REAL(close)(dfd);
-            broken("it is a symbolic link");
-            return -1;
-        }
-        if (errno != ENOENT) {
-            REAL(close)(dfd);
-            broken(strerror(errno));
-            return -1;
-        }
-        int err = create_state(dfd, name, limit);
-        if (err != 0) {
-            REAL(close)(dfd);
-            broken(err == ENOSPC ? "no room to create it (the tmpfs is full)" : strerror(err));
-            return -1;
-        }
-    }
-    REAL(close)(dfd);
-    if (fd < 0) {
-        broken("it keeps disappearing");
+    struct host_state *s = NULL;
+    const char *why = NULL;
+    if (fshost_file_map(limit, key, state_path, sizeof state_path, &s, &why) != 0) {
+        broken(why);
         return -1;
     }
-    struct stat sb;
-    const char *bad = NULL;
-    if (fstat(fd, &sb) != 0)
-        bad = strerror(errno);
-    else if (!S_ISREG(sb.st_mode))
-        bad = "not a regular file";
-    else if (sb.st_uid != getuid())
-        bad = "owned by another user";
-    else if ((sb.st_mode & 07777) != 0600)
-        bad = "its mode is not 0600";
-    else if (sb.st_size != (off_t) sizeof(struct host_state))
-        bad = "wrong size (another version, or damaged; remove it)";
-    else if (posix_fallocate(fd, 0, sizeof(struct host_state)) == ENOSPC)
-        bad = "no room for its pages (the tmpfs is full)";
-    struct host_state *s = MAP_FAILED;
-    if (bad == NULL) {
-        s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (s == MAP_FAILED)
-            bad = strerror(errno);
-    }
-    REAL(close)(fd);
-    if (bad == NULL) {
-        /* From the first touch on, a truncation must not kill the program. */
-        st = s;
-        guard_against_truncation();
-    }
-    if (bad == NULL && (s->magic != HOST_MAGIC || s->version != HOST_VERSION
-                        || s->size != sizeof *s))
-        bad = "bad header (another version, or damaged; remove it)";
-    else if (bad == NULL && (s->uid != (uint32_t) getuid() || s->limit == 0
-                             || s->limit > 1000000))
-        bad = "damaged header (remove it)";
-    if (bad == NULL && atomic_load(&unusable))
-        bad = "it shrank while being opened";
-    if (bad != NULL) {
-        if (s != MAP_FAILED && !atomic_load(&truncated)) {
-            st = NULL;
-            munmap(s, sizeof *s);
-        }
-        broken(bad);
-        return -1;
-    }
+    st = s;
     limit_local = s->limit;
     /* Records under our pid and start time are from before an exec of this
      * same process: whatever they held, nobody here holds it now. */
