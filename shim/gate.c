@@ -44,7 +44,7 @@ int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags)
     }
 }
 
-int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir)
+int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir, const struct stdio_call *call)
 {
     int fd = stream != NULL ? fileno_unlocked(stream) : -1;
     enum fd_kind kind = fd >= 0 ? fdtab_kind_fast(fd) : FD_OTHER;
@@ -62,8 +62,19 @@ int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir)
      * anyway; taking a token first would let a thread wait for the stream while
      * holding a token that the stream's holder (flockfile) waits for. */
     bool lock = (gates_on() & GATE_FS) && kind == FD_FILE;
-    if (lock)
+    if (lock) {
         flockfile(stream);
+        if (!stdio_reaches_kernel(stream, call)) {
+            /* Served from the buffer: no file operation, no token. The stream
+             * stays locked so that nobody empties or fills it meanwhile. */
+            p->fd = fd;
+            p->kind = FD_FILE;
+            p->dir = (unsigned char) dir;
+            p->fs_token = 0;
+            p->stream_locked = stream;
+            return 0;
+        }
+    }
     int r = gate_enter_fd(p, fd, dir, 0);
     if (lock) {
         if (r < 0)
@@ -117,8 +128,9 @@ int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags)
 void gate_leave_slow(struct pass *p, long result)
 {
     int saved = errno;
-    if (p->fs_token) {
-        fsgate_release();
+    if (p->fs_token || p->stream_locked != NULL) {
+        if (p->fs_token)
+            fsgate_release();
         if (p->stream_locked != NULL)
             funlockfile(p->stream_locked);
     } else if (p->kind == FD_CONN || p->kind == FD_STREAM) {

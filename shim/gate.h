@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include "common.h"
 #include "fdtab.h"
+#include "stdio_kernel.h"
 
 #define GATE_CONN  0x1u
 #define GATE_DRAIN 0x2u
@@ -37,7 +38,11 @@ struct pass {
 
 /* 0: forward the call. -1: refuse it, errno set (EAGAIN, EINTR...). */
 int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags) SLUICE_INTERNAL;
-int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir) SLUICE_INTERNAL;
+/* A stdio call on stream, described by call: a file stream takes a token only
+ * when the call will reach the kernel (refill or flush), and stays locked from
+ * here to gate_leave either way. */
+int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir,
+                      const struct stdio_call *call) SLUICE_INTERNAL;
 /* An open of a file by name: a filesystem operation before there is a descriptor. */
 int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags) SLUICE_INTERNAL;
 /* After the real call; result is its return value. Preserves errno. Inline:
@@ -45,7 +50,7 @@ int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags) SLUI
 void gate_leave_slow(struct pass *p, long result) SLUICE_INTERNAL;
 static inline void gate_leave(struct pass *p, long result)
 {
-    if (p->fs_token || p->kind == FD_CONN || p->kind == FD_STREAM)
+    if (p->fs_token || p->stream_locked != NULL || p->kind == FD_CONN || p->kind == FD_STREAM)
         gate_leave_slow(p, result);
 }
 /* After a real open that returned fd (or -1). Preserves errno. */
