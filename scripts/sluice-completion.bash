@@ -63,7 +63,7 @@ _sluice()
         --fs-key)
             # The keys of host budgets this user already has.
             local keys
-            keys=$(cd /dev/shm 2>/dev/null && compgen -G "sluice-fs-$UID-*" | sed "s/^sluice-fs-$UID-//")
+            keys=$(cd "/dev/shm/sluice-$UID" 2>/dev/null && compgen -G "fs-*" | sed "s/^fs-//")
             _sluice_reply -W "default $keys" -- "$cur"; return ;;
         --ports) return ;;
         --stats) _sluice_reply -f -- "$cur"; return ;;

@@ -11,6 +11,9 @@
  * overtake a sleeper and nobody starves. A waiter whose SLUICE_FS_TIMEOUT
  * passes takes itself out of the queue under the same lock.
  *
+ * Host scope (fshost.c) has a fast path of its own, also without a lock or a
+ * system call: fshost_try; this word then only counts, for the statistics.
+ *
  * Re-entrancy: a thread-local depth counts the gated calls this thread is
  * inside. It rises before a token is sought and falls only after it is given
  * back, so a signal handler (or a nested wrapper: sendfile file to file) that
@@ -252,11 +255,15 @@ int fsgate_acquire(void)
             && likely(atomic_load_explicit(&pg.nwaiters, memory_order_relaxed) == 0)
             && likely(atomic_compare_exchange_strong(&pg.word, &w, w + 1 + OPS_ONE)))
             return 0;
-    } else if (mode == FS_OFF) {
+    } else if (mode == FS_HOST) {
+        if (likely(fshost_try())) {
+            atomic_fetch_add_explicit(&pg.word, 1 + OPS_ONE, memory_order_relaxed);
+            return 0;
+        }
+    } else {
         orphan = 1;
         return 0;
     }
-    /* Host scope always goes through fshost: its token lives in shared memory. */
     return acquire_slow();
 }
 

@@ -49,7 +49,18 @@ static void unlock_stream(void *stream)
     funlockfile(stream);
 }
 
-int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir)
+/* gate_enter_fd with stream locked: a thread cancelled while it waits for a
+ * token lets the stream go. (A frame of its own for the cleanup's setjmp.) */
+static int enter_fd_stream_locked(struct pass *p, int fd, enum io_dir dir, FILE *stream)
+{
+    volatile int r = 0;
+    pthread_cleanup_push(unlock_stream, stream);
+    r = gate_enter_fd(p, fd, dir, 0);
+    pthread_cleanup_pop(0);
+    return r;
+}
+
+int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir, const struct stdio_call *call)
 {
     int fd = stream != NULL ? fileno_unlocked(stream) : -1;
     enum fd_kind kind = fd >= 0 ? fdtab_kind_fast(fd) : FD_OTHER;
@@ -70,11 +81,17 @@ int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir)
     if (!lock)
         return gate_enter_fd(p, fd, dir, 0);
     flockfile(stream);
-    int r;
-    /* A thread cancelled while it waits for a token lets the stream go. */
-    pthread_cleanup_push(unlock_stream, stream);
-    r = gate_enter_fd(p, fd, dir, 0);
-    pthread_cleanup_pop(0);
+    if (!stdio_reaches_kernel(stream, call)) {
+        /* Served from the buffer: no file operation, no token. The stream
+         * stays locked so that nobody empties or fills it meanwhile. */
+        p->fd = fd;
+        p->kind = FD_FILE;
+        p->dir = (unsigned char) dir;
+        p->fs_token = 0;
+        p->stream_locked = stream;
+        return 0;
+    }
+    int r = enter_fd_stream_locked(p, fd, dir, stream);
     if (r < 0)
         KEEP_ERRNO(funlockfile(stream));
     else
@@ -125,8 +142,9 @@ int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags)
 void gate_leave_slow(struct pass *p, long result)
 {
     int saved = errno;
-    if (p->fs_token) {
-        fsgate_release();
+    if (p->fs_token || p->stream_locked != NULL) {
+        if (p->fs_token)
+            fsgate_release();
         if (p->stream_locked != NULL)
             funlockfile(p->stream_locked);
     } else if (p->kind == FD_CONN || p->kind == FD_STREAM) {

@@ -11,6 +11,7 @@
 #include "common.h"
 #include "config.h"
 #include "fdtab.h"
+#include "stdio_kernel.h"
 
 enum io_dir { IO_IN, IO_OUT, IO_SYNC };
 
@@ -26,7 +27,11 @@ struct pass {
 
 /* 0: forward the call. -1: refuse it, errno set (EAGAIN, EINTR...). */
 int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags) SLUICE_INTERNAL;
-int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir) SLUICE_INTERNAL;
+/* A stdio call on stream, described by call: a file stream takes a token only
+ * when the call will reach the kernel (refill or flush), and stays locked from
+ * here to gate_leave either way. */
+int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir,
+                      const struct stdio_call *call) SLUICE_INTERNAL;
 /* An open of a file by name: a filesystem operation before there is a descriptor. */
 int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags) SLUICE_INTERNAL;
 /* After the real call; result is its return value. Preserves errno. Inline:
@@ -34,7 +39,7 @@ int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags) SLUI
 void gate_leave_slow(struct pass *p, long result) SLUICE_INTERNAL;
 static inline void gate_leave(struct pass *p, long result)
 {
-    if (p->fs_token || p->kind == FD_CONN || p->kind == FD_STREAM)
+    if (p->fs_token || p->stream_locked != NULL || p->kind == FD_CONN || p->kind == FD_STREAM)
         gate_leave_slow(p, result);
 }
 /* After a real open that returned fd (or -1). Preserves errno. */

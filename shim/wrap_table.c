@@ -36,13 +36,19 @@
         return gated_##name(TBL_ARGS(n, list)); \
     }
 
+/* stdio_call_NAME(args): what the call asks of the stream (stdio_kernel.h);
+ * the indirection expands the argument list before the macro sees it. */
+#define STDIO_CALL(name, ...) STDIO_CALL_(stdio_call_##name, __VA_ARGS__)
+#define STDIO_CALL_(describe, ...) describe(__VA_ARGS__)
+
 #define WRAP_STREAM(ret, name, subj, aux, n, list, dir) \
     static __attribute__((noinline)) ret gated_##name(TBL_PARAMS(n, list)) \
     { \
         if (gates_on() == 0) \
             return REAL(name)(TBL_ARGS(n, list)); \
         struct pass p; \
-        if (gate_enter_stream(&p, subj, dir) < 0) \
+        struct stdio_call call_ = STDIO_CALL(name, TBL_ARGS(n, list)); \
+        if (gate_enter_stream(&p, subj, dir, &call_) < 0) \
             return aux; \
         ret r = REAL(name)(TBL_ARGS(n, list)); \
         gate_leave(&p, (long) r); \

@@ -10,6 +10,9 @@
 #     SLUICE_FS_MAX=1000 with a key of its own; wall time, alternating rounds,
 #     medians (4 rounds more than the others: each is short and noisy);
 #     throughput ratio = bare time / sluice time.
+#  4. make -j8 of this project (a copy of HEAD) bare against a host budget that
+#     binds (SLUICE_FS_MAX=2, and 8), with a bare-over-bare control; outputs
+#     must be identical.
 # Prints shell assignments (fs_*=...) for run.sh.
 set -eu
 
@@ -23,7 +26,7 @@ READER=$BUILD/helpers/bench_fs_read
 
 DIR=$(mktemp -d)
 KEY=bench-$$
-trap 'rm -rf "$DIR"; rm -f "/dev/shm/sluice-fs-$(id -u)-$KEY"' EXIT
+trap 'rm -rf "$DIR"; rm -f "/dev/shm/sluice-$(id -u)/fs-$KEY"' EXIT
 trap "exit 130" INT TERM HUP PIPE   # the EXIT trap then cleans up
 
 N1=20000
@@ -139,3 +142,48 @@ echo "fs_work_host_cpu=$(echo "$host_cpu" | median)"
 echo "fs_work_rounds=$((ROUNDS + 4))"
 echo "fs_work_raw='wall s, bare:$bare / host scope:$host; CPU s, bare:$bare_cpu / host scope:$host_cpu'"
 echo "fs_host_settings='SLUICE_FS_SCOPE=host SLUICE_FS_MAX=1000 SLUICE_FS_KEY=$KEY'"
+
+# --- 4. make -j8 of this project under a host budget that binds ------------------------------
+# A copy of the tree (git archive of HEAD) built with make -j8 (the default
+# target), bare against SLUICE_FS_SCOPE=host with SLUICE_FS_MAX=2 and 8, rounds
+# alternating; a second bare series is the control for the machine's noise.
+# Ratios: sluice time over bare time (median of per-round ratios). Outputs
+# (objects and library) must be byte-identical to the bare build's.
+SRC=$(cd "$HERE/../.." && pwd -P)
+if git -C "$SRC" rev-parse --verify -q HEAD >/dev/null; then
+    mkdir "$DIR/tree"
+    git -C "$SRC" archive HEAD | tar -x -C "$DIR/tree"
+    make_once() {  # make_once ENV... -> "WALL_SECONDS DIGEST"
+        (cd "$DIR/tree" && make -s clean >/dev/null 2>&1
+         start=$(date +%s.%N)
+         env "$@" make -s -j8 >/dev/null 2>&1 || echo "bench: make failed under $*" >&2
+         end=$(date +%s.%N)
+         echo "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')" \
+              "$(cat build/shim/*.o build/libsluice.so | md5sum | cut -c1-16)")
+    }
+    mk_bare="" mk_bare2="" mk_fs2="" mk_fs8="" mk_same=yes mk_ref=""
+    round=1
+    while [ $round -le "$ROUNDS" ]; do
+        echo "bench: fs: make -j8 round $round/$ROUNDS..." >&2
+        for mode in bare fs2 bare2 fs8; do
+            case $mode in
+                bare|bare2) set -- $(make_once LC_ALL=C) ;;
+                fs2) set -- $(make_once LC_ALL=C LD_PRELOAD="$LIB" SLUICE_FS_SCOPE=host SLUICE_FS_MAX=2 SLUICE_FS_KEY=$KEY-m2) ;;
+                fs8) set -- $(make_once LC_ALL=C LD_PRELOAD="$LIB" SLUICE_FS_SCOPE=host SLUICE_FS_MAX=8 SLUICE_FS_KEY=$KEY-m8) ;;
+            esac
+            eval "mk_$mode=\"\$mk_$mode $1\""
+            [ -n "$mk_ref" ] || mk_ref=$2
+            [ "$2" = "$mk_ref" ] || mk_same=no
+        done
+        round=$((round + 1))
+    done
+    rm -f "/dev/shm/sluice-$(id -u)/fs-$KEY-m2" "/dev/shm/sluice-$(id -u)/fs-$KEY-m8"
+    echo "fs_make_bare=$(echo "$mk_bare" | median)"
+    echo "fs_make_fs2=$(echo "$mk_fs2" | median)"
+    echo "fs_make_fs8=$(echo "$mk_fs8" | median)"
+    echo "fs_make_control_r=$(pair_ratio "$mk_bare" "$mk_bare2")"
+    echo "fs_make_fs2_r=$(pair_ratio "$mk_bare" "$mk_fs2")"
+    echo "fs_make_fs8_r=$(pair_ratio "$mk_bare" "$mk_fs8")"
+    echo "fs_make_same_output=$mk_same"
+    echo "fs_make_raw='wall s, bare:$mk_bare / bare again:$mk_bare2 / fs-max 2:$mk_fs2 / fs-max 8:$mk_fs8'"
+fi

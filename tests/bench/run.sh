@@ -204,6 +204,11 @@ pre_cpu_r=$(pair_ratio "$pre_cpu" "$bare_cpu") gated_cpu_r=$(pair_ratio "$gated_
     [ "$fs_same_output" = yes ] || fs_work_r="n/a"
     row "fs: cat/sort workload (xargs -P2) wall s, host scope not binding: throughput over bare" \
         "$fs_work_bare" "$fs_work_host" "$fs_work_r" ">= 0.95" ge 0.95
+    [ "${fs_make_same_output:-no}" = yes ] || fs_make_fs2_r="n/a" fs_make_fs8_r="n/a"
+    row "fs: make -j8 of this project, host scope SLUICE_FS_MAX=2: wall time over bare (control: bare over bare $fs_make_control_r)" \
+        "$fs_make_bare" "$fs_make_fs2" "$fs_make_fs2_r" "<= 1.15" le 1.15
+    row "fs: make -j8 of this project, host scope SLUICE_FS_MAX=8: wall time over bare" \
+        "$fs_make_bare" "$fs_make_fs8" "$fs_make_fs8_r" "<= 1.05" le 1.05
     echo
     echo "Details:"
     echo
@@ -229,6 +234,7 @@ pre_cpu_r=$(pair_ratio "$pre_cpu" "$bare_cpu") gated_cpu_r=$(pair_ratio "$gated_
     echo "  median of $fs_work_rounds alternating rounds; outputs identical to bare: $fs_same_output."
     echo "  CPU s of every process (median): bare $fs_work_bare_cpu, host scope $fs_work_host_cpu (bare over host, per round: $fs_work_cpu_r)."
     echo "  Raw: $fs_work_raw"
+    echo "  make -j8 (copy of the tree, default target), outputs identical to bare: $fs_make_same_output. Raw: $fs_make_raw"
     echo "  One sort of 16 of the files ($fs_sort_lines lines, one fwrite each, to /dev/null), instructions (callgrind):"
     echo "  no settings $fs_sort_pre, SLUICE_FS_MAX=1000 $fs_sort_gated: $fs_sort_per_line more per line written, though"
     echo "  /dev/null is never gated: each stdio call still goes through the gate's dispatch (fileno, the"

@@ -49,8 +49,10 @@ static int run_make(const char *goal_and_flags, char **out, char **err)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "make -C '%s' CC='%s/cc-probe' %s", tree, tree, goal_and_flags);
     const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
-    /* Not the jobserver of a make that may be running this suite. */
-    const char *env[] = { "MAKEFLAGS=", "MFLAGS=", "MAKELEVEL=", NULL };
+    /* Not the jobserver of a make that may be running this suite, nor its
+     * sanitizer (`make asan` exports SANITIZE, whose runtime is looked up
+     * with $(CC) while the Makefile is read, before any goal). */
+    const char *env[] = { "MAKEFLAGS=", "MFLAGS=", "MAKELEVEL=", "SANITIZE=", NULL };
     return t_run(argv, env, false, 60000, out, err);
 }
 

@@ -256,3 +256,74 @@ Test(fs_process, a_thread_holding_a_stdio_stream_and_one_waiting_for_it_do_not_d
     snprintf(cmd, sizeof cmd, "test $(wc -l < %s/stream) -eq 40000", dir);
     cr_assert_eq(system(cmd), 0, "lines lost or doubled");
 }
+
+/* Calls on files under dir/ seen by the kernel (strace, tracer bare, tracee with
+ * the library and env): openat, read, write. */
+static int kernel_file_calls(const char *const *argv, const char *const *env)
+{
+    char trace[128], arg_preload[4200], under[96];
+    snprintf(trace, sizeof trace, "%s.ktrace", dir);
+    snprintf(under, sizeof under, "<%s/", dir);
+    snprintf(arg_preload, sizeof arg_preload, "LD_PRELOAD=%s", t_preload());
+    const char *cmd[32];
+    int n = 0;
+    cmd[n++] = "strace";
+    cmd[n++] = "-E";
+    cmd[n++] = arg_preload;
+    for (int i = 0; env[i] != NULL; i++) {
+        cmd[n++] = "-E";
+        cmd[n++] = env[i];
+    }
+    const char *fixed[] = { "-f", "-y", "-e", "trace=openat,read,write", "-o", trace, NULL };
+    for (int i = 0; fixed[i] != NULL; i++)
+        cmd[n++] = fixed[i];
+    for (int i = 0; argv[i] != NULL && n < 31; i++)
+        cmd[n++] = argv[i];
+    cmd[n] = NULL;
+    char *out = NULL, *err = NULL;
+    int rc = t_run(cmd, NULL, false, 60000, &out, &err);
+    cr_assert_eq(rc, 0, "traced run failed (%d): %s", rc, err);
+    free(out);
+    free(err);
+    FILE *f = fopen(trace, "r");
+    cr_assert_not_null(f);
+    char line[8192];
+    int calls = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strstr(line, under) != NULL && strstr(line, "resumed>") == NULL)
+            calls++;
+    fclose(f);
+    unlink(trace);
+    return calls;
+}
+
+Test(fs_process, stdio_takes_a_token_only_for_calls_that_reach_the_kernel, .timeout = 60)
+{
+    char stats[128], assign[160];
+    snprintf(stats, sizeof stats, "%s.stats.prom", dir);
+    snprintf(assign, sizeof assign, "SLUICE_STATS=%s", stats);
+    const char *argv[] = { t_helper("fs_stdio"), dir, "20000", NULL };
+    const char *env[] = { "SLUICE_FS_MAX=1000", assign, NULL };
+    char *out = NULL, *err = NULL;
+    int rc = t_run(argv, env, true, 30000, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d stderr [%s]", rc, err);
+    cr_assert_str_eq(out, "stdio 20000 208890\n");
+    free(out);
+    free(err);
+    FILE *f = fopen(stats, "r");
+    cr_assert_not_null(f, "no stats file");
+    char line[512];
+    long long ops = -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        sscanf(line, "sluice_fs_operations_total %lld", &ops);
+    fclose(f);
+    unlink(stats);
+    const char *kenv[] = { "SLUICE_FS_MAX=1000", NULL };
+    int kernel = kernel_file_calls(argv, kenv);
+    /* About 50 writes and 50 reads of 4 KiB each way, the line-buffered
+     * stream's 200 lines, the seeks' refills: a few hundred, not the 100,000
+     * buffered calls the program made. */
+    cr_assert_gt(kernel, 200, "kernel calls %d", kernel);
+    cr_assert(ops >= kernel * 9 / 10 && ops <= kernel * 11 / 10,
+              "counted %lld operations, the kernel saw %d file calls", ops, kernel);
+}

@@ -29,7 +29,7 @@ static void setup(void)
     /* A key of our own: the budget is shared by everything that names it. */
     snprintf(key, sizeof key, "test-%d-%s", (int) getpid(), strrchr(dir, '-') + 1);
     snprintf(key_assign, sizeof key_assign, "SLUICE_FS_KEY=%s", key);
-    snprintf(state, sizeof state, "/dev/shm/sluice-fs-%u-%s", (unsigned) getuid(), key);
+    snprintf(state, sizeof state, FSHOST_DIR_FMT "/" FSHOST_FILE_FMT, (unsigned) getuid(), key);
     unlink(state);
 }
 
@@ -67,7 +67,7 @@ static long tokens_in_use(void)
     struct host_state s;
     ssize_t n = pread(fd, &s, sizeof s, 0);
     close(fd);
-    return n == (ssize_t) sizeof s ? (long) s.in_use : -1;
+    return n == (ssize_t) sizeof s ? (long) HOST_LOW(s.count) : -1;
 }
 
 Test(fs_host, xargs_gzip_stays_within_the_budget_across_processes, .timeout = 90)
@@ -216,7 +216,7 @@ static bool waiting_not_holding(pid_t pid)
     for (int i = 0; i < NWAITING; i++)
         waiting |= s.waiting[i].pid == pid;
     for (int i = 0; i < NHOLDERS; i++)
-        if (s.holders[i].pid == pid && s.holders[i].held != 0)
+        if (s.holders[i].pid == pid && HOST_LOW(s.holders[i].word) != 0)
             return false;
     return waiting;
 }
@@ -397,4 +397,231 @@ Test(fs_host, foreign_or_damaged_state_files_are_refused_with_one_line, .timeout
     snprintf(cmd, sizeof cmd, "head -c %zu /dev/urandom > %s && chmod 0600 %s", size, state, state);
     expect_refused(cmd, "bad header");
     unlink(state);
+}
+
+static int count_lines(const char *s)
+{
+    int lines = 0;
+    for (; *s; s++)
+        lines += *s == '\n';
+    return lines;
+}
+
+/* Whether this process may make a mount namespace and mount in it (root, and
+ * not a container that forbids it). */
+static bool can_mount_privately(void)
+{
+    return getuid() == 0
+           && system("unshare --mount --propagation private sh -c "
+                     "'mount -t tmpfs -o size=4k tmpfs /mnt' >/dev/null 2>&1") == 0;
+}
+
+/* In a mount namespace of its own (root only), /dev/shm is a 64 KiB tmpfs that
+ * a file has filled: no room for the state's pages. cat must run and say so
+ * once; it used to die of SIGBUS (exit 135) writing the state's header. */
+Test(fs_host, a_full_dev_shm_is_refused_with_one_line, .timeout = 30)
+{
+    if (!can_mount_privately())
+        cr_skip_test("needs root and mount namespaces (tmpfs)");
+    char script[2048];
+    snprintf(script, sizeof script,
+             "mount -t tmpfs -o size=64k tmpfs /dev/shm || exit 90; "
+             "head -c 1M /dev/zero > /dev/shm/fill 2>/dev/null; "
+             "echo data > %s/in; "
+             "env LD_PRELOAD=%s SLUICE_FS_MAX=1 SLUICE_FS_SCOPE=host %s cat %s/in",
+             dir, t_preload(), key_assign, dir);
+    const char *argv[] = { "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, NULL };
+    char *out = NULL, *err = NULL;
+    int rc = t_run(argv, NULL, false, 20000, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d (135: SIGBUS) [%s]", rc, err);
+    cr_assert_str_eq(out, "data\n");
+    cr_assert_eq(count_lines(err), 1, "[%s]", err);
+    cr_assert(strstr(err, "SLUICE_FS_SCOPE=host") != NULL && strstr(err, "full") != NULL, "[%s]", err);
+    free(out);
+    free(err);
+}
+
+/* A same-user process truncates the state file under a running member: the
+ * member must keep running (once: SIGBUS, exit 135) and say so once. */
+Test(fs_host, a_member_survives_the_state_file_being_truncated, .timeout = 30)
+{
+    const char *env[] = { "SLUICE_FS_MAX=2", "SLUICE_FS_SCOPE=host", key_assign, NULL };
+    const char *argv[] = { t_helper("fs_load"), "hold", dir, "1500", "1", NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    struct stat sb;
+    uint64_t t0 = t_now_ms();
+    while (stat(state, &sb) != 0 && t_now_ms() - t0 < 5000)
+        t_sleep_ms(10);
+    t_sleep_ms(300);
+    cr_assert_eq(truncate(state, 0), 0, "truncate %s", state);
+    int rc = t_wait(&p, 10000);
+    char *out = t_slurp(p.out_fd, 1000), *err = t_slurp(p.err_fd, 1000);
+    close(p.out_fd);
+    close(p.err_fd);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "status %#x (SIGBUS kills with 135) [%s]", rc, err);
+    cr_assert_str_eq(out, "held\n");
+    cr_assert_eq(count_lines(err), 1, "[%s]", err);
+    cr_assert(strstr(err, "shrank") != NULL, "[%s]", err);
+    free(out);
+    free(err);
+    unlink(state);
+}
+
+/* Another user (root only: nobody) tries to plant the key's file, at the
+ * name sluice used to use and inside the user's directory: neither may turn
+ * our gate off. */
+Test(fs_host, another_user_cannot_plant_the_keys_file, .timeout = 30)
+{
+    if (getuid() != 0)
+        cr_skip_test("needs root (to act as another user)");
+    char script[512], legacy[160];
+    snprintf(script, sizeof script, "echo ran > %s/x && cat %s/x", dir, dir);
+    const char *run[] = { "/bin/sh", "-c", script, NULL };
+    const char *env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_SCOPE=host", key_assign, NULL };
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(t_run(run, env, true, 10000, &out, &err), 0, "[%s]", err);
+    free(out);
+    free(err);
+    snprintf(legacy, sizeof legacy, "/dev/shm/sluice-fs-%u-%s", (unsigned) getuid(), key);
+    unlink(state);
+    unlink(legacy);
+    char plant[1024];
+    snprintf(plant, sizeof plant,
+             "setpriv --reuid 65534 --regid 65534 --clear-groups /bin/sh -c "
+             "'touch %s; touch %s' 2>/dev/null; exit 0", legacy, state);
+    cr_assert_eq(system(plant), 0);
+    out = err = NULL;
+    int rc = t_run(run, env, true, 10000, &out, &err);
+    unlink(legacy);
+    cr_assert_eq(rc, 0, "[%s]", err);
+    cr_assert_str_eq(out, "ran\n");
+    cr_assert_str_empty(err, "the gate was turned off: [%s]", err);
+    struct stat sb;
+    cr_assert_eq(lstat(state, &sb), 0, "no state at %s", state);
+    cr_assert_eq(sb.st_uid, getuid());
+    char dirpath[64];
+    snprintf(dirpath, sizeof dirpath, FSHOST_DIR_FMT, (unsigned) getuid());
+    cr_assert_eq(lstat(dirpath, &sb), 0);
+    cr_assert(S_ISDIR(sb.st_mode) && (sb.st_mode & 07777) == 0700 && sb.st_uid == getuid(),
+              "directory mode %o uid %u", sb.st_mode, (unsigned) sb.st_uid);
+    free(out);
+    free(err);
+}
+
+/* /proc mounted with hidepid=2 (in a mount namespace of its own; root only, to
+ * arrange it): a member of user nobody finds a record whose pid now belongs to
+ * a root process (a recycled pid) holding the whole budget. It can neither
+ * signal that process (EPERM) nor read its start time: the tokens must come
+ * back, not stay held for as long as the root process lives. */
+Test(fs_host, a_recycled_pid_of_another_user_keeps_no_token_under_hidepid, .timeout = 30)
+{
+    if (!can_mount_privately())
+        cr_skip_test("needs root and mount namespaces (/proc with hidepid)");
+    cr_assert_eq(chmod(dir, 0777), 0);
+    const char *sleeper[] = { "sleep", "30", NULL };
+    struct t_proc root_proc = t_spawn(sleeper, NULL, false);
+    char nobody_state[160], script[2048];
+    snprintf(nobody_state, sizeof nobody_state, FSHOST_DIR_FMT "/" FSHOST_FILE_FMT, 65534u, key);
+    const char *as_nobody = "setpriv --reuid 65534 --regid 65534 --clear-groups";
+    /* The state, made by a member of nobody's. */
+    snprintf(script, sizeof script,
+             "%s env LD_PRELOAD=%s SLUICE_FS_MAX=1 SLUICE_FS_SCOPE=host %s %s ops %s 1 >/dev/null",
+             as_nobody, t_preload(), key_assign, t_helper("fs_load"), dir);
+    cr_assert_eq(system(script), 0, "%s", script);
+    /* Forge the record: the root process holds the one token, started "long ago". */
+    int fd = open(nobody_state, O_RDWR);
+    cr_assert_geq(fd, 0, "%s", nobody_state);
+    struct host_state *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    cr_assert_neq(s, MAP_FAILED);
+    int slot = -1;
+    for (int i = 0; i < NHOLDERS && slot < 0; i++)
+        if (atomic_load(&s->holders[i].pid) == 0)
+            slot = i;
+    cr_assert_geq(slot, 0);
+    s->holders[slot].start = 1;
+    atomic_store(&s->holders[slot].word, 1);
+    atomic_store(&s->holders[slot].pid, root_proc.pid);
+    atomic_store(&s->count, 1);
+    munmap(s, sizeof *s);
+
+    snprintf(script, sizeof script,
+             "mount -t proc -o hidepid=2 proc /proc || exit 90; "
+             "%s env LD_PRELOAD=%s SLUICE_FS_MAX=1 SLUICE_FS_SCOPE=host SLUICE_FS_TIMEOUT=2s %s "
+             "%s ops %s 3",
+             as_nobody, t_preload(), key_assign, t_helper("fs_load"), dir);
+    const char *argv[] = { "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, NULL };
+    char *out = NULL, *err = NULL;
+    int rc = t_run(argv, NULL, false, 20000, &out, &err);
+    kill(root_proc.pid, SIGKILL);
+    t_wait(&root_proc, 5000);
+    unlink(nobody_state);
+    *strrchr(nobody_state, '/') = '\0';
+    rmdir(nobody_state);   /* if nothing else is in it */
+    cr_assert_eq(rc, 0, "exit %d [%s]", rc, err);
+    cr_assert_str_eq(out, "eagain 0\n", "the recycled pid kept the token: %s [%s]", out, err);
+    free(out);
+    free(err);
+}
+
+/* A process killed between its two updates (its record says a thread was
+ * inside, so its share of the count is ambiguous by one): the recount gives
+ * the budget back whole. Forged: a dead pid's record "inside" with one token,
+ * the count at the limit. */
+Test(fs_host, a_holder_killed_between_its_two_updates_is_recounted, .timeout = 30)
+{
+    const char *env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_SCOPE=host", key_assign,
+                          "SLUICE_FS_TIMEOUT=1s", NULL };
+    const char *make_state[] = { t_helper("fs_load"), "ops", dir, "1", NULL };
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(t_run(make_state, env, true, 10000, &out, &err), 0, "[%s]", err);
+    free(out);
+    free(err);
+    const char *truth[] = { "true", NULL };
+    struct t_proc gone = t_spawn(truth, NULL, false);
+    t_wait(&gone, 5000);
+    int fd = open(state, O_RDWR);
+    cr_assert_geq(fd, 0);
+    struct host_state *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    cr_assert_neq(s, MAP_FAILED);
+    int slot = -1;
+    for (int i = 0; i < NHOLDERS && slot < 0; i++)
+        if (atomic_load(&s->holders[i].pid) == 0)
+            slot = i;
+    cr_assert_geq(slot, 0);
+    s->holders[slot].start = 0;
+    atomic_store(&s->holders[slot].word, HOST_HIGH_ONE + 1);
+    atomic_store(&s->holders[slot].pid, gone.pid);
+    atomic_store(&s->count, 1);
+    const char *probe[] = { t_helper("fs_load"), "ops", dir, "20", NULL };
+    out = err = NULL;
+    int rc = t_run(probe, env, true, 10000, &out, &err);
+    cr_assert_eq(rc, 0, "[%s]", err);
+    cr_assert_str_eq(out, "eagain 0\n", "the budget stayed taken [%s]", err);
+    cr_assert_eq(HOST_LOW(atomic_load(&s->count)), 0);
+    cr_assert_eq(atomic_load(&s->holders[slot].pid), 0, "the dead record was kept");
+    cr_assert_eq(atomic_load(&s->recount), 0);
+    munmap(s, sizeof *s);
+    free(out);
+    free(err);
+}
+
+/* sluice's SIGBUS handler (for its own mapping) must not swallow a SIGBUS that
+ * someone sends: the program still dies of it. */
+Test(fs_host, a_sigbus_sent_to_a_member_still_ends_it, .timeout = 30)
+{
+    const char *env[] = { "SLUICE_FS_MAX=2", "SLUICE_FS_SCOPE=host", key_assign, NULL };
+    const char *argv[] = { "sleep", "5", NULL };
+    struct t_proc p = t_spawn(argv, env, true);
+    struct stat sb;
+    uint64_t t0 = t_now_ms();
+    while (stat(state, &sb) != 0 && t_now_ms() - t0 < 5000)
+        t_sleep_ms(10);
+    t_sleep_ms(100);
+    kill(p.pid, SIGBUS);
+    int rc = t_wait(&p, 4000);
+    close(p.out_fd);
+    close(p.err_fd);
+    cr_assert(WIFSIGNALED(rc) && WTERMSIG(rc) == SIGBUS, "status %#x", rc);
 }
