@@ -15,7 +15,7 @@ CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=
            $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1)
 SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -Ishim -Iinclude
 # The library must not depend on ASan's runtime being first: sanitized test
-# runs preload the runtime explicitly (see tests/common.c).
+# runs preload the runtime explicitly (see t_preload in tests/testlib.c).
 LIB_LDFLAGS := -shared -Wl,-z,defs -Wl,-z,now $(if $(SANITIZE),-fsanitize=$(SANITIZE))
 LIB_LIBS    := -ldl -lpthread -lbsd
 

@@ -72,12 +72,12 @@
 #include "real.h"
 #include "sys.h"
 
-static struct host_state *st;
+static struct fshost_state *st;
 static char state_path[SLUICE_PATH_MAX];
 static uint32_t limit_local;           /* the budget, copied out of the state at init */
 static int32_t my_pid;                 /* 0: not known yet (or a forked child) */
 static uint64_t my_start;
-static struct holder *_Atomic me;      /* this process's record once claimed */
+static struct fshost_holder *_Atomic me;      /* this process's record once claimed */
 
 static void broken(const char *what)
 {
@@ -222,7 +222,7 @@ static void host_unlock(void)
     pthread_mutex_unlock(&st->lock);
 }
 
-static void free_record(struct holder *h)
+static void free_record(struct fshost_holder *h)
 {
     atomic_store(&h->word, 0);
     atomic_store(&h->pid, 0);
@@ -240,8 +240,8 @@ static void recount(void)
     atomic_store(&st->recount, 1);
     uint64_t deadline = sys_mono_ns() + FSHOST_QUIESCE_NS;
     bool quiet = true;
-    for (int i = 0; i < NHOLDERS && quiet; i++) {
-        struct holder *h = &st->holders[i];
+    for (int i = 0; i < FSHOST_NHOLDERS && quiet; i++) {
+        struct fshost_holder *h = &st->holders[i];
         while (atomic_load(&h->pid) != 0 && HOST_HIGH(atomic_load(&h->word)) != 0) {
             bool stopped;
             if (!alive(atomic_load(&h->pid), h->start, &stopped))
@@ -254,8 +254,8 @@ static void recount(void)
         }
     }
     uint32_t sum = 0;
-    for (int i = 0; i < NHOLDERS; i++) {
-        struct holder *h = &st->holders[i];
+    for (int i = 0; i < FSHOST_NHOLDERS; i++) {
+        struct fshost_holder *h = &st->holders[i];
         int32_t pid = atomic_load(&h->pid);
         bool stopped;
         if (pid == 0)
@@ -278,8 +278,8 @@ static void recount(void)
 static void reap(void)
 {
     bool ambiguous = false;
-    for (int i = 0; i < NHOLDERS; i++) {
-        struct holder *h = &st->holders[i];
+    for (int i = 0; i < FSHOST_NHOLDERS; i++) {
+        struct fshost_holder *h = &st->holders[i];
         int32_t pid = atomic_load(&h->pid);
         bool stopped;
         if (pid == 0 || alive(pid, h->start, &stopped))
@@ -293,8 +293,8 @@ static void reap(void)
         free_record(h);
     }
     uint32_t nwaiting = 0;
-    for (int i = 0; i < NWAITING; i++) {
-        struct waiting *w = &st->waiting[i];
+    for (int i = 0; i < FSHOST_NWAITING; i++) {
+        struct fshost_waiting *w = &st->waiting[i];
         if (w->pid == 0)
             continue;
         bool stopped;
@@ -315,13 +315,13 @@ static void reap(void)
 }
 
 /* This process's holder record, claimed if needed. Under the lock. */
-static struct holder *my_holder(void)
+static struct fshost_holder *my_holder(void)
 {
-    struct holder *h = atomic_load(&me);
+    struct fshost_holder *h = atomic_load(&me);
     if (h != NULL)
         return h;
     for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < NHOLDERS; i++) {
+        for (int i = 0; i < FSHOST_NHOLDERS; i++) {
             h = &st->holders[i];
             if (atomic_load(&h->pid) == 0) {
                 h->start = my_start;
@@ -340,8 +340,8 @@ static struct holder *my_holder(void)
 static void update_head_since(void)
 {
     uint64_t oldest = 0;
-    for (int i = 0; i < NWAITING; i++) {
-        const struct waiting *w = &st->waiting[i];
+    for (int i = 0; i < FSHOST_NWAITING; i++) {
+        const struct fshost_waiting *w = &st->waiting[i];
         if (w->pid != 0 && !w->stopped && (oldest == 0 || w->since < oldest))
             oldest = w->since;
     }
@@ -350,7 +350,7 @@ static void update_head_since(void)
 
 static bool first_in_line(uint64_t ticket)
 {
-    for (int i = 0; i < NWAITING; i++)
+    for (int i = 0; i < FSHOST_NWAITING; i++)
         if (st->waiting[i].pid != 0 && st->waiting[i].ticket < ticket && !st->waiting[i].stopped)
             return false;
     return true;
@@ -362,7 +362,7 @@ static int too_crowded(const char *what)
     host_unlock();
     if (!atomic_exchange(&said, 1))
         log_warn("SLUICE_FS_SCOPE=host: more than %d %s share the key; the excess runs ungated",
-                 what[0] == 'p' ? NHOLDERS : NWAITING, what);
+                 what[0] == 'p' ? FSHOST_NHOLDERS : FSHOST_NWAITING, what);
     return 2;
 }
 
@@ -370,7 +370,7 @@ static int too_crowded(const char *what)
 
 bool fshost_try(void)
 {
-    struct holder *h = atomic_load_explicit(&me, memory_order_relaxed);
+    struct fshost_holder *h = atomic_load_explicit(&me, memory_order_relaxed);
     if (unlikely(h == NULL) || unlikely(atomic_load_explicit(&fshost_unusable, memory_order_relaxed)))
         return false;
     /* Inside first (and a token noted), then look for a recount: a recount
@@ -397,7 +397,7 @@ bool fshost_try(void)
 }
 
 /* Under the lock, with a free token and our turn: take it. */
-static bool take_locked(struct holder *h, bool was_waiting)
+static bool take_locked(struct fshost_holder *h, bool was_waiting)
 {
     uint64_t c = atomic_load(&st->count);
     while (HOST_LOW(c) < st->limit) {
@@ -413,7 +413,7 @@ static bool take_locked(struct holder *h, bool was_waiting)
 /* A thread cancelled (pthread_cancel) in its wait for a token gives up its
  * place in line as a timeout does, and the next in line is told to look. */
 struct host_wait {
-    struct waiting *w;
+    struct fshost_waiting *w;
     uint64_t ticket;
     uint32_t seq;                        /* wake_seq as last seen */
     uint64_t until;
@@ -457,7 +457,7 @@ int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
     know_myself();
     if (host_lock() != 0)
         return 2;
-    struct holder *h = my_holder();
+    struct fshost_holder *h = my_holder();
     if (h == NULL)
         return too_crowded("processes");
     if (HOST_HIGH(atomic_load(&st->count)) == 0 && take_locked(h, false)) {
@@ -465,8 +465,8 @@ int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
         return 0;
     }
 
-    struct waiting *w = NULL;
-    for (int i = 0; i < NWAITING && w == NULL; i++)
+    struct fshost_waiting *w = NULL;
+    for (int i = 0; i < FSHOST_NWAITING && w == NULL; i++)
         if (st->waiting[i].pid == 0)
             w = &st->waiting[i];
     if (w == NULL)
@@ -544,7 +544,7 @@ int fshost_acquire(uint64_t timeout_ns, uint64_t *waited_ns)
 }
 
 /* A release while a recount runs: wait for it (it holds the lock). */
-static void release_locked(struct holder *h)
+static void release_locked(struct fshost_holder *h)
 {
     if (host_lock() != 0)
         return;
@@ -560,7 +560,7 @@ static void release_locked(struct holder *h)
 
 void fshost_release(void)
 {
-    struct holder *h = atomic_load_explicit(&me, memory_order_relaxed);
+    struct fshost_holder *h = atomic_load_explicit(&me, memory_order_relaxed);
     if (h == NULL || atomic_load_explicit(&fshost_unusable, memory_order_relaxed))
         return;
     atomic_fetch_add(&h->word, HOST_HIGH_ONE);
@@ -586,7 +586,7 @@ void fshost_atfork_child(void)
 
 int fshost_init(uint32_t limit, const char *key)
 {
-    struct host_state *s = NULL;
+    struct fshost_state *s = NULL;
     const char *why = NULL;
     if (fshost_file_map(limit, key, state_path, sizeof state_path, &s, &why) != 0) {
         broken(why);
@@ -599,8 +599,8 @@ int fshost_init(uint32_t limit, const char *key)
     know_myself();
     if (host_lock() != 0)
         return -1;
-    for (int i = 0; i < NHOLDERS; i++) {
-        struct holder *h = &st->holders[i];
+    for (int i = 0; i < FSHOST_NHOLDERS; i++) {
+        struct fshost_holder *h = &st->holders[i];
         if (atomic_load(&h->pid) == my_pid && h->start == my_start) {
             if (HOST_HIGH(atomic_load(&h->word)) == 0) {
                 count_sub_in_use(HOST_LOW(atomic_load(&h->word)));
@@ -610,7 +610,7 @@ int fshost_init(uint32_t limit, const char *key)
             }
         }
     }
-    for (int i = 0; i < NWAITING; i++)
+    for (int i = 0; i < FSHOST_NWAITING; i++)
         if (st->waiting[i].pid == my_pid && st->waiting[i].start == my_start)
             st->waiting[i].pid = 0;
     reap();

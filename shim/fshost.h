@@ -12,8 +12,8 @@
 /* The shared file's layout (tests read it from outside). */
 #define HOST_MAGIC UINT64_C(0x31736674736c7573)   /* "suls tfs1" */
 #define HOST_VERSION 2u
-#define NHOLDERS 256
-#define NWAITING 256
+#define FSHOST_NHOLDERS 256
+#define FSHOST_NWAITING 256
 #define FSHOST_REAP_AFTER_NS UINT64_C(50000000)          /* a waiter this long: check holders */
 #define FSHOST_LOCK_BOUND_NS UINT64_C(3000000000)        /* a mutex held this long is broken */
 #define FSHOST_QUIESCE_NS UINT64_C(100000000)            /* a recount waits this long for members */
@@ -26,7 +26,7 @@
 
 /* One per member process, on a cache line of its own: the process updates it
  * on every operation, nobody else does while it lives. */
-struct holder {
+struct fshost_holder {
     _Atomic int32_t pid;       /* 0: free (claimed and freed under the lock) */
     uint32_t pad0;
     uint64_t start;            /* its start time (clock ticks after boot; 0: unknown) */
@@ -34,7 +34,7 @@ struct holder {
     char pad[40];
 } __attribute__((aligned(64)));
 
-struct waiting {
+struct fshost_waiting {
     int32_t pid;          /* 0: free */
     uint32_t stopped;     /* its process was stopped (SIGSTOP, debugger) at the last check */
     uint64_t start;
@@ -42,7 +42,7 @@ struct waiting {
     uint64_t since;       /* when it began to wait (CLOCK_MONOTONIC ns) */
 };
 
-struct host_state {
+struct fshost_state {
     uint64_t magic;
     uint32_t version;
     uint32_t size;
@@ -55,8 +55,8 @@ struct host_state {
     _Atomic uint64_t count __attribute__((aligned(64)));      /* in use (low) | waiting (high) */
     _Atomic uint64_t head_since;   /* since when the longest running waiter waits; 0: none */
     _Atomic uint32_t wake_seq __attribute__((aligned(64)));   /* bumped when a waiter may proceed */
-    struct holder holders[NHOLDERS];
-    struct waiting waiting[NWAITING];
+    struct fshost_holder holders[FSHOST_NHOLDERS];
+    struct fshost_waiting waiting[FSHOST_NWAITING];
 };
 
 /* Where the state lives: one directory per user, mode 0700. */

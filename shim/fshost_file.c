@@ -16,7 +16,7 @@
 
 _Atomic int fshost_unusable;
 _Atomic int fshost_truncated;
-static struct host_state *guarded;     /* the mapping the SIGBUS handler answers for */
+static struct fshost_state *guarded;     /* the mapping the SIGBUS handler answers for */
 
 /* --- SIGBUS from a truncated state file ---------------------------------------------- */
 
@@ -43,7 +43,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 
 /* Only when SIGBUS has its default disposition: a program's own handler (it
  * maps files of its own) is left alone, and so is an ignored SIGBUS. */
-static void guard_against_truncation(struct host_state *s)
+static void guard_against_truncation(struct fshost_state *s)
 {
     guarded = s;
     struct sigaction cur;
@@ -117,8 +117,8 @@ static int create_state(int dfd, const char *name, uint32_t limit)
         err = errno;
     /* Every page allocated now: a full tmpfs says ENOSPC here, not SIGBUS later. */
     if (err == 0)
-        err = posix_fallocate(fd, 0, sizeof(struct host_state));
-    struct host_state *s = MAP_FAILED;
+        err = posix_fallocate(fd, 0, sizeof(struct fshost_state));
+    struct fshost_state *s = MAP_FAILED;
     if (err == 0) {
         s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (s == MAP_FAILED)
@@ -155,7 +155,7 @@ static int create_state(int dfd, const char *name, uint32_t limit)
 }
 
 int fshost_file_map(uint32_t limit, const char *key, char *state_path, size_t cap,
-                    struct host_state **out, const char **why)
+                    struct fshost_state **out, const char **why)
 {
     char name[96];
     snprintf(name, sizeof name, FSHOST_FILE_FMT, key);
@@ -201,11 +201,11 @@ int fshost_file_map(uint32_t limit, const char *key, char *state_path, size_t ca
         bad = "owned by another user";
     else if ((sb.st_mode & 07777) != 0600)
         bad = "its mode is not 0600";
-    else if (sb.st_size != (off_t) sizeof(struct host_state))
+    else if (sb.st_size != (off_t) sizeof(struct fshost_state))
         bad = "wrong size (another version, or damaged; remove it)";
-    else if (posix_fallocate(fd, 0, sizeof(struct host_state)) == ENOSPC)
+    else if (posix_fallocate(fd, 0, sizeof(struct fshost_state)) == ENOSPC)
         bad = "no room for its pages (the tmpfs is full)";
-    struct host_state *s = MAP_FAILED;
+    struct fshost_state *s = MAP_FAILED;
     if (bad == NULL) {
         s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (s == MAP_FAILED)

@@ -16,6 +16,6 @@ extern _Atomic int fshost_truncated SLUICE_INTERNAL;
 /* Opens (creating if needed) the state of key for this user and maps it, with
  * its path in state_path; 0 and *out, or -1 and *why (what is wrong with it). */
 int fshost_file_map(uint32_t limit, const char *key, char *state_path, size_t cap,
-                    struct host_state **out, const char **why) SLUICE_INTERNAL;
+                    struct fshost_state **out, const char **why) SLUICE_INTERNAL;
 
 #endif

@@ -82,8 +82,12 @@ SLUICE_PUBLIC int fclose(FILE *stream)
         return REAL(fclose)(stream);
     int fd = fileno(stream);
     struct pass p;
-    /* As a descriptor, not a stream: the stream will not exist to unlock. */
+    /* As a descriptor, not a stream: the stream will not exist to unlock. A
+     * refused gate (EAGAIN, EINTR) does not stop a close: it only goes
+     * ungated, and the program sees the errno of the close alone. */
+    int saved = errno;
     int gated = fd >= 0 && gate_enter_fd(&p, fd, IO_OUT, 0) == 0;
+    errno = saved;
     uint32_t held = fd >= 0 ? fdtab_forget(fd) : 0;
     int r = REAL(fclose)(stream);
     if (gated)

@@ -327,3 +327,17 @@ Test(fs_process, stdio_takes_a_token_only_for_calls_that_reach_the_kernel, .time
     cr_assert(ops >= kernel * 9 / 10 && ops <= kernel * 11 / 10,
               "counted %lld operations, the kernel saw %d file calls", ops, kernel);
 }
+
+/* A refused token does not stop fclose (it closes ungated), and a close that
+ * succeeds leaves errno alone: no EAGAIN left behind by the refusal. */
+Test(fs_process, fclose_refused_a_token_still_closes_and_leaves_errno_alone, .timeout = 30)
+{
+    const char *argv[] = { t_helper("fs_fclose"), dir, NULL };
+    const char *env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_TIMEOUT=20ms", NULL };
+    char *out = NULL, *err = NULL;
+    int rc = t_run(argv, env, true, 20000, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d [%s] [%s]", rc, out, err);
+    cr_assert_str_eq(out, "fclose 0 errno 0\n", "[%s]", err);
+    free(out);
+    free(err);
+}

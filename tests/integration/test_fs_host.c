@@ -64,7 +64,7 @@ static long tokens_in_use(void)
     int fd = open(state, O_RDONLY);
     if (fd < 0)
         return -1;
-    struct host_state s;
+    struct fshost_state s;
     ssize_t n = pread(fd, &s, sizeof s, 0);
     close(fd);
     return n == (ssize_t) sizeof s ? (long) HOST_LOW(s.count) : -1;
@@ -206,16 +206,16 @@ Test(fs_host, a_waiting_process_reclaims_tokens_of_holders_killed_meanwhile, .ti
 static bool waiting_not_holding(pid_t pid)
 {
     int fd = open(state, O_RDONLY);
-    struct host_state s;
+    struct fshost_state s;
     bool ok = fd >= 0 && pread(fd, &s, sizeof s, 0) == (ssize_t) sizeof s;
     if (fd >= 0)
         close(fd);
     if (!ok)
         return false;
     bool waiting = false;
-    for (int i = 0; i < NWAITING; i++)
+    for (int i = 0; i < FSHOST_NWAITING; i++)
         waiting |= s.waiting[i].pid == pid;
-    for (int i = 0; i < NHOLDERS; i++)
+    for (int i = 0; i < FSHOST_NHOLDERS; i++)
         if (s.holders[i].pid == pid && HOST_LOW(s.holders[i].word) != 0)
             return false;
     return waiting;
@@ -381,7 +381,7 @@ static void expect_refused(const char *setup_cmd, const char *reason)
 Test(fs_host, foreign_or_damaged_state_files_are_refused_with_one_line, .timeout = 60)
 {
     char cmd[600];
-    size_t size = sizeof(struct host_state);
+    size_t size = sizeof(struct fshost_state);
     snprintf(cmd, sizeof cmd, "touch %s/elsewhere && ln -s %s/elsewhere %s", dir, dir, state);
     expect_refused(cmd, "symbolic link");
     snprintf(cmd, sizeof cmd, "head -c %zu /dev/zero > %s && chmod 0644 %s", size, state, state);
@@ -531,11 +531,11 @@ Test(fs_host, a_recycled_pid_of_another_user_keeps_no_token_under_hidepid, .time
     /* Forge the record: the root process holds the one token, started "long ago". */
     int fd = open(nobody_state, O_RDWR);
     cr_assert_geq(fd, 0, "%s", nobody_state);
-    struct host_state *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    struct fshost_state *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     cr_assert_neq(s, MAP_FAILED);
     int slot = -1;
-    for (int i = 0; i < NHOLDERS && slot < 0; i++)
+    for (int i = 0; i < FSHOST_NHOLDERS && slot < 0; i++)
         if (atomic_load(&s->holders[i].pid) == 0)
             slot = i;
     cr_assert_geq(slot, 0);
@@ -582,11 +582,11 @@ Test(fs_host, a_holder_killed_between_its_two_updates_is_recounted, .timeout = 3
     t_wait(&gone, 5000);
     int fd = open(state, O_RDWR);
     cr_assert_geq(fd, 0);
-    struct host_state *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    struct fshost_state *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     cr_assert_neq(s, MAP_FAILED);
     int slot = -1;
-    for (int i = 0; i < NHOLDERS && slot < 0; i++)
+    for (int i = 0; i < FSHOST_NHOLDERS && slot < 0; i++)
         if (atomic_load(&s->holders[i].pid) == 0)
             slot = i;
     cr_assert_geq(slot, 0);
