@@ -85,9 +85,12 @@ $(HEADERS_TESTS): | $(BUILD) $(DEPS_FIRST)
 	@CC="$(CC)" scripts/deps.sh --headers bsd/stdlib.h=libbsd-dev criterion/criterion.h=libcriterion-dev \
 	    ffi.h=libffi-dev && touch $@
 
-# Unit tests link the pure rooms (parsing) directly, nothing that interposes.
-$(BUILD)/tests/unit: $(UNIT_SRC) shim/parse.c shim/logfmt.c tests/testlib.c tests/testlib.h | $(BUILD)/tests $(HEADERS_TESTS)
-	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/parse.c shim/logfmt.c tests/testlib.c -lcriterion -lbsd -lffi -ldl -lpthread
+# Unit tests link rooms directly, nothing that interposes: the pure ones
+# (parsing) and the data structures with what they stand on (fdtab, slots).
+UNIT_ROOMS := shim/parse.c shim/logfmt.c shim/real.c shim/sys.c shim/log.c shim/config.c \
+              shim/stats.c shim/fdtab.c shim/slots.c
+$(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_ROOMS) $(wildcard shim/*.h shim/*.def) tests/testlib.c tests/testlib.h | $(BUILD)/tests $(HEADERS_TESTS)
+	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) $(UNIT_ROOMS) tests/testlib.c -lcriterion -lbsd -lffi -ldl -lpthread
 
 $(BUILD)/tests/integration: $(INTEG_SRC) $(wildcard tests/integration/*.h) tests/testlib.c tests/testlib.h | $(BUILD)/tests $(HEADERS_TESTS)
 	$(CC) $(TEST_CFLAGS) -o $@ $(INTEG_SRC) tests/testlib.c -lcriterion -ldl -lpthread
