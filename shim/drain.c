@@ -363,9 +363,8 @@ static int check_before_write(int fd, struct fdent *e, int msgflags)
     return r;
 }
 
-int drain_before_write(int fd, int msgflags)
+int drain_before_write(int fd, struct fdent *e, int msgflags)
 {
-    struct fdent *e = fdtab_peek(fd);
     if (unlikely(e == NULL))
         return 0;
     int saved = errno;
@@ -384,9 +383,8 @@ int drain_before_write(int fd, int msgflags)
 /* A write let through near the mark took this long: the kernel made it wait. */
 #define KERNEL_WAIT_NS 2000000u
 
-void drain_after_write(int fd, long result)
+void drain_after_write(int fd, struct fdent *e, long result)
 {
-    struct fdent *e = fdtab_peek(fd);
     if (unlikely(e == NULL))
         return;
     int err = errno;
@@ -413,12 +411,11 @@ void drain_after_write(int fd, long result)
     errno = err;
 }
 
-int drain_before_read(int fd, int msgflags)
+int drain_before_read(int fd, struct fdent *e, int msgflags)
 {
     /* The error queue is not input from the peer: never held. */
     if (!sluice_cfg.hold_reads || (msgflags & MSG_ERRQUEUE))
         return 0;
-    struct fdent *e = fdtab_peek(fd);
     if (unlikely(e == NULL))
         return 0;
     uint32_t g = atomic_load_explicit(&e->gate, memory_order_relaxed);

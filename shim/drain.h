@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include "common.h"
+#include "fdtab.h"
 
 /* Bits of fdent.gate this gate owns (bits 0-3 are the connection gate's).
  * The top 24 bits hold an upper bound of the socket's unsent bytes: the last
@@ -22,11 +23,12 @@
 void drain_init(void) SLUICE_INTERNAL;
 /* A stream socket sluice has just seen accepted (nothing unsent yet). */
 void drain_adopt(int fd) SLUICE_INTERNAL;
-/* Before/after an output call on a stream socket. */
-int drain_before_write(int fd, int msgflags) SLUICE_INTERNAL;
-void drain_after_write(int fd, long result) SLUICE_INTERNAL;
+/* Before/after an output call on a stream socket; e is fd's entry (the one
+ * look-up of the call, gate.c's). */
+int drain_before_write(int fd, struct fdent *e, int msgflags) SLUICE_INTERNAL;
+void drain_after_write(int fd, struct fdent *e, long result) SLUICE_INTERNAL;
 /* Before an input call on a stream socket (held reads). */
-int drain_before_read(int fd, int msgflags) SLUICE_INTERNAL;
+int drain_before_read(int fd, struct fdent *e, int msgflags) SLUICE_INTERNAL;
 /* The overlay saw fd become writable. */
 void drain_on_writable(int fd) SLUICE_INTERNAL;
 /* fdtab cleared an entry whose gate word was `gate`: settle the gauges. */

@@ -78,6 +78,26 @@ static inline enum fd_kind fdtab_kind_fast(int fd)
     }
     return fdtab_kind(fd);
 }
+/* fd's entry (NULL if none) and, through *kind, its kind (classified on first
+ * use): the one look-up a gated call makes, inline when already classified. */
+static inline struct fdent *fdtab_entry_fast(int fd, enum fd_kind *kind)
+{
+    unsigned c = (unsigned) fd >> FDTAB_CHUNK_SHIFT;
+    if (likely(fd >= 0 && c < FDTAB_MAX_CHUNKS)) {
+        struct fdent *chunk = atomic_load_explicit(&fdtab_chunks[c], memory_order_acquire);
+        if (likely(chunk != NULL)) {
+            struct fdent *e = &chunk[fd & ((1 << FDTAB_CHUNK_SHIFT) - 1)];
+            uint8_t k = atomic_load_explicit(&e->kind, memory_order_acquire);
+            if (likely(k != FD_UNKNOWN)) {
+                *kind = (enum fd_kind) k;
+                return e;
+            }
+        }
+    }
+    *kind = fdtab_kind(fd);
+    return fdtab_peek(fd);
+}
+
 /* The kernel handed out this number anew (open, socket, accept, dup...): drop
  * everything known about it, releasing a connection slot a missed close left. */
 void fdtab_reborn(int fd) SLUICE_INTERNAL;

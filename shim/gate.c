@@ -14,7 +14,9 @@
 int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags)
 {
     unsigned gates = gates_on();
-    enum fd_kind kind = fdtab_kind_fast(fd);
+    enum fd_kind kind;
+    struct fdent *e = fdtab_entry_fast(fd, &kind);
+    p->ent = e;
     p->fd = fd;
     p->dir = (unsigned char) dir;
     p->kind = (unsigned char) kind;
@@ -31,12 +33,12 @@ int gate_enter_fd(struct pass *p, int fd, enum io_dir dir, int msgflags)
     case FD_CONN:
     case FD_STREAM:
         if (dir == IO_OUT)
-            return (gates & GATE_DRAIN) ? drain_before_write(fd, msgflags) : 0;
+            return (gates & GATE_DRAIN) ? drain_before_write(fd, e, msgflags) : 0;
         if (dir == IO_IN) {
-            if ((gates & GATE_DRAIN) && drain_before_read(fd, msgflags) < 0)
+            if ((gates & GATE_DRAIN) && drain_before_read(fd, e, msgflags) < 0)
                 return -1;
             if (kind == FD_CONN && (gates & GATE_CONN) && idle_on())
-                return idle_before_read(fd, msgflags);
+                return idle_before_read(fd, e, msgflags);
         }
         return 0;
     default:
@@ -68,6 +70,7 @@ int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir, const struc
         /* No gate cares (a tty, a pipe, /dev/null), or a stream with no
          * descriptor at all (fmemopen, open_memstream). */
         p->fd = -1;
+        p->ent = NULL;
         p->kind = FD_OTHER;
         p->dir = (unsigned char) dir;
         p->fs_token = 0;
@@ -85,6 +88,7 @@ int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir, const struc
         /* Served from the buffer: no file operation, no token. The stream
          * stays locked so that nobody empties or fills it meanwhile. */
         p->fd = fd;
+        p->ent = NULL;
         p->kind = FD_FILE;
         p->dir = (unsigned char) dir;
         p->fs_token = 0;
@@ -127,6 +131,7 @@ static bool open_is_file_io(int dirfd, const char *path, int flags)
 int gate_enter_open(struct pass *p, int dirfd, const char *path, int flags)
 {
     p->fd = -1;
+    p->ent = NULL;
     p->kind = FD_FILE;
     p->dir = IO_IN;
     p->fs_token = 0;
@@ -152,11 +157,11 @@ void gate_leave_slow(struct pass *p, long result)
         bool idle = p->kind == FD_CONN && (gates & GATE_CONN) && idle_on();
         if (p->dir == IO_OUT) {
             if (gates & GATE_DRAIN)
-                drain_after_write(p->fd, result);
+                drain_after_write(p->fd, p->ent, result);
             if (idle)
-                idle_after_write(p->fd, result);
+                idle_after_write(p->fd, p->ent, result);
         } else if (p->dir == IO_IN && idle) {
-            idle_after_read(p->fd, result);
+            idle_after_read(p->fd, p->ent, result);
         }
     }
     errno = saved;

@@ -19,6 +19,7 @@ enum io_dir { IO_IN, IO_OUT, IO_SYNC };
  * gate_leave. Lives on the wrapper's stack. */
 struct pass {
     int fd;
+    struct fdent *ent;       /* fd's table entry: the call's one look-up */
     unsigned char kind;      /* enum fd_kind */
     unsigned char dir;       /* enum io_dir */
     unsigned char fs_token;  /* holds a filesystem token */

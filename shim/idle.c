@@ -84,11 +84,15 @@ void idle_atfork_child(void)
 
 /* --- state changes -------------------------------------------------------- */
 
-static int64_t conn_of(int fd)
+static int64_t conn_of_entry(struct fdent *e)
 {
-    struct fdent *e = fdtab_peek(fd);
     uint32_t c = e != NULL ? atomic_load_explicit(&e->conn, memory_order_relaxed) : 0;
     return c != 0 && c - 1 < slots_conns() ? (int64_t) c - 1 : -1;
+}
+
+static int64_t conn_of(int fd)
+{
+    return conn_of_entry(fdtab_peek(fd));
 }
 
 static int unread(int fd)
@@ -260,9 +264,9 @@ static void enqueue(uint32_t cid, struct conn *c, int fd)
 
 /* --- the program's calls ------------------------------------------------------ */
 
-int idle_before_read(int fd, int msgflags)
+int idle_before_read(int fd, struct fdent *e, int msgflags)
 {
-    int64_t id = conn_of(fd);
+    int64_t id = conn_of_entry(e);
     if (id < 0)
         return 0;
     uint32_t cid = (uint32_t) id;
@@ -312,9 +316,9 @@ int idle_before_read(int fd, int msgflags)
     return 0;
 }
 
-void idle_after_read(int fd, long result)
+void idle_after_read(int fd, struct fdent *e, long result)
 {
-    int64_t id = conn_of(fd);
+    int64_t id = conn_of_entry(e);
     if (id < 0)
         return;
     struct conn *c = slots_conn((uint32_t) id);
@@ -330,11 +334,11 @@ void idle_after_read(int fd, long result)
     }
 }
 
-void idle_after_write(int fd, long result)
+void idle_after_write(int fd, struct fdent *e, long result)
 {
     if (result <= 0)
         return;
-    int64_t id = conn_of(fd);
+    int64_t id = conn_of_entry(e);
     if (id < 0)
         return;
     struct conn *c = slots_conn((uint32_t) id);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "common.h"
+#include "fdtab.h"
 
 /* True when SLUICE_CONN_IDLE=free and the connection gate is on. */
 extern _Atomic bool idle_free SLUICE_INTERNAL;
@@ -26,10 +27,11 @@ static inline bool idle_on(void)
 int idle_init(uint32_t conns) SLUICE_INTERNAL;
 void idle_atfork_child(void) SLUICE_INTERNAL;
 
-/* Around the program's input and output on a connection (gate.c). */
-int idle_before_read(int fd, int msgflags) SLUICE_INTERNAL;
-void idle_after_read(int fd, long result) SLUICE_INTERNAL;
-void idle_after_write(int fd, long result) SLUICE_INTERNAL;
+/* Around the program's input and output on a connection (gate.c); e is fd's
+ * entry, looked up once for the call. */
+int idle_before_read(int fd, struct fdent *e, int msgflags) SLUICE_INTERNAL;
+void idle_after_read(int fd, struct fdent *e, long result) SLUICE_INTERNAL;
+void idle_after_write(int fd, struct fdent *e, long result) SLUICE_INTERNAL;
 
 /* On entry to a readiness wait: answered connections with nothing unread or
  * unsent go idle. */
