@@ -74,6 +74,10 @@ static bool has_line(const char *text, const char *line)
 
 struct flag_case { const char *flag; const char *value; const char *expect; };
 
+/* The host budget's key is this run's own: a test run beside another build of
+ * the library must not meet that build's state file. */
+static char fs_key[32], fs_key_line[48];
+
 static const struct flag_case flags[] = {
     { "--conn-max", "7", "SLUICE_CONN_MAX=7" },
     { "--conn-mode", "shed", "SLUICE_CONN_MODE=shed" },
@@ -87,7 +91,7 @@ static const struct flag_case flags[] = {
     { "--hold-reads", NULL, "SLUICE_HOLD_READS=1" },
     { "--fs-max", "4", "SLUICE_FS_MAX=4" },
     { "--fs-scope", "host", "SLUICE_FS_SCOPE=host" },
-    { "--fs-key", "build-1", "SLUICE_FS_KEY=build-1" },
+    { "--fs-key", fs_key, fs_key_line },
     { "--fs-timeout", "2s", "SLUICE_FS_TIMEOUT=2s" },
     { "--stats", "/tmp/sluice-launcher-%p.prom", "SLUICE_STATS=/tmp/sluice-launcher-%p.prom" },
     { "--log", "info", "SLUICE_LOG=info" },
@@ -97,6 +101,8 @@ static const struct flag_case flags[] = {
 
 Test(launcher, every_flag_reaches_the_program_as_its_variable)
 {
+    snprintf(fs_key, sizeof fs_key, "launcher-%d", (int) getpid());
+    snprintf(fs_key_line, sizeof fs_key_line, "SLUICE_FS_KEY=%s", fs_key);
     const char *args[2 * NFLAGS + 4];
     int n = 0;
     for (size_t i = 0; i < NFLAGS; i++) {
@@ -117,6 +123,9 @@ Test(launcher, every_flag_reaches_the_program_as_its_variable)
     snprintf(expect, sizeof expect, "LD_PRELOAD=%s%s", runtime_prefix(), real_lib);
     cr_assert(has_line(out, expect), "%s missing from [%s]", expect, out);
     cr_assert_str_eq(err, "");
+    char state[96];
+    snprintf(state, sizeof state, "/dev/shm/sluice-%d/fs-%s", (int) getuid(), fs_key);
+    unlink(state);
     free(real_lib);
     free(out);
     free(err);
