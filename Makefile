@@ -86,9 +86,11 @@ $(HEADERS_TESTS): | $(BUILD) $(DEPS_FIRST)
 	    ffi.h=libffi-dev && touch $@
 
 # Unit tests link rooms directly, nothing that interposes: the pure ones
-# (parsing) and the data structures with what they stand on (fdtab, slots).
+# (parsing) and the data structures with what they stand on (fdtab, slots,
+# the overlay).
 UNIT_ROOMS := shim/parse.c shim/logfmt.c shim/real.c shim/sys.c shim/log.c shim/config.c \
-              shim/stats.c shim/fdtab.c shim/slots.c
+              shim/stats.c shim/fdtab.c shim/slots.c shim/overlay_waiters.c shim/overlay.c \
+              shim/overlay_poll.c
 $(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_ROOMS) $(wildcard shim/*.h shim/*.def) tests/testlib.c tests/testlib.h | $(BUILD)/tests $(HEADERS_TESTS)
 	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) $(UNIT_ROOMS) tests/testlib.c -lcriterion -lbsd -lffi -ldl -lpthread
 
