@@ -204,12 +204,13 @@ static void acquire_cancelled(void *unused)
     depth = 0;
 }
 
-/* The process-scope wait, with depth reset if the thread is cancelled in it. */
-static int process_wait_cancellable(uint64_t *waited)
+/* The wait of either scope, with depth reset if the thread is cancelled in it
+ * (it then holds no token: thread_gone must not give one back). */
+static int wait_cancellable(uint64_t *waited)
 {
     volatile int r = 0;
     pthread_cleanup_push(acquire_cancelled, NULL);
-    r = process_wait(timeout_ns, waited);
+    r = mode == FS_PROCESS ? process_wait(timeout_ns, waited) : fshost_acquire(timeout_ns, waited);
     pthread_cleanup_pop(0);
     return r;
 }
@@ -220,10 +221,8 @@ __attribute__((noinline, cold)) static int acquire_slow(void)
     int saved = errno;
     uint64_t waited = 0;
     int r;
-    if (mode == FS_PROCESS) {
-        r = process_wait_cancellable(&waited);
-    } else {
-        r = fshost_acquire(timeout_ns, &waited);
+    r = wait_cancellable(&waited);
+    if (mode != FS_PROCESS) {
         if (r == 0) {
             atomic_fetch_add(&pg.word, 1 + OPS_ONE);
         } else if (r == 2) {
@@ -245,8 +244,35 @@ __attribute__((noinline, cold)) static int acquire_slow(void)
     return 0;
 }
 
+/* A thread that ends inside a gated call gives its token back: the real calls
+ * are cancellation points, so a pthread_cancel (or a pthread_exit in a signal
+ * handler) can end it there, token in hand, and nobody else could return it.
+ * A key's destructor runs at every end of a thread that has armed it; it
+ * finds the thread's depth still in place (thread-local storage outlives it). */
+static pthread_key_t exit_key;
+static _Atomic bool exit_key_made;
+static __thread uint8_t exit_armed;
+
+static void thread_gone(void *unused)
+{
+    (void) unused;
+    if (depth != 0) {
+        depth = 1;
+        fsgate_release();
+    }
+}
+
+__attribute__((noinline, cold)) static void arm_thread_exit(void)
+{
+    exit_armed = 1;
+    if (atomic_load_explicit(&exit_key_made, memory_order_acquire))
+        KEEP_ERRNO(pthread_setspecific(exit_key, &exit_armed));
+}
+
 int fsgate_acquire(void)
 {
+    if (unlikely(!exit_armed))
+        arm_thread_exit();
     if (unlikely(depth++ != 0))
         return 0;
     if (likely(mode == FS_PROCESS)) {
@@ -308,6 +334,8 @@ void fsgate_sync_stats(void)
 void fsgate_init(void)
 {
     stats_on_render(fsgate_sync_stats);
+    if (pthread_key_create(&exit_key, thread_gone) == 0)
+        atomic_store_explicit(&exit_key_made, true, memory_order_release);
     limit = sluice_cfg.fs_max;
     timeout_ns = sluice_cfg.fs_timeout_ns;
     if (limit == 0)

@@ -9,6 +9,9 @@
  *   stdio    the same with fread on a stream, which sluice locks first
  *   drain    a write waiting for its socket to drain (SLUICE_WRITE_HIGH)
  *   held     a read held until output drains (SLUICE_HOLD_READS=1)
+ *   pending  a thread cancelled in the real pread, with its token in hand (the
+ *            cancel was pending when it entered; SLUICE_FS_MAX=1): the token
+ *            must come back, or the next pread waits (SLUICE_FS_TIMEOUT: EAGAIN)
  * Prints "joined MS" or "stuck" for the cancelled thread, then "after ok" if
  * what the wait stood in line for still works afterwards (a slot, a token, the
  * stream), and "gauges in_flight=N fs_in_use=N" once everything is let go. */
@@ -104,6 +107,20 @@ static void *blocked_fread(void *arg)
     (void) arg;
     char b[16];
     (void) !fread(b, 1, sizeof b, stream);
+    return NULL;
+}
+
+static _Atomic int cancel_sent;
+
+static void *cancelled_in_pread(void *arg)
+{
+    (void) arg;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    while (!cancel_sent)
+        usleep(1000);
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    char b[16];
+    (void) !pread(file_fd, b, sizeof b, 0);   /* acts on the pending cancel */
     return NULL;
 }
 
@@ -234,6 +251,20 @@ int main(int argc, char **argv)
         char b[16];
         if (mode[0] == 'f' ? pread(file_fd, b, sizeof b, 0) == (ssize_t) sizeof b
                            : fread(b, 1, sizeof b, stream) == sizeof b)
+            printf("after ok\n");
+    } else if (strcmp(mode, "pending") == 0) {
+        if (argc < 3)
+            return 2;
+        make_file(argv[2]);
+        pthread_t t;
+        pthread_create(&t, NULL, cancelled_in_pread, NULL);
+        pthread_cancel(t);
+        cancel_sent = 1;
+        void *how = NULL;
+        pthread_join(t, &how);
+        printf("joined %d\n", how == PTHREAD_CANCELED ? 0 : 9999);
+        char b[16];
+        if (pread(file_fd, b, sizeof b, 0) == (ssize_t) sizeof b)
             printf("after ok\n");
     } else if (strcmp(mode, "drain") == 0 || strcmp(mode, "held") == 0) {
         lfd = listener();

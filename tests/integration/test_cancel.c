@@ -71,3 +71,9 @@ Test(cancel, a_held_read_is_cancelled, .timeout = 40)
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1", NULL };
     cancelled_cleanly("held", env);
 }
+
+Test(cancel, a_thread_cancelled_in_the_real_call_gives_its_token_back, .timeout = 40)
+{
+    const char *env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_TIMEOUT=500ms", NULL };
+    cancelled_cleanly("pending", env);
+}
