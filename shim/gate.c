@@ -51,6 +51,46 @@ static void unlock_stream(void *stream)
     funlockfile(stream);
 }
 
+/* A thread that ends inside a gated stdio call (cancelled in the real call,
+ * whose read or write is a cancellation point) must not leave the stream
+ * locked by a thread that is gone: glibc's own cleanup undoes only its own
+ * lock. The stream held now is remembered per thread, and a key's destructor,
+ * armed once per thread, lets it go. */
+static pthread_key_t stream_key;
+static pthread_once_t stream_key_once = PTHREAD_ONCE_INIT;
+static _Atomic bool stream_key_made;
+static __thread FILE *stream_held;
+static __thread uint8_t stream_armed;
+
+static void stream_gone(void *unused)
+{
+    (void) unused;
+    FILE *f = stream_held;
+    stream_held = NULL;
+    if (f != NULL)
+        funlockfile(f);
+}
+
+static void make_stream_key(void)
+{
+    if (pthread_key_create(&stream_key, stream_gone) == 0)
+        atomic_store(&stream_key_made, true);
+}
+
+/* stream is locked for the call p: remembered until gate_leave. */
+static void hold_stream(struct pass *p, FILE *stream)
+{
+    if (unlikely(!stream_armed)) {
+        stream_armed = 1;
+        pthread_once(&stream_key_once, make_stream_key);
+        if (atomic_load(&stream_key_made))
+            pthread_setspecific(stream_key, &stream_armed);
+    }
+    p->stream_locked = stream;
+    p->outer_stream = stream_held;
+    stream_held = stream;
+}
+
 /* gate_enter_fd with stream locked: a thread cancelled while it waits for a
  * token lets the stream go. (A frame of its own for the cleanup's setjmp.) */
 static int enter_fd_stream_locked(struct pass *p, int fd, enum io_dir dir, FILE *stream)
@@ -92,14 +132,14 @@ int gate_enter_stream(struct pass *p, FILE *stream, enum io_dir dir, const struc
         p->kind = FD_FILE;
         p->dir = (unsigned char) dir;
         p->fs_token = 0;
-        p->stream_locked = stream;
+        hold_stream(p, stream);
         return 0;
     }
     int r = enter_fd_stream_locked(p, fd, dir, stream);
     if (r < 0)
         KEEP_ERRNO(funlockfile(stream));
     else
-        p->stream_locked = stream;
+        KEEP_ERRNO(hold_stream(p, stream));
     return r;
 }
 
@@ -150,8 +190,10 @@ void gate_leave_slow(struct pass *p, long result)
     if (p->fs_token || p->stream_locked != NULL) {
         if (p->fs_token)
             fsgate_release();
-        if (p->stream_locked != NULL)
+        if (p->stream_locked != NULL) {
+            stream_held = p->outer_stream;
             funlockfile(p->stream_locked);
+        }
     } else if (p->kind == FD_CONN || p->kind == FD_STREAM) {
         unsigned gates = gates_on();
         bool idle = p->kind == FD_CONN && (gates & GATE_CONN) && idle_on();

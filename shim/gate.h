@@ -24,6 +24,7 @@ struct pass {
     unsigned char dir;       /* enum io_dir */
     unsigned char fs_token;  /* holds a filesystem token */
     FILE *stream_locked;     /* stdio stream locked (flockfile) before the token */
+    FILE *outer_stream;      /* the one this thread held before (a handler's call) */
 };
 
 /* 0: forward the call. -1: refuse it, errno set (EAGAIN, EINTR...). */

@@ -12,6 +12,7 @@
  *   pending  a thread cancelled in the real pread, with its token in hand (the
  *            cancel was pending when it entered; SLUICE_FS_MAX=1): the token
  *            must come back, or the next pread waits (SLUICE_FS_TIMEOUT: EAGAIN)
+ *   pending-stdio  the same in fread: the stream must not stay locked
  * Prints "joined MS" or "stuck" for the cancelled thread, then "after ok" if
  * what the wait stood in line for still works afterwards (a slot, a token, the
  * stream), and "gauges in_flight=N fs_in_use=N" once everything is let go. */
@@ -23,6 +24,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +122,10 @@ static void *cancelled_in_pread(void *arg)
         usleep(1000);
     pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
     char b[16];
-    (void) !pread(file_fd, b, sizeof b, 0);   /* acts on the pending cancel */
+    if (arg != NULL)
+        (void) !fread(b, 1, sizeof b, stream);  /* acts on the pending cancel */
+    else
+        (void) !pread(file_fd, b, sizeof b, 0);
     return NULL;
 }
 
@@ -252,19 +257,21 @@ int main(int argc, char **argv)
         if (mode[0] == 'f' ? pread(file_fd, b, sizeof b, 0) == (ssize_t) sizeof b
                            : fread(b, 1, sizeof b, stream) == sizeof b)
             printf("after ok\n");
-    } else if (strcmp(mode, "pending") == 0) {
+    } else if (strcmp(mode, "pending") == 0 || strcmp(mode, "pending-stdio") == 0) {
         if (argc < 3)
             return 2;
         make_file(argv[2]);
+        bool in_stdio = mode[7] == '-';
         pthread_t t;
-        pthread_create(&t, NULL, cancelled_in_pread, NULL);
+        pthread_create(&t, NULL, cancelled_in_pread, in_stdio ? stream : NULL);
         pthread_cancel(t);
         cancel_sent = 1;
         void *how = NULL;
         pthread_join(t, &how);
         printf("joined %d\n", how == PTHREAD_CANCELED ? 0 : 9999);
         char b[16];
-        if (pread(file_fd, b, sizeof b, 0) == (ssize_t) sizeof b)
+        if (in_stdio ? fread(b, 1, sizeof b, stream) == sizeof b
+                     : pread(file_fd, b, sizeof b, 0) == (ssize_t) sizeof b)
             printf("after ok\n");
     } else if (strcmp(mode, "drain") == 0 || strcmp(mode, "held") == 0) {
         lfd = listener();

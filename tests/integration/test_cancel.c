@@ -77,3 +77,9 @@ Test(cancel, a_thread_cancelled_in_the_real_call_gives_its_token_back, .timeout 
     const char *env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_TIMEOUT=500ms", NULL };
     cancelled_cleanly("pending", env);
 }
+
+Test(cancel, a_thread_cancelled_in_a_real_fread_lets_the_stream_and_token_go, .timeout = 40)
+{
+    const char *env[] = { "SLUICE_FS_MAX=1", "SLUICE_FS_TIMEOUT=500ms", NULL };
+    cancelled_cleanly("pending-stdio", env);
+}
