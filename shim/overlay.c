@@ -22,8 +22,6 @@
 #include "overlay.h"
 
 #include <sched.h>
-#include <stdio.h>
-#include <string.h>
 
 #include "fdtab.h"
 #include "gate.h"
@@ -131,41 +129,6 @@ static int find_reg(struct fdent *e, int epfd)
     return -1;
 }
 
-/* Whether epfd's registration of fd still has events armed (fdinfo shows the
- * kernel's mask; a fired EPOLLONESHOT keeps only its private bits). */
-static bool oneshot_armed(int epfd, int fd)
-{
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", epfd);
-    int f = REAL(open)(path, O_RDONLY | O_CLOEXEC);
-    if (f < 0)
-        return true;
-    bool armed = true;
-    size_t have = 0;
-    for (;;) {
-        ssize_t n = REAL(read)(f, buf + have, sizeof buf - 1 - have);
-        if (n <= 0)
-            break;
-        have += (size_t) n;
-        buf[have] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n')) != NULL) {
-            *nl = '\0';
-            int tfd;
-            unsigned ev;
-            if (sscanf(line, "tfd: %d events: %x", &tfd, &ev) == 2 && tfd == fd)
-                armed = (ev & ~(EPOLLONESHOT | EPOLLET | EPOLLWAKEUP | EPOLLEXCLUSIVE)) != 0;
-            line = nl + 1;
-        }
-        have = strlen(line);
-        memmove(buf, line, have);
-        if (have == sizeof buf - 1)
-            have = 0;
-    }
-    REAL(close)(f);
-    return armed;
-}
-
 /* Makes the kernel's registration agree with the program's and what is hidden.
  * Called with the entry locked. */
 static void apply_reg(int fd, struct ep_reg *reg, uint32_t hidden, bool hiding)
@@ -186,7 +149,7 @@ static void apply_reg(int fd, struct ep_reg *reg, uint32_t hidden, bool hiding)
             ev &= ~REG_ABSENT;
         }
     } else {
-        if (hiding && (prog & EPOLLONESHOT) && !oneshot_armed(epfd, fd))
+        if (hiding && (prog & EPOLLONESHOT) && !sys_epoll_armed(epfd, fd))
             ev |= REG_DISARMED;
         else
             REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &k);

@@ -1,4 +1,5 @@
-/* sys.c — clock, futex, thread id and the non-blocking probe (see sys.h). They
+/* sys.c — clock, futex, thread id, the non-blocking probe and the epoll
+ * fdinfo reader (see sys.h). They
  * sit here, once, because every gate needs them: a copy per gate is a copy
  * that can drift (a futex wait through sluice's own syscall() wrapper, say). */
 #include "sys.h"
@@ -6,6 +7,9 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -69,4 +73,39 @@ bool sys_nonblocking(int fd)
     int fl = REAL(fcntl)(fd, F_GETFL, 0);
     errno = saved;
     return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/* Whether epfd's registration of fd still has events armed (fdinfo shows the
+ * kernel's mask; a fired EPOLLONESHOT keeps only its private bits). */
+bool sys_epoll_armed(int epfd, int fd)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", epfd);
+    int f = REAL(open)(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return true;
+    bool armed = true;
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = REAL(read)(f, buf + have, sizeof buf - 1 - have);
+        if (n <= 0)
+            break;
+        have += (size_t) n;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            *nl = '\0';
+            int tfd;
+            unsigned ev;
+            if (sscanf(line, "tfd: %d events: %x", &tfd, &ev) == 2 && tfd == fd)
+                armed = (ev & ~(EPOLLONESHOT | EPOLLET | EPOLLWAKEUP | EPOLLEXCLUSIVE)) != 0;
+            line = nl + 1;
+        }
+        have = strlen(line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1)
+            have = 0;
+    }
+    REAL(close)(f);
+    return armed;
 }

@@ -48,4 +48,9 @@ pid_t sys_gettid(void) SLUICE_INTERNAL;
  * errno is preserved. */
 bool sys_nonblocking(int fd) SLUICE_INTERNAL;
 
+/* Whether epfd's registration of fd still has events armed, from
+ * /proc/self/fdinfo (a fired EPOLLONESHOT keeps only its flag bits); true if
+ * it cannot be told. */
+bool sys_epoll_armed(int epfd, int fd) SLUICE_INTERNAL;
+
 #endif
