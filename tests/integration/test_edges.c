@@ -23,54 +23,28 @@
 
 #include "helpers/drain_gen.h"
 #include "testlib.h"
+#include "leftovers.h"
 
 #define KiB 1024L
 #define MiB (1024L * 1024L)
 
-/* What a test started or made, so that a failed assertion (which ends the test
- * at once) still leaves nothing behind: the suite's fini stops every child that
- * is still ours (not yet reaped, so its PID cannot have been reused) and
- * removes the temporary paths. */
-static pid_t children[16];
-static int nchildren;
-static char temp_paths[8][128];
-static int ntemp;
+/* What a test started or made (leftovers.h): the suite's fini stops and
+ * removes whatever a failed assertion left. */
+static struct leftovers leftovers = { .term_polls = 20 };
 
 static struct t_proc spawn(const char *const *argv, const char *const *env, bool preload)
 {
-    struct t_proc p = t_spawn(argv, env, preload);
-    if (p.pid > 0 && nchildren < 16)
-        children[nchildren++] = p.pid;
-    return p;
+    return leftovers_spawn(&leftovers, argv, env, preload);
 }
 
 static void remember_path(const char *path)
 {
-    if (ntemp < 8)
-        snprintf(temp_paths[ntemp++], sizeof temp_paths[0], "%s", path);
+    leftovers_path(&leftovers, path);
 }
 
 static void leave_nothing_behind(void)
 {
-    for (int i = 0; i < nchildren; i++) {
-        if (waitpid(children[i], NULL, WNOHANG) != 0)
-            continue;   /* reaped already (or gone): not ours to signal */
-        kill(children[i], SIGTERM);   /* nginx's master ends its workers */
-        for (int t = 0; t < 20 && waitpid(children[i], NULL, WNOHANG) == 0; t++)
-            t_sleep_ms(50);
-        if (waitpid(children[i], NULL, WNOHANG) == 0) {
-            kill(children[i], SIGKILL);
-            waitpid(children[i], NULL, 0);
-        }
-    }
-    nchildren = 0;
-    for (int i = 0; i < ntemp; i++) {
-        char cmd[sizeof temp_paths[0] + 16];
-        snprintf(cmd, sizeof cmd, "rm -rf '%.127s'", temp_paths[i]);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", temp_paths[i]);
-    }
-    ntemp = 0;
+    leftovers_clear(&leftovers);
 }
 
 TestSuite(edges, .fini = leave_nothing_behind);
