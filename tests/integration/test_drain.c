@@ -28,6 +28,7 @@
 #include "helpers/drain_gen.h"
 #include "testlib.h"
 #include "leftovers.h"
+#include "unsent.h"
 
 #define KiB 1024L
 #define MiB (1024L * 1024L)
@@ -53,66 +54,13 @@ static void leave_nothing_behind(void)
 
 TestSuite(drain, .fini = leave_nothing_behind);
 
-/* Unsent bytes of the established TCP socket whose peer is 127.0.0.1:port, as
- * `ss -tni` reports them (0 when it shows no notsent field). */
-static long ss_notsent(int port)
+/* Samples the unsent bytes (unsent.h) of the established TCP socket whose peer
+ * is 127.0.0.1:port, or (port 0) the reader's own unread queue on fd (UNIX). */
+static void sampler_start(struct unsent_sampler *sm, int port, int fd)
 {
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "ss -tniH state established dst 127.0.0.1:%d 2>/dev/null", port);
-    FILE *f = popen(cmd, "r");
-    if (f == NULL)
-        return -1;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    pclose(f);
-    const char *p = strstr(buf, "notsent:");
-    return p != NULL ? atol(p + 8) : 0;
-}
-
-/* Samples unsent bytes every 20 ms on its own thread, so that a slow `ss`
- * on a busy machine never slows the reader it watches: by port (TCP, ss) or
- * by the reader's own unread queue (UNIX, SIOCINQ). */
-struct sampler {
-    pthread_t thread;
-    int port, fd;
-    _Atomic bool stop;
-    _Atomic long max;
-};
-
-static void *sample_loop(void *arg)
-{
-    struct sampler *sm = arg;
-    while (!atomic_load(&sm->stop)) {
-        long unsent = -1;
-        if (sm->port > 0) {
-            unsent = ss_notsent(sm->port);
-        } else {
-            int q = 0;
-            if (ioctl(sm->fd, SIOCINQ, &q) == 0)
-                unsent = q;
-        }
-        if (unsent > atomic_load(&sm->max))
-            atomic_store(&sm->max, unsent);
-        t_sleep_ms(20);
-    }
-    return NULL;
-}
-
-static void sampler_start(struct sampler *sm, int port, int fd)
-{
-    sm->port = port;
-    sm->fd = fd;
-    atomic_store(&sm->stop, false);
-    atomic_store(&sm->max, 0);
-    cr_assert_eq(pthread_create(&sm->thread, NULL, sample_loop, sm), 0);
-}
-
-static long sampler_stop(struct sampler *sm)
-{
-    atomic_store(&sm->stop, true);
-    pthread_join(sm->thread, NULL);
-    return atomic_load(&sm->max);
+    char filter[32];
+    snprintf(filter, sizeof filter, "dst 127.0.0.1:%d", port);
+    unsent_sampler_start(sm, port > 0 ? filter : NULL, fd);
 }
 
 static int listen_tcp(int port, int rcvbuf)
@@ -367,7 +315,7 @@ static void read_slowly(int c, long total, int port, struct slow_run *r, int pau
     struct drain_gen in;
     drain_gen_init(&in, 42);
     uint64_t last = t_now_ms();
-    struct sampler sm;
+    struct unsent_sampler sm;
     sampler_start(&sm, port, c);
     while (r->got < total && t_now_ms() - last < 5000) {
         struct pollfd p = { c, POLLIN, 0 };
@@ -382,7 +330,7 @@ static void read_slowly(int c, long total, int port, struct slow_run *r, int pau
         if (pause_ms > 0)
             t_sleep_ms(pause_ms);
     }
-    r->max_unsent = sampler_stop(&sm);
+    r->max_unsent = unsent_sampler_stop(&sm);
 }
 
 static struct slow_run writer_to_slow_reader(const char *mark, long total, int pause_ms)
@@ -821,7 +769,7 @@ static long fetch_slowly(struct nginx_site *site, long size)
     drain_gen_init(&in, 42);
     long got = 0;
     uint64_t last = t_now_ms();
-    struct sampler sm;
+    struct unsent_sampler sm;
     sampler_start(&sm, ntohs(me.sin_port), -1);
     while (got < size && t_now_ms() - last < 5000) {
         ssize_t n = read(s, buf, sizeof buf);
@@ -847,7 +795,7 @@ static long fetch_slowly(struct nginx_site *site, long size)
         got += n - (ssize_t) off;
         t_sleep_ms(2);
     }
-    long max_unsent = sampler_stop(&sm);
+    long max_unsent = unsent_sampler_stop(&sm);
     close(s);
     cr_assert_eq(got, size);
     return max_unsent;

@@ -29,6 +29,7 @@
 
 #include "helpers/drain_gen.h"
 #include "servers.h"
+#include "unsent.h"
 
 TestSuite(servers, .fini = servers_leave_nothing_behind);
 
@@ -245,43 +246,6 @@ static void shed_gate(const struct server *sv)
 
 /* --- drain ----------------------------------------------------------------------- */
 
-/* Unsent bytes of the established TCP socket whose peer's port is `port` (the
- * server's side of a client's connection), as `ss -tni` shows them. */
-static long ss_notsent(int port)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "ss -tniH state established 'dport = :%d' 2>/dev/null", port);
-    FILE *f = popen(cmd, "r");
-    if (f == NULL)
-        return -1;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    pclose(f);
-    const char *p = strstr(buf, "notsent:");
-    return p != NULL ? atol(p + 8) : 0;
-}
-
-/* Samples on its own thread, so that a slow `ss` never slows the reader. */
-struct sampler {
-    pthread_t thread;
-    int port;
-    _Atomic bool stop;
-    _Atomic long max;
-};
-
-static void *sample_loop(void *arg)
-{
-    struct sampler *sm = arg;
-    while (!atomic_load(&sm->stop)) {
-        long unsent = ss_notsent(sm->port);
-        if (unsent > atomic_load(&sm->max))
-            atomic_store(&sm->max, unsent);
-        t_sleep_ms(20);
-    }
-    return NULL;
-}
-
 struct fetch {
     long got;
     long max_unsent;   /* the most the server's socket held unsent, any time */
@@ -306,14 +270,15 @@ static struct fetch fetch_big(struct site *s, int pause_ms)
     getsockname(c, (struct sockaddr *) &me, &len);
     const char *req = s->sv->big_request;
     cr_assert_eq(send(c, req, strlen(req), MSG_NOSIGNAL), (ssize_t) strlen(req));
-    struct sampler sm = { .port = ntohs(me.sin_port) };
-    atomic_store(&sm.stop, false);
-    atomic_store(&sm.max, 0);
-    cr_assert_eq(pthread_create(&sm.thread, NULL, sample_loop, &sm), 0);
+    /* The server's side of the connection: its peer's port is ours. */
+    char filter[32];
+    snprintf(filter, sizeof filter, "'dport = :%d'", ntohs(me.sin_port));
+    struct unsent_sampler sm;
+    unsent_sampler_start(&sm, filter, -1);
     long t0 = servers_tree_ticks(s->proc.pid);
     t_sleep_ms(pause_ms);
     r.ticks = servers_tree_ticks(s->proc.pid) - t0;
-    r.stalled = ss_notsent(ntohs(me.sin_port));
+    r.stalled = unsent_ss(filter);
 
     static unsigned char buf[256 * 1024];
     static char head[8192];
@@ -355,9 +320,7 @@ static struct fetch fetch_big(struct site *s, int pause_ms)
         r.got += (long) body;
     }
     r.read_ms = t_now_ms() - start;
-    atomic_store(&sm.stop, true);
-    pthread_join(sm.thread, NULL);
-    r.max_unsent = atomic_load(&sm.max);
+    r.max_unsent = unsent_sampler_stop(&sm);
     close(c);
     return r;
 }
