@@ -467,18 +467,3 @@ int servers_stop(struct site *s, char **err)
     return code;
 }
 
-/* CPU ticks of pid and of its children (nginx's workers). */
-long servers_tree_ticks(pid_t pid)
-{
-    long sum = t_cpu_ticks(pid);
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int) pid, (int) pid);
-    FILE *f = fopen(path, "r");
-    if (f != NULL) {
-        int child;
-        while (fscanf(f, "%d", &child) == 1)
-            sum += t_cpu_ticks(child);
-        fclose(f);
-    }
-    return sum;
-}

@@ -35,52 +35,6 @@ TestSuite(servers, .fini = servers_leave_nothing_behind);
 
 /* --- pause ---------------------------------------------------------------------- */
 
-struct clients {
-    int fd[NCLIENTS];
-    bool served[NCLIENTS];
-    int nserved;
-};
-
-/* Reads answers for up to ms, returning early once `target` clients are
- * served; every answer must start as the server's answer does. */
-static int collect(struct clients *c, int target, int ms, const char *answer)
-{
-    uint64_t end = t_now_ms() + (uint64_t) ms;
-    while (c->nserved < target && t_now_ms() < end) {
-        struct pollfd pf[NCLIENTS];
-        int idx[NCLIENTS], n = 0;
-        for (int i = 0; i < NCLIENTS; i++)
-            if (!c->served[i] && c->fd[i] >= 0) {
-                pf[n] = (struct pollfd) { .fd = c->fd[i], .events = POLLIN };
-                idx[n++] = i;
-            }
-        if (n == 0 || poll(pf, (nfds_t) n, 20) <= 0)
-            continue;
-        for (int k = 0; k < n; k++)
-            if (pf[k].revents) {
-                char buf[1024];
-                ssize_t r = recv(pf[k].fd, buf, sizeof buf - 1, MSG_DONTWAIT);
-                if (r > 0) {
-                    buf[r] = '\0';
-                    cr_assert(strncmp(buf, answer, strlen(answer)) == 0,
-                              "client %d got [%s]", idx[k], buf);
-                    c->served[idx[k]] = true;
-                    c->nserved++;
-                } else if (r == 0) {
-                    cr_assert_fail("client %d: the server closed without answering", idx[k]);
-                }
-            }
-    }
-    return c->nserved;
-}
-
-static void close_all(struct clients *c)
-{
-    for (int i = 0; i < NCLIENTS; i++)
-        if (c->fd[i] >= 0)
-            close(c->fd[i]);
-}
-
 static void pause_gate(const struct server *sv)
 {
     struct site s;
@@ -89,16 +43,10 @@ static void pause_gate(const struct server *sv)
     servers_start(&s, settings, true);
     uint64_t t0 = t_now_ms();
     struct clients c;
-    memset(&c, 0, sizeof c);
-    for (int i = 0; i < NCLIENTS; i++) {
-        c.fd[i] = t_connect(s.port);
-        cr_assert_geq(c.fd[i], 0, "client %d could not connect", i);
-        ssize_t len = (ssize_t) strlen(sv->request);
-        cr_assert_eq(send(c.fd[i], sv->request, (size_t) len, MSG_NOSIGNAL), len);
-    }
-    cr_assert_eq(collect(&c, LIMIT, 5000, sv->answer), LIMIT, "%s: served %d at first",
+    clients_connect_all(&c, s.port, sv->request);
+    cr_assert_eq(clients_collect(&c, LIMIT, 5000, sv->answer), LIMIT, "%s: served %d at first",
                  sv->name, c.nserved);
-    cr_assert_eq(collect(&c, NCLIENTS, 300, sv->answer), LIMIT, "%s: served %d, over the limit",
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 300, sv->answer), LIMIT, "%s: served %d, over the limit",
                  sv->name, c.nserved);
     int queue = -1;
     for (int i = 0; i < 50 && queue != NCLIENTS - LIMIT; i++) {
@@ -107,11 +55,11 @@ static void pause_gate(const struct server *sv)
     }
     cr_assert_eq(queue, NCLIENTS - LIMIT, "%s: accept queue %d", sv->name, queue);
 
-    long ticks = servers_tree_ticks(s.proc.pid);
+    long ticks = tree_ticks(s.proc.pid);
     t_sleep_ms(1000);
-    ticks = servers_tree_ticks(s.proc.pid) - ticks;
+    ticks = tree_ticks(s.proc.pid) - ticks;
     cr_assert_leq(ticks, 5, "%s: the paused server used %ld ticks in 1 s", sv->name, ticks);
-    cr_assert_eq(collect(&c, NCLIENTS, 50, sv->answer), LIMIT, "%s: served %d while paused",
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 50, sv->answer), LIMIT, "%s: served %d while paused",
                  sv->name, c.nserved);
 
     for (int i = 0; i < NCLIENTS; i++)
@@ -121,10 +69,10 @@ static void pause_gate(const struct server *sv)
             break;
         }
     uint64_t t1 = t_now_ms();
-    cr_assert_eq(collect(&c, LIMIT + 1, 2000, sv->answer), LIMIT + 1, "%s: one close let %d in",
+    cr_assert_eq(clients_collect(&c, LIMIT + 1, 2000, sv->answer), LIMIT + 1, "%s: one close let %d in",
                  sv->name, c.nserved - LIMIT);
     uint64_t next_ms = t_now_ms() - t1;
-    cr_assert_eq(collect(&c, NCLIENTS, 300, sv->answer), LIMIT + 1, "%s: one close let %d in",
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 300, sv->answer), LIMIT + 1, "%s: one close let %d in",
                  sv->name, c.nserved - LIMIT);
 
     /* Then waves: close every served client, the next ones come in. */
@@ -138,7 +86,7 @@ static void pause_gate(const struct server *sv)
                 open_served++;
             }
         int target = c.nserved + open_served;
-        collect(&c, target < NCLIENTS ? target : NCLIENTS, 3000, sv->answer);
+        clients_collect(&c, target < NCLIENTS ? target : NCLIENTS, 3000, sv->answer);
         int inside = 0;
         for (int i = 0; i < NCLIENTS; i++)
             inside += c.served[i] && c.fd[i] >= 0;
@@ -149,7 +97,7 @@ static void pause_gate(const struct server *sv)
     cr_log_info("%s pause: served %d at first, %d queued, %ld CPU ticks in 1 s paused, next one "
                 "%llu ms after a close, all %d in %llu ms", sv->name, LIMIT, queue, ticks,
                 (unsigned long long) next_ms, NCLIENTS, (unsigned long long) (t_now_ms() - t0));
-    close_all(&c);
+    clients_close_all(&c);
     char *err = NULL;
     servers_stop(&s, &err);
     /* A paused listener is not ready, so the program's accept does not fail for
@@ -212,7 +160,7 @@ static void shed_gate(const struct server *sv)
         cr_assert_eq(send(c.fd[i], sv->request, strlen(sv->request), MSG_NOSIGNAL),
                      (ssize_t) strlen(sv->request));
     }
-    cr_assert_eq(collect(&c, LIMIT, 5000, sv->answer), LIMIT);
+    cr_assert_eq(clients_collect(&c, LIMIT, 5000, sv->answer), LIMIT);
     int whole = 0, resets = 0;
     const int over = 12;
     char *last = NULL;
@@ -228,7 +176,7 @@ static void shed_gate(const struct server *sv)
     cr_assert_eq(resets, 0, "%s: %d of %d shed clients saw a reset after the 503", sv->name,
                  resets, over);
     free(last);
-    close_all(&c);
+    clients_close_all(&c);
     /* The server itself was never disturbed: with the slots free it answers. */
     uint64_t end = t_now_ms() + 3000;
     char *ans = NULL;
@@ -275,9 +223,9 @@ static struct fetch fetch_big(struct site *s, int pause_ms)
     snprintf(filter, sizeof filter, "'dport = :%d'", ntohs(me.sin_port));
     struct unsent_sampler sm;
     unsent_sampler_start(&sm, filter, -1);
-    long t0 = servers_tree_ticks(s->proc.pid);
+    long t0 = tree_ticks(s->proc.pid);
     t_sleep_ms(pause_ms);
-    r.ticks = servers_tree_ticks(s->proc.pid) - t0;
+    r.ticks = tree_ticks(s->proc.pid) - t0;
     r.stalled = unsent_ss(filter);
 
     static unsigned char buf[256 * 1024];
