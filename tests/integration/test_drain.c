@@ -28,6 +28,7 @@
 #include "helpers/drain_gen.h"
 #include "testlib.h"
 #include "leftovers.h"
+#include "nginx_fixture.h"
 #include "unsent.h"
 
 #define KiB 1024L
@@ -689,54 +690,19 @@ struct nginx_site {
     struct t_proc proc;
 };
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f != NULL, "%s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* An nginx with one worker serving `size` bytes of the drain_gen stream (seed
  * 42) as /big, sendfile on, on 127.0.0.1 only. */
 static void start_nginx(struct nginx_site *site, long size, bool governed)
 {
-    snprintf(site->dir, sizeof site->dir, "/tmp/sluice-nginx-XXXXXX");
-    cr_assert(mkdtemp(site->dir) != NULL);
-    remember_path(site->dir);
-    chmod(site->dir, 0755);   /* the worker runs as nobody */
+    nginx_make_site(site->dir, sizeof site->dir, "/tmp/sluice-nginx-XXXXXX", size, &leftovers);
     site->port = t_free_port();
-    char path[256], conf[2048];
-    snprintf(path, sizeof path, "%s/big", site->dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f != NULL);
-    static unsigned char buf[1 << 16];
-    struct drain_gen g;
-    drain_gen_init(&g, 42);
-    for (long left = size; left > 0; left -= (long) sizeof buf) {
-        size_t n = left < (long) sizeof buf ? (size_t) left : sizeof buf;
-        drain_gen_fill(&g, buf, n);
-        cr_assert_eq(fwrite(buf, 1, n, f), n);
-    }
-    fclose(f);
-    chmod(path, 0644);
-    snprintf(conf, sizeof conf,
-             "daemon off; master_process on; worker_processes 1;\n"
-             "pid %1$s/nginx.pid; error_log %1$s/error.log;\n"
-             "events { worker_connections 64; }\n"
-             "http { access_log off; sendfile on; sendfile_max_chunk 0;\n"
-             "  client_body_temp_path %1$s/t1; proxy_temp_path %1$s/t2; fastcgi_temp_path %1$s/t3;\n"
-             "  uwsgi_temp_path %1$s/t4; scgi_temp_path %1$s/t5;\n"
-             "  server { listen 127.0.0.1:%2$d; root %1$s; } }\n",
-             site->dir, site->port);
-    snprintf(path, sizeof path, "%s/nginx.conf", site->dir);
-    write_file(path, conf);
-    char errlog[128];
-    snprintf(errlog, sizeof errlog, "%s/error.log", site->dir);
-    const char *argv[] = { "/usr/sbin/nginx", "-p", site->dir, "-c", path, "-e", errlog, NULL };
+    char servers[256];
+    snprintf(servers, sizeof servers, "  server { listen 127.0.0.1:%d; root %s; }", site->port,
+             site->dir);
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
-    site->proc = spawn(argv, governed ? env : NULL, governed);
-    cr_assert(t_wait_listening(site->port, 5000), "nginx did not listen");
+    const int ports[] = { site->port, 0 };
+    site->proc = nginx_start(site->dir, "sendfile on; sendfile_max_chunk 0;", servers, env,
+                             governed, ports, &leftovers);
 }
 
 static void stop_nginx(struct nginx_site *site)

@@ -24,6 +24,7 @@
 #include "helpers/drain_gen.h"
 #include "testlib.h"
 #include "leftovers.h"
+#include "nginx_fixture.h"
 
 #define KiB 1024L
 #define MiB (1024L * 1024L)
@@ -207,24 +208,14 @@ struct nginx_trio {
     struct t_proc proc;
 };
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f != NULL, "%s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* The 50 MiB drain_gen stream (seed 42), kept in memory to compare with what
  * comes (memcmp: the client reads as fast as nginx sends) and as DIR/big. */
 static unsigned char *expected_body;
 
 static void make_site(struct nginx_trio *site)
 {
-    snprintf(site->dir, sizeof site->dir, "/tmp/sluice-edges-nginx-XXXXXX");
-    cr_assert(mkdtemp(site->dir) != NULL);
-    remember_path(site->dir);
-    chmod(site->dir, 0755);   /* the workers run as nobody */
+    nginx_make_site(site->dir, sizeof site->dir, "/tmp/sluice-edges-nginx-XXXXXX", NGINX_BODY,
+                    &leftovers);
     if (expected_body == NULL) {
         expected_body = malloc(NGINX_BODY);
         cr_assert_not_null(expected_body);
@@ -232,13 +223,6 @@ static void make_site(struct nginx_trio *site)
         drain_gen_init(&g, 42);
         drain_gen_fill(&g, expected_body, NGINX_BODY);
     }
-    char path[128];
-    snprintf(path, sizeof path, "%s/big", site->dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f != NULL);
-    cr_assert_eq(fwrite(expected_body, 1, NGINX_BODY, f), (size_t) NGINX_BODY);
-    cr_assert_eq(fclose(f), 0);
-    chmod(path, 0644);
 }
 
 /* One nginx (one worker) with three servers on 127.0.0.1: the file with
@@ -248,30 +232,17 @@ static void start_trio(struct nginx_trio *site, bool governed, bool hold_reads)
     site->plain_port = t_free_port();
     site->proxy_port = t_free_port();
     site->upstream_port = t_free_port();
-    char path[128], conf[2048];
-    snprintf(conf, sizeof conf,
-             "daemon off; master_process on; worker_processes 1;\n"
-             "pid %1$s/nginx.pid; error_log %1$s/error.log;\n"
-             "events { worker_connections 64; }\n"
-             "http { access_log off; sendfile off;\n"
-             "  client_body_temp_path %1$s/t1; proxy_temp_path %1$s/t2; fastcgi_temp_path %1$s/t3;\n"
-             "  uwsgi_temp_path %1$s/t4; scgi_temp_path %1$s/t5;\n"
+    char servers[1024];
+    snprintf(servers, sizeof servers,
              "  server { listen 127.0.0.1:%2$d; root %1$s; }\n"
              "  server { listen 127.0.0.1:%3$d;\n"
              "    location / { proxy_pass http://127.0.0.1:%4$d; proxy_http_version 1.1; } }\n"
-             "  server { listen 127.0.0.1:%4$d; root %1$s; sendfile on; } }\n",
+             "  server { listen 127.0.0.1:%4$d; root %1$s; sendfile on; }",
              site->dir, site->plain_port, site->proxy_port, site->upstream_port);
-    snprintf(path, sizeof path, "%s/nginx.conf", site->dir);
-    write_text(path, conf);
-    char errlog[128];
-    snprintf(errlog, sizeof errlog, "%s/error.log", site->dir);
-    const char *argv[] = { "/usr/sbin/nginx", "-p", site->dir, "-c", path, "-e", errlog, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", hold_reads ? "SLUICE_HOLD_READS=1" : NULL,
                           NULL };
-    site->proc = spawn(argv, governed ? env : NULL, governed);
-    cr_assert(t_wait_listening(site->plain_port, 5000), "nginx did not listen");
-    cr_assert(t_wait_listening(site->proxy_port, 5000), "nginx did not listen");
-    cr_assert(t_wait_listening(site->upstream_port, 5000), "nginx did not listen");
+    const int ports[] = { site->plain_port, site->proxy_port, site->upstream_port, 0 };
+    site->proc = nginx_start(site->dir, "sendfile off;", servers, env, governed, ports, &leftovers);
 }
 
 /* GET /big, read nothing for 2 s, then read as fast as possible, checking
