@@ -17,7 +17,8 @@ void clients_connect_all(struct clients *c, int port, const char *request)
         c->fd[i] = t_connect(port);
         cr_assert_geq(c->fd[i], 0, "client %d could not connect", i);
         if (request != NULL)
-            cr_assert_eq(send(c->fd[i], request, strlen(request), MSG_NOSIGNAL), (ssize_t) strlen(request));
+            cr_assert_eq(send(c->fd[i], request, strlen(request), MSG_NOSIGNAL),
+                         (ssize_t) strlen(request));
     }
 }
 
@@ -51,6 +52,16 @@ int clients_collect(struct clients *c, int target, int ms, const char *answer)
             }
     }
     return c->nserved;
+}
+
+void clients_close_one_served(struct clients *c)
+{
+    for (int i = 0; i < NCLIENTS; i++)
+        if (c->served[i] && c->fd[i] >= 0) {
+            close(c->fd[i]);
+            c->fd[i] = -1;
+            return;
+        }
 }
 
 void clients_close_served(struct clients *c)

@@ -21,6 +21,8 @@ void clients_connect_all(struct clients *c, int port, const char *request);
  * served. With answer not NULL every answer must start as it does and a close
  * without an answer fails the test; with NULL any bytes count as an answer. */
 int clients_collect(struct clients *c, int target, int ms, const char *answer);
+/* Closes the first served client still open (one slot comes free). */
+void clients_close_one_served(struct clients *c);
 /* Closes the served clients still open. */
 void clients_close_served(struct clients *c);
 /* Closes every client still open. */

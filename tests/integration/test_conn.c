@@ -28,8 +28,10 @@ static void hold_scenario(struct t_proc *srv, int port, const char *request, int
 {
     struct clients c;
     clients_connect_all(&c, port, request);
-    cr_assert_eq(clients_collect(&c, limit, 3000, NULL), limit, "served %d, expected %d at first", c.nserved, limit);
-    cr_assert_eq(clients_collect(&c, NCLIENTS, 250, NULL), limit, "served %d beyond the limit %d", c.nserved, limit);
+    cr_assert_eq(clients_collect(&c, limit, 3000, NULL), limit, "served %d, expected %d at first",
+                 c.nserved, limit);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 250, NULL), limit, "served %d beyond the limit %d",
+                 c.nserved, limit);
     int queue = -1;
     for (int i = 0; i < 25 && queue != NCLIENTS - limit; i++) {
         queue = t_accept_queue(port);
@@ -42,16 +44,13 @@ static void hold_scenario(struct t_proc *srv, int port, const char *request, int
     long spent = tree_ticks(srv->pid) - t0;
     cr_assert_leq(spent, 5, "paused server used %ld ticks in 1 s", spent);
 
-    for (int i = 0; i < NCLIENTS; i++)
-        if (c.served[i]) {
-            close(c.fd[i]);
-            c.fd[i] = -1;
-            break;
-        }
+    clients_close_one_served(&c);
     uint64_t t1 = t_now_ms();
-    cr_assert_eq(clients_collect(&c, limit + 1, 1000, NULL), limit + 1, "closing one let %d in", c.nserved - limit);
+    cr_assert_eq(clients_collect(&c, limit + 1, 1000, NULL), limit + 1, "closing one let %d in",
+                 c.nserved - limit);
     uint64_t took = t_now_ms() - t1;
-    cr_assert_eq(clients_collect(&c, NCLIENTS, 250, NULL), limit + 1, "closing one let %d in", c.nserved - limit);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 250, NULL), limit + 1, "closing one let %d in",
+                 c.nserved - limit);
     cr_log_info("port %d: paused CPU %ld ticks/s, next one in %llu ms", port, spent,
                 (unsigned long long) took);
 
@@ -361,7 +360,8 @@ Test(conn, shed_silent_client_does_not_stall_the_program)
     memset(&c, 0, sizeof c);
     for (int i = 0; i < NCLIENTS; i++)
         c.fd[i] = i == 0 ? t_connect(port) : -1;
-    cr_assert_eq(clients_collect(&c, 1, 2000, NULL), 1, "the program stalled behind silent shed clients");
+    cr_assert_eq(clients_collect(&c, 1, 2000, NULL), 1,
+                 "the program stalled behind silent shed clients");
     cr_assert_lt(t_now_ms() - t0, 500);
     clients_close_all(&c);
     for (int i = 0; i < 50; i++)
@@ -478,7 +478,8 @@ Test(conn, ports_filter_leaves_other_listeners_free)
     cr_assert(t_wait_listening(port, 5000));
     struct clients c;
     clients_connect_all(&c, port, NULL);
-    cr_assert_eq(clients_collect(&c, NCLIENTS, 3000, NULL), NCLIENTS, "ungoverned port served %d", c.nserved);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 3000, NULL), NCLIENTS, "ungoverned port served %d",
+                 c.nserved);
     clients_close_all(&c);
     t_stop(&srv, 1000);
 }
@@ -524,7 +525,8 @@ static void unix_round(const char *const *env, int expect_first)
     cr_assert_eq(clients_collect(&c, 10, 300, NULL), expect_first, "served %d", c.nserved);
     if (expect_first < 10) {
         clients_close_served(&c);
-        cr_assert_eq(clients_collect(&c, 10, 2000, NULL), 2 * expect_first < 10 ? 2 * expect_first : 10);
+        cr_assert_eq(clients_collect(&c, 10, 2000, NULL),
+                     2 * expect_first < 10 ? 2 * expect_first : 10);
     }
     clients_close_all(&c);
     t_stop(&srv, 1000);

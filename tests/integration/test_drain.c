@@ -38,16 +38,6 @@
  * removes whatever a failed assertion left. */
 static struct leftovers leftovers = { .term_polls = 20 };
 
-static struct t_proc spawn(const char *const *argv, const char *const *env, bool preload)
-{
-    return leftovers_spawn(&leftovers, argv, env, preload);
-}
-
-static void remember_path(const char *path)
-{
-    leftovers_path(&leftovers, path);
-}
-
 static void leave_nothing_behind(void)
 {
     leftovers_clear(&leftovers);
@@ -216,7 +206,7 @@ static struct t_proc start_echo(int port, bool governed, const char *stats_env, 
                            waits, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1",
                           "SLUICE_STATS_INTERVAL=100ms", stats_env, NULL };
-    struct t_proc p = spawn(argv, governed ? env : NULL, governed);
+    struct t_proc p = leftovers_spawn(&leftovers, argv, governed ? env : NULL, governed);
     cr_assert(t_wait_listening(port, 5000), "echo server did not listen");
     return p;
 }
@@ -248,7 +238,7 @@ static void held_echo(const char *waits)
     int port = t_free_port();
     char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
     close(mkstemp(stats));
-    remember_path(stats);
+    leftovers_path(&leftovers, stats);
     char statsenv[64];
     snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
     struct t_proc srv = start_echo(port, true, statsenv, waits);
@@ -345,7 +335,7 @@ static struct slow_run writer_to_slow_reader(const char *mark, long total, int p
     snprintf(markenv, sizeof markenv, "SLUICE_WRITE_HIGH=%s", mark != NULL ? mark : "");
     const char *argv[] = { t_helper("drain_writer"), portarg, totalarg, NULL };
     const char *env[] = { markenv, NULL };
-    struct t_proc w = spawn(argv, mark != NULL ? env : NULL, mark != NULL);
+    struct t_proc w = leftovers_spawn(&leftovers, argv, mark != NULL ? env : NULL, mark != NULL);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0, "writer did not connect");
     read_slowly(c, total, port, &r, pause_ms);
@@ -375,7 +365,7 @@ static struct slow_run unix_writer_to_slow_reader(const char *mark, long total, 
     struct slow_run r = { 0, 0, -1 };
     char dir[] = "/tmp/sluice-drain-XXXXXX";
     cr_assert(mkdtemp(dir) != NULL);
-    remember_path(dir);
+    leftovers_path(&leftovers, dir);
     struct sockaddr_un a = { .sun_family = AF_UNIX };
     snprintf(a.sun_path, sizeof a.sun_path, "%s/sock", dir);
     int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -386,7 +376,7 @@ static struct slow_run unix_writer_to_slow_reader(const char *mark, long total, 
     snprintf(markenv, sizeof markenv, "SLUICE_WRITE_HIGH=%s", mark != NULL ? mark : "");
     const char *argv[] = { t_helper("drain_writer"), a.sun_path, totalarg, NULL };
     const char *env[] = { markenv, NULL };
-    struct t_proc w = spawn(argv, mark != NULL ? env : NULL, mark != NULL);
+    struct t_proc w = leftovers_spawn(&leftovers, argv, mark != NULL ? env : NULL, mark != NULL);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0, "writer did not connect");
     read_slowly(c, total, 0, &r, pause_ms);
@@ -426,7 +416,7 @@ static struct epoll_run epoll_writer_to_sink(bool governed)
     snprintf(portarg, sizeof portarg, "%d", port);
     const char *argv[] = { t_helper("drain_epoll_writer"), portarg, "1000", "1200", NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
-    struct t_proc w = spawn(argv, governed ? env : NULL, governed);
+    struct t_proc w = leftovers_spawn(&leftovers, argv, governed ? env : NULL, governed);
     int c = accept_within(ls, 5000);   /* accepted, never read */
     cr_assert(c >= 0);
     t_sleep_ms(200);
@@ -472,7 +462,7 @@ static int timed_writes(const char *const *env, const char *own_ms, struct timed
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", port);
     const char *argv[] = { t_helper("drain_timeout"), portarg, size, "2", own_ms, NULL };
-    struct t_proc p = spawn(argv, env, true);
+    struct t_proc p = leftovers_spawn(&leftovers, argv, env, true);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0);
     int status = t_wait(&p, wait_ms);
@@ -499,7 +489,7 @@ Test(drain, write_timeout_returns_the_count_then_eagain_on_time, .timeout = 30)
     char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
     int fd = mkstemp(stats);
     close(fd);
-    remember_path(stats);
+    leftovers_path(&leftovers, stats);
     char statsenv[64];
     snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_WRITE_TIMEOUT=300ms", statsenv, NULL };
@@ -550,8 +540,8 @@ static void transfer_at_tiny_mark(bool use_unix, long total)
     char where[128], dir[] = "/tmp/sluice-drain-XXXXXX";
     if (use_unix) {
         cr_assert(mkdtemp(dir) != NULL);
-        remember_path(dir);
-    remember_path(dir);
+        leftovers_path(&leftovers, dir);
+    leftovers_path(&leftovers, dir);
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         snprintf(a.sun_path, sizeof a.sun_path, "%s/sock", dir);
         snprintf(where, sizeof where, "%s", a.sun_path);
@@ -568,7 +558,7 @@ static void transfer_at_tiny_mark(bool use_unix, long total)
     const char *argv[] = { t_helper("drain_writer"), where, totalarg, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=1K", NULL };
     uint64_t t0 = t_now_ms();
-    struct t_proc w = spawn(argv, env, true);
+    struct t_proc w = leftovers_spawn(&leftovers, argv, env, true);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0);
     struct slow_run r = { 0, 0, -1 };
@@ -603,7 +593,7 @@ static struct t_proc start_queue_echo(int port, bool governed, bool alarm_handle
     const char *argv[] = { t_helper("drain_queue_echo"), portarg,
                            alarm_handler ? "alarm" : NULL, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1", NULL };
-    struct t_proc p = spawn(argv, governed ? env : NULL, governed);
+    struct t_proc p = leftovers_spawn(&leftovers, argv, governed ? env : NULL, governed);
     cr_assert(t_wait_listening(port, 5000), "queue echo did not listen");
     return p;
 }
@@ -788,7 +778,7 @@ Test(drain, dontwait_signals_nosignal_and_sigpipe_behave_as_bare, .timeout = 30)
 {
     char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
     close(mkstemp(stats));
-    remember_path(stats);
+    leftovers_path(&leftovers, stats);
     char statsenv[64];
     snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
     const char *argv[] = { t_helper("drain_semantics"), NULL };

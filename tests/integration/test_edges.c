@@ -33,16 +33,6 @@
  * removes whatever a failed assertion left. */
 static struct leftovers leftovers = { .term_polls = 20 };
 
-static struct t_proc spawn(const char *const *argv, const char *const *env, bool preload)
-{
-    return leftovers_spawn(&leftovers, argv, env, preload);
-}
-
-static void remember_path(const char *path)
-{
-    leftovers_path(&leftovers, path);
-}
-
 static void leave_nothing_behind(void)
 {
     leftovers_clear(&leftovers);
@@ -68,7 +58,7 @@ static int listen_unix(char *path, size_t size)
 {
     char dir[] = "/tmp/sluice-edges-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
-    remember_path(dir);
+    leftovers_path(&leftovers, dir);
     snprintf(path, size, "%s/s", dir);
     int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -136,7 +126,7 @@ static long writer_case(const char *waiter, const char *call, bool unix_socket, 
     snprintf(total, sizeof total, "%ld", WRITER_TOTAL);
     const char *argv[] = { t_helper("edge_writer"), where, total, waiter, call, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
-    struct t_proc w = spawn(argv, env, governed);
+    struct t_proc w = leftovers_spawn(&leftovers, argv, env, governed);
     int s = accept_within(l, 5000);
     close(l);
     t_sleep_ms(300);   /* the writer fills up and waits */
@@ -346,7 +336,7 @@ static void held_read_case(const char *waiter)
     snprintf(portarg, sizeof portarg, "%d", port);
     const char *argv[] = { t_helper("edge_reader"), portarg, waiter, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1", NULL };
-    struct t_proc r = spawn(argv, env, true);
+    struct t_proc r = leftovers_spawn(&leftovers, argv, env, true);
     int s = accept_within(l, 5000);
     close(l);
     static unsigned char input[HELD_INPUT];
@@ -402,7 +392,7 @@ static void start_server(struct line_server *srv, const char *waiter, const char
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", srv->port);
     const char *argv[] = { t_helper("edge_server"), portarg, waiter, NULL };
-    srv->proc = spawn(argv, env, true);
+    srv->proc = leftovers_spawn(&leftovers, argv, env, true);
     cr_assert(t_wait_listening(srv->port, 5000), "server did not listen");
 }
 
@@ -534,7 +524,7 @@ static void shed_crowd_case(const char *waiter)
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", srv.port);
     const char *argv[] = { t_helper("edge_server"), portarg, waiter, "1000", NULL };
-    srv.proc = spawn(argv, env, true);
+    srv.proc = leftovers_spawn(&leftovers, argv, env, true);
     cr_assert(t_wait_listening(srv.port, 5000), "server did not listen");
     int a = t_connect(srv.port);
     cr_assert_geq(a, 0);

@@ -46,8 +46,8 @@ static void pause_gate(const struct server *sv)
     clients_connect_all(&c, s.port, sv->request);
     cr_assert_eq(clients_collect(&c, LIMIT, 5000, sv->answer), LIMIT, "%s: served %d at first",
                  sv->name, c.nserved);
-    cr_assert_eq(clients_collect(&c, NCLIENTS, 300, sv->answer), LIMIT, "%s: served %d, over the limit",
-                 sv->name, c.nserved);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 300, sv->answer), LIMIT,
+                 "%s: served %d, over the limit", sv->name, c.nserved);
     int queue = -1;
     for (int i = 0; i < 50 && queue != NCLIENTS - LIMIT; i++) {
         queue = servers_accept_queue(s.port);
@@ -62,18 +62,13 @@ static void pause_gate(const struct server *sv)
     cr_assert_eq(clients_collect(&c, NCLIENTS, 50, sv->answer), LIMIT, "%s: served %d while paused",
                  sv->name, c.nserved);
 
-    for (int i = 0; i < NCLIENTS; i++)
-        if (c.served[i]) {
-            close(c.fd[i]);
-            c.fd[i] = -1;
-            break;
-        }
+    clients_close_one_served(&c);
     uint64_t t1 = t_now_ms();
-    cr_assert_eq(clients_collect(&c, LIMIT + 1, 2000, sv->answer), LIMIT + 1, "%s: one close let %d in",
-                 sv->name, c.nserved - LIMIT);
+    cr_assert_eq(clients_collect(&c, LIMIT + 1, 2000, sv->answer), LIMIT + 1,
+                 "%s: one close let %d in", sv->name, c.nserved - LIMIT);
     uint64_t next_ms = t_now_ms() - t1;
-    cr_assert_eq(clients_collect(&c, NCLIENTS, 300, sv->answer), LIMIT + 1, "%s: one close let %d in",
-                 sv->name, c.nserved - LIMIT);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 300, sv->answer), LIMIT + 1,
+                 "%s: one close let %d in", sv->name, c.nserved - LIMIT);
 
     /* Then waves: close every served client, the next ones come in. */
     uint64_t end = t_now_ms() + 20000;
