@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "peer.h"
+
 static long long now_ms(void)
 {
     struct timespec ts;
@@ -22,10 +24,8 @@ int main(int argc, char **argv)
 {
     if (argc < 4)
         return 2;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) atoi(argv[1])),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(s, (struct sockaddr *) &a, sizeof a) != 0) {
+    int s = peer_connect(atoi(argv[1]));
+    if (s < 0) {
         perror("connect");
         return 1;
     }

@@ -23,34 +23,23 @@
 #include <unistd.h>
 
 #include "drain_gen.h"
+#include "peer.h"
 
 int main(int argc, char **argv)
 {
     if (argc != 3)
         return 2;
     const char *waiter = argv[2];
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) atoi(argv[1])),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(s, (struct sockaddr *) &a, sizeof a) != 0) {
+    int s = peer_connect(atoi(argv[1]));
+    if (s < 0) {
         perror("connect");
         return 1;
     }
     fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
-    bool use_epoll = strcmp(waiter, "poll") != 0 && strcmp(waiter, "select") != 0;
-    uint32_t mode = strcmp(waiter, "edge") == 0             ? EPOLLET
-                    : strcmp(waiter, "oneshot") == 0        ? EPOLLONESHOT
-                    : strcmp(waiter, "exclusive") == 0      ? EPOLLEXCLUSIVE
-                    : strcmp(waiter, "exclusive_edge") == 0 ? EPOLLEXCLUSIVE | EPOLLET
-                                                            : 0;
-    int ep = -1;
-    if (use_epoll) {
-        ep = epoll_create1(0);
-        struct epoll_event ev = { .events = EPOLLIN | mode, .data.fd = s };
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev) != 0) {
-            perror("epoll_ctl");
-            return 1;
-        }
+    struct peer_waiter waiting;
+    if (peer_waiter_open(&waiting, waiter, s, EPOLLIN) != 0) {
+        perror("epoll_ctl");
+        return 1;
     }
     static unsigned char out[64 * 1024], in[64 * 1024];
     struct drain_gen og, ig;
@@ -60,21 +49,8 @@ int main(int argc, char **argv)
     bool answered = false;
     for (;;) {
         waits++;
-        if (use_epoll) {
-            struct epoll_event ev;
-            if (epoll_wait(ep, &ev, 1, -1) != 1)
-                return 1;
-        } else if (strcmp(waiter, "poll") == 0) {
-            struct pollfd p = { s, POLLIN, 0 };
-            if (poll(&p, 1, -1) != 1)
-                return 1;
-        } else {
-            fd_set r;
-            FD_ZERO(&r);
-            FD_SET(s, &r);
-            if (select(s + 1, &r, NULL, NULL, NULL) != 1)
-                return 1;
-        }
+        if (peer_wait(&waiting) != 0)
+            return 1;
         if (!answered) {
             /* Answer until the socket is full: the mark is reached. */
             answered = true;
@@ -117,9 +93,6 @@ int main(int argc, char **argv)
             read_eagains++;
             break;
         }
-        if (mode == EPOLLONESHOT) {
-            struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.fd = s };
-            epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev);
-        }
+        peer_rearm(&waiting);
     }
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "drain_gen.h"
+#include "peer.h"
 
 #define CHUNK (64 * 1024)
 
@@ -115,20 +116,10 @@ int main(int argc, char **argv)
         perror("connect");
         return 1;
     }
-    bool use_epoll = strcmp(waiter, "poll") != 0 && strcmp(waiter, "select") != 0;
-    uint32_t mode = strcmp(waiter, "edge") == 0             ? EPOLLET
-                    : strcmp(waiter, "oneshot") == 0        ? EPOLLONESHOT
-                    : strcmp(waiter, "exclusive") == 0      ? EPOLLEXCLUSIVE
-                    : strcmp(waiter, "exclusive_edge") == 0 ? EPOLLEXCLUSIVE | EPOLLET
-                                                            : 0;
-    int ep = -1;
-    if (use_epoll) {
-        ep = epoll_create1(0);
-        struct epoll_event ev = { .events = EPOLLOUT | mode, .data.fd = s };
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev) != 0) {
-            perror("epoll_ctl");
-            return 1;
-        }
+    struct peer_waiter waiting;
+    if (peer_waiter_open(&waiting, waiter, s, EPOLLOUT) != 0) {
+        perror("epoll_ctl");
+        return 1;
     }
     long sent = 0, waits = 0, eagains = 0;
     while (sent < total) {
@@ -143,25 +134,9 @@ int main(int argc, char **argv)
         }
         eagains++;
         waits++;
-        if (use_epoll) {
-            struct epoll_event ev;
-            if (epoll_wait(ep, &ev, 1, -1) != 1)
-                return 1;
-            if (mode == EPOLLONESHOT) {
-                ev = (struct epoll_event) { .events = EPOLLOUT | EPOLLONESHOT, .data.fd = s };
-                epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev);
-            }
-        } else if (strcmp(waiter, "poll") == 0) {
-            struct pollfd p = { s, POLLOUT, 0 };
-            if (poll(&p, 1, -1) != 1)
-                return 1;
-        } else {
-            fd_set w;
-            FD_ZERO(&w);
-            FD_SET(s, &w);
-            if (select(s + 1, NULL, &w, NULL, NULL) != 1)
-                return 1;
-        }
+        if (peer_wait(&waiting) != 0)
+            return 1;
+        peer_rearm(&waiting);
     }
     shutdown(s, SHUT_WR);
     printf("wrote %ld waits %ld eagains %ld\n", sent, waits, eagains);

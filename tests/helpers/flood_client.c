@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "peer.h"
+
 struct conn { int fd; size_t got; char buf[1024]; };
 
 static char request[4096 + 128];
@@ -21,14 +23,9 @@ static size_t request_len;
 
 static int open_one(int port)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (s < 0 || connect(s, (struct sockaddr *) &a, sizeof a) != 0) {
-        if (s >= 0)
-            close(s);
+    int s = peer_connect(port);
+    if (s < 0)
         return -1;
-    }
     /* Blocking send of a small request: loopback takes it whole. */
     if (send(s, request, request_len, MSG_NOSIGNAL) != (ssize_t) request_len) {
         close(s);

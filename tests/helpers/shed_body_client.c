@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "peer.h"
+
 static int port, posts_each;
 static long long body_bytes;
 static time_t end;
@@ -25,14 +27,9 @@ static char chunk[262144];
 
 static void post_once(void)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (s < 0 || connect(s, (struct sockaddr *) &a, sizeof a) != 0) {
-        if (s >= 0)
-            close(s);
+    int s = peer_connect(port);
+    if (s < 0)
         return;
-    }
     struct timeval tv = { 3, 0 };
     setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

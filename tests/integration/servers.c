@@ -23,43 +23,20 @@
 #include "helpers/drain_gen.h"
 #include "testlib.h"
 #include "servers.h"
+#include "leftovers.h"
 
 /* --- what a test started, so that a failed assertion leaves nothing behind --- */
 
-static pid_t children[8];
-static int nchildren;
-static char temp_dirs[4][64];
-static int ntemp;
+static struct leftovers leftovers = { .term_polls = 40 };
 
 static struct t_proc spawn(const char *const *argv, const char *const *env, bool preload)
 {
-    struct t_proc p = t_spawn(argv, env, preload);
-    if (p.pid > 0 && nchildren < 8)
-        children[nchildren++] = p.pid;
-    return p;
+    return leftovers_spawn(&leftovers, argv, env, preload);
 }
 
 void servers_leave_nothing_behind(void)
 {
-    for (int i = 0; i < nchildren; i++) {
-        if (waitpid(children[i], NULL, WNOHANG) != 0)
-            continue;   /* reaped already: not ours to signal */
-        kill(children[i], SIGTERM);
-        for (int t = 0; t < 40 && waitpid(children[i], NULL, WNOHANG) == 0; t++)
-            t_sleep_ms(50);
-        if (waitpid(children[i], NULL, WNOHANG) == 0) {
-            kill(children[i], SIGKILL);
-            waitpid(children[i], NULL, 0);
-        }
-    }
-    nchildren = 0;
-    for (int i = 0; i < ntemp; i++) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%.63s'", temp_dirs[i]);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", temp_dirs[i]);
-    }
-    ntemp = 0;
+    leftovers_clear(&leftovers);
 }
 
 /* --- the servers ------------------------------------------------------------- */
@@ -336,8 +313,7 @@ void servers_make_site(struct site *s, const struct server *sv)
                      sv->needs);
     snprintf(s->dir, sizeof s->dir, "/tmp/sluice-servers-XXXXXX");
     cr_assert_not_null(mkdtemp(s->dir));
-    if (ntemp < 4)
-        snprintf(temp_dirs[ntemp++], sizeof temp_dirs[0], "%s", s->dir);
+    leftovers_path(&leftovers, s->dir);
     chmod(s->dir, 0755);
     char path[128];
     snprintf(path, sizeof path, "%s/hi", s->dir);
@@ -491,18 +467,3 @@ int servers_stop(struct site *s, char **err)
     return code;
 }
 
-/* CPU ticks of pid and of its children (nginx's workers). */
-long servers_tree_ticks(pid_t pid)
-{
-    long sum = t_cpu_ticks(pid);
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int) pid, (int) pid);
-    FILE *f = fopen(path, "r");
-    if (f != NULL) {
-        int child;
-        while (fscanf(f, "%d", &child) == 1)
-            sum += t_cpu_ticks(child);
-        fclose(f);
-    }
-    return sum;
-}

@@ -7,10 +7,10 @@
 #include <sys/types.h>
 
 #include "testlib.h"
+#include "clients.h"
 
 #define KiB 1024L
 #define MiB (1024L * 1024L)
-#define NCLIENTS 40
 #define LIMIT 4
 #define BIG (16 * MiB)
 #define PY "/usr/bin/python3"
@@ -60,8 +60,6 @@ void servers_start(struct site *s, const char *const *settings, bool preload);
 int servers_stop(struct site *s, char **err);
 /* The accept queue of the listener on port, IPv4 or IPv6, or -1. */
 int servers_accept_queue(int port);
-/* CPU ticks of pid and of its children (nginx's workers). */
-long servers_tree_ticks(pid_t pid);
 /* Stops whatever a failed test left running and removes its dirs. */
 void servers_leave_nothing_behind(void);
 

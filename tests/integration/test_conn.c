@@ -18,93 +18,20 @@
 #include <unistd.h>
 
 #include "testlib.h"
+#include "clients.h"
 
-#define NCLIENTS 40
 #define PY "/usr/bin/python3"
-
-struct clients {
-    int fd[NCLIENTS];
-    bool served[NCLIENTS];
-    int nserved;
-};
-
-static void connect_all(struct clients *c, int port, const char *request)
-{
-    memset(c, 0, sizeof *c);
-    for (int i = 0; i < NCLIENTS; i++) {
-        c->fd[i] = t_connect(port);
-        cr_assert_geq(c->fd[i], 0, "client %d could not connect", i);
-        if (request != NULL)
-            cr_assert_eq(send(c->fd[i], request, strlen(request), MSG_NOSIGNAL), (ssize_t) strlen(request));
-    }
-}
-
-/* Reads answers for up to ms, returning early once `target` clients are served. */
-static int collect(struct clients *c, int target, int ms)
-{
-    uint64_t end = t_now_ms() + (uint64_t) ms;
-    while (c->nserved < target && t_now_ms() < end) {
-        struct pollfd pf[NCLIENTS];
-        int idx[NCLIENTS], n = 0;
-        for (int i = 0; i < NCLIENTS; i++)
-            if (!c->served[i] && c->fd[i] >= 0) {
-                pf[n] = (struct pollfd) { .fd = c->fd[i], .events = POLLIN };
-                idx[n++] = i;
-            }
-        if (n == 0 || poll(pf, (nfds_t) n, 20) <= 0)
-            continue;
-        for (int k = 0; k < n; k++)
-            if (pf[k].revents) {
-                char buf[512];
-                if (recv(pf[k].fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
-                    c->served[idx[k]] = true;
-                    c->nserved++;
-                }
-            }
-    }
-    return c->nserved;
-}
-
-static void close_served(struct clients *c)
-{
-    for (int i = 0; i < NCLIENTS; i++)
-        if (c->served[i] && c->fd[i] >= 0) {
-            close(c->fd[i]);
-            c->fd[i] = -1;
-        }
-}
-
-static void close_all(struct clients *c)
-{
-    for (int i = 0; i < NCLIENTS; i++)
-        if (c->fd[i] >= 0)
-            close(c->fd[i]);
-}
-
-/* CPU ticks of pid and of its children (nginx's workers). */
-static long tree_ticks(pid_t pid)
-{
-    long sum = t_cpu_ticks(pid);
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int) pid, (int) pid);
-    FILE *f = fopen(path, "r");
-    if (f != NULL) {
-        int child;
-        while (fscanf(f, "%d", &child) == 1)
-            sum += t_cpu_ticks(child);
-        fclose(f);
-    }
-    return sum;
-}
 
 /* The whole hold scenario against a server already listening on port; `limit`
  * is how many the server may serve at once (4 per process). */
 static void hold_scenario(struct t_proc *srv, int port, const char *request, int limit)
 {
     struct clients c;
-    connect_all(&c, port, request);
-    cr_assert_eq(collect(&c, limit, 3000), limit, "served %d, expected %d at first", c.nserved, limit);
-    cr_assert_eq(collect(&c, NCLIENTS, 250), limit, "served %d beyond the limit %d", c.nserved, limit);
+    clients_connect_all(&c, port, request);
+    cr_assert_eq(clients_collect(&c, limit, 3000, NULL), limit, "served %d, expected %d at first",
+                 c.nserved, limit);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 250, NULL), limit, "served %d beyond the limit %d",
+                 c.nserved, limit);
     int queue = -1;
     for (int i = 0; i < 25 && queue != NCLIENTS - limit; i++) {
         queue = t_accept_queue(port);
@@ -117,16 +44,13 @@ static void hold_scenario(struct t_proc *srv, int port, const char *request, int
     long spent = tree_ticks(srv->pid) - t0;
     cr_assert_leq(spent, 5, "paused server used %ld ticks in 1 s", spent);
 
-    for (int i = 0; i < NCLIENTS; i++)
-        if (c.served[i]) {
-            close(c.fd[i]);
-            c.fd[i] = -1;
-            break;
-        }
+    clients_close_one_served(&c);
     uint64_t t1 = t_now_ms();
-    cr_assert_eq(collect(&c, limit + 1, 1000), limit + 1, "closing one let %d in", c.nserved - limit);
+    cr_assert_eq(clients_collect(&c, limit + 1, 1000, NULL), limit + 1, "closing one let %d in",
+                 c.nserved - limit);
     uint64_t took = t_now_ms() - t1;
-    cr_assert_eq(collect(&c, NCLIENTS, 250), limit + 1, "closing one let %d in", c.nserved - limit);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 250, NULL), limit + 1, "closing one let %d in",
+                 c.nserved - limit);
     cr_log_info("port %d: paused CPU %ld ticks/s, next one in %llu ms", port, spent,
                 (unsigned long long) took);
 
@@ -135,12 +59,12 @@ static void hold_scenario(struct t_proc *srv, int port, const char *request, int
         int open_served = 0;
         for (int i = 0; i < NCLIENTS; i++)
             open_served += c.served[i] && c.fd[i] >= 0;
-        close_served(&c);
+        clients_close_served(&c);
         int target = c.nserved + open_served;
-        collect(&c, target < NCLIENTS ? target : NCLIENTS, 2000);
+        clients_collect(&c, target < NCLIENTS ? target : NCLIENTS, 2000, NULL);
     }
     cr_assert_eq(c.nserved, NCLIENTS, "only %d of %d served in the end", c.nserved, NCLIENTS);
-    close_all(&c);
+    clients_close_all(&c);
 }
 
 static const char *const limit4[] = { "SLUICE_CONN_MAX=4", NULL };
@@ -216,9 +140,9 @@ Test(conn, bare_server_serves_everyone_at_once)
     struct t_proc srv = t_spawn(argv, limit4, false);
     cr_assert(t_wait_listening(port, 5000));
     struct clients c;
-    connect_all(&c, port, NULL);
-    cr_assert_eq(collect(&c, NCLIENTS, 3000), NCLIENTS);
-    close_all(&c);
+    clients_connect_all(&c, port, NULL);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 3000, NULL), NCLIENTS);
+    clients_close_all(&c);
     t_stop(&srv, 2000);
 }
 
@@ -377,10 +301,10 @@ static void run_shed(const char *kind, const char *want, int *good, int *resets,
     memset(&c, 0, sizeof c);
     for (int i = 0; i < NCLIENTS; i++)
         c.fd[i] = i < 4 ? t_connect(port) : -1;
-    cr_assert_eq(collect(&c, 4, 3000), 4);
+    cr_assert_eq(clients_collect(&c, 4, 3000, NULL), 4);
     *resets = *empty = 0;
     *good = shed_round(port, 20, want, resets, empty);
-    close_all(&c);
+    clients_close_all(&c);
     t_sleep_ms(200);
     kill(srv.pid, SIGTERM);
     char *out = t_slurp(srv.out_fd, 3000);
@@ -436,9 +360,10 @@ Test(conn, shed_silent_client_does_not_stall_the_program)
     memset(&c, 0, sizeof c);
     for (int i = 0; i < NCLIENTS; i++)
         c.fd[i] = i == 0 ? t_connect(port) : -1;
-    cr_assert_eq(collect(&c, 1, 2000), 1, "the program stalled behind silent shed clients");
+    cr_assert_eq(clients_collect(&c, 1, 2000, NULL), 1,
+                 "the program stalled behind silent shed clients");
     cr_assert_lt(t_now_ms() - t0, 500);
-    close_all(&c);
+    clients_close_all(&c);
     for (int i = 0; i < 50; i++)
         close(silent[i]);
     t_stop(&srv, 1000);
@@ -552,9 +477,10 @@ Test(conn, ports_filter_leaves_other_listeners_free)
     struct t_proc srv = t_spawn(argv, env, true);
     cr_assert(t_wait_listening(port, 5000));
     struct clients c;
-    connect_all(&c, port, NULL);
-    cr_assert_eq(collect(&c, NCLIENTS, 3000), NCLIENTS, "ungoverned port served %d", c.nserved);
-    close_all(&c);
+    clients_connect_all(&c, port, NULL);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 3000, NULL), NCLIENTS, "ungoverned port served %d",
+                 c.nserved);
+    clients_close_all(&c);
     t_stop(&srv, 1000);
 }
 
@@ -595,13 +521,14 @@ static void unix_round(const char *const *env, int expect_first)
     c.fd[0] = first;
     for (int i = 1; i < NCLIENTS; i++)
         c.fd[i] = i < 10 ? unix_connect(path) : -1;
-    cr_assert_eq(collect(&c, 10, 3000), expect_first);
-    cr_assert_eq(collect(&c, 10, 300), expect_first, "served %d", c.nserved);
+    cr_assert_eq(clients_collect(&c, 10, 3000, NULL), expect_first);
+    cr_assert_eq(clients_collect(&c, 10, 300, NULL), expect_first, "served %d", c.nserved);
     if (expect_first < 10) {
-        close_served(&c);
-        cr_assert_eq(collect(&c, 10, 2000), 2 * expect_first < 10 ? 2 * expect_first : 10);
+        clients_close_served(&c);
+        cr_assert_eq(clients_collect(&c, 10, 2000, NULL),
+                     2 * expect_first < 10 ? 2 * expect_first : 10);
     }
-    close_all(&c);
+    clients_close_all(&c);
     t_stop(&srv, 1000);
     unlink(path);
     rmdir(dir);
@@ -644,8 +571,8 @@ Test(conn, fork_per_connection_server_is_not_bounded_and_leaks_nothing)
     struct t_proc srv = t_spawn(argv, env, true);
     cr_assert(t_wait_listening(port, 5000));
     struct clients c;
-    connect_all(&c, port, NULL);
-    cr_assert_eq(collect(&c, NCLIENTS, 5000), NCLIENTS);
+    clients_connect_all(&c, port, NULL);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 5000, NULL), NCLIENTS);
     t_sleep_ms(400);
     FILE *f = fopen(stats, "r");
     cr_assert_not_null(f);
@@ -656,7 +583,7 @@ Test(conn, fork_per_connection_server_is_not_bounded_and_leaks_nothing)
     cr_assert_eq(stat_value(text, "sluice_accepted_total"), NCLIENTS, "[%s]", text);
     cr_assert_eq(stat_value(text, "sluice_connections_in_flight"), 0);
     cr_assert_eq(stat_value(text, "sluice_pauses_total"), 0);
-    close_all(&c);
+    clients_close_all(&c);
     t_stop(&srv, 1000);
     unlink(stats);
 }
@@ -675,8 +602,8 @@ Test(conn, stats_count_pauses_and_paused_time)
     struct t_proc srv = t_spawn(argv, env, true);
     cr_assert(t_wait_listening(port, 5000));
     struct clients c;
-    connect_all(&c, port, NULL);
-    cr_assert_eq(collect(&c, 4, 3000), 4);
+    clients_connect_all(&c, port, NULL);
+    cr_assert_eq(clients_collect(&c, 4, 3000, NULL), 4);
     t_sleep_ms(1100);
     FILE *f = fopen(stats, "r");
     cr_assert_not_null(f);
@@ -698,8 +625,8 @@ Test(conn, stats_count_pauses_and_paused_time)
         fclose(f);
     }
     cr_assert_geq(stat_value(text, "sluice_paused_seconds_total"), 1, "[%s]", text);
-    close_served(&c);
-    cr_assert_eq(collect(&c, 8, 2000), 8);
+    clients_close_served(&c);
+    cr_assert_eq(clients_collect(&c, 8, 2000, NULL), 8);
     t_sleep_ms(300);
     f = fopen(stats, "r");
     n = fread(text + 1, 1, sizeof text - 2, f);
@@ -711,7 +638,7 @@ Test(conn, stats_count_pauses_and_paused_time)
     cr_assert_geq(stat_value(text, "sluice_pauses_total"), 2);
     cr_assert_leq(stat_value(text, "sluice_pauses_total"), 5);
     cr_assert_geq(stat_value(text, "sluice_paused_seconds_total"), 1, "paused time not counted");
-    close_all(&c);
+    clients_close_all(&c);
     t_stop(&srv, 1000);
     unlink(stats);
 }

@@ -27,118 +27,31 @@
 
 #include "helpers/drain_gen.h"
 #include "testlib.h"
+#include "leftovers.h"
+#include "nginx_fixture.h"
+#include "unsent.h"
 
 #define KiB 1024L
 #define MiB (1024L * 1024L)
 
-/* What a test started or made, so that a failed assertion (which ends the test
- * at once) still leaves nothing behind: the suite's fini stops every child that
- * is still ours (not yet reaped, so its PID cannot have been reused) and
- * removes the temporary paths. */
-static pid_t children[16];
-static int nchildren;
-static char temp_paths[16][128];
-static int ntemp;
-
-static struct t_proc spawn(const char *const *argv, const char *const *env, bool preload)
-{
-    struct t_proc p = t_spawn(argv, env, preload);
-    if (p.pid > 0 && nchildren < 16)
-        children[nchildren++] = p.pid;
-    return p;
-}
-
-static void remember_path(const char *path)
-{
-    if (ntemp < 16)
-        snprintf(temp_paths[ntemp++], sizeof temp_paths[0], "%s", path);
-}
+/* What a test started or made (leftovers.h): the suite's fini stops and
+ * removes whatever a failed assertion left. */
+static struct leftovers leftovers = { .term_polls = 20 };
 
 static void leave_nothing_behind(void)
 {
-    for (int i = 0; i < nchildren; i++) {
-        if (waitpid(children[i], NULL, WNOHANG) != 0)
-            continue;   /* reaped already (or gone): not ours to signal */
-        kill(children[i], SIGTERM);
-        for (int t = 0; t < 20 && waitpid(children[i], NULL, WNOHANG) == 0; t++)
-            t_sleep_ms(50);
-        if (waitpid(children[i], NULL, WNOHANG) == 0) {
-            kill(children[i], SIGKILL);
-            waitpid(children[i], NULL, 0);
-        }
-    }
-    nchildren = 0;
-    for (int i = 0; i < ntemp; i++) {
-        char cmd[sizeof temp_paths[0] + 16];
-        snprintf(cmd, sizeof cmd, "rm -rf '%.127s'", temp_paths[i]);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", temp_paths[i]);
-    }
-    ntemp = 0;
+    leftovers_clear(&leftovers);
 }
 
 TestSuite(drain, .fini = leave_nothing_behind);
 
-/* Unsent bytes of the established TCP socket whose peer is 127.0.0.1:port, as
- * `ss -tni` reports them (0 when it shows no notsent field). */
-static long ss_notsent(int port)
+/* Samples the unsent bytes (unsent.h) of the established TCP socket whose peer
+ * is 127.0.0.1:port, or (port 0) the reader's own unread queue on fd (UNIX). */
+static void sampler_start(struct unsent_sampler *sm, int port, int fd)
 {
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "ss -tniH state established dst 127.0.0.1:%d 2>/dev/null", port);
-    FILE *f = popen(cmd, "r");
-    if (f == NULL)
-        return -1;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    pclose(f);
-    const char *p = strstr(buf, "notsent:");
-    return p != NULL ? atol(p + 8) : 0;
-}
-
-/* Samples unsent bytes every 20 ms on its own thread, so that a slow `ss`
- * on a busy machine never slows the reader it watches: by port (TCP, ss) or
- * by the reader's own unread queue (UNIX, SIOCINQ). */
-struct sampler {
-    pthread_t thread;
-    int port, fd;
-    _Atomic bool stop;
-    _Atomic long max;
-};
-
-static void *sample_loop(void *arg)
-{
-    struct sampler *sm = arg;
-    while (!atomic_load(&sm->stop)) {
-        long unsent = -1;
-        if (sm->port > 0) {
-            unsent = ss_notsent(sm->port);
-        } else {
-            int q = 0;
-            if (ioctl(sm->fd, SIOCINQ, &q) == 0)
-                unsent = q;
-        }
-        if (unsent > atomic_load(&sm->max))
-            atomic_store(&sm->max, unsent);
-        t_sleep_ms(20);
-    }
-    return NULL;
-}
-
-static void sampler_start(struct sampler *sm, int port, int fd)
-{
-    sm->port = port;
-    sm->fd = fd;
-    atomic_store(&sm->stop, false);
-    atomic_store(&sm->max, 0);
-    cr_assert_eq(pthread_create(&sm->thread, NULL, sample_loop, sm), 0);
-}
-
-static long sampler_stop(struct sampler *sm)
-{
-    atomic_store(&sm->stop, true);
-    pthread_join(sm->thread, NULL);
-    return atomic_load(&sm->max);
+    char filter[32];
+    snprintf(filter, sizeof filter, "dst 127.0.0.1:%d", port);
+    unsent_sampler_start(sm, port > 0 ? filter : NULL, fd);
 }
 
 static int listen_tcp(int port, int rcvbuf)
@@ -293,7 +206,7 @@ static struct t_proc start_echo(int port, bool governed, const char *stats_env, 
                            waits, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1",
                           "SLUICE_STATS_INTERVAL=100ms", stats_env, NULL };
-    struct t_proc p = spawn(argv, governed ? env : NULL, governed);
+    struct t_proc p = leftovers_spawn(&leftovers, argv, governed ? env : NULL, governed);
     cr_assert(t_wait_listening(port, 5000), "echo server did not listen");
     return p;
 }
@@ -325,7 +238,7 @@ static void held_echo(const char *waits)
     int port = t_free_port();
     char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
     close(mkstemp(stats));
-    remember_path(stats);
+    leftovers_path(&leftovers, stats);
     char statsenv[64];
     snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
     struct t_proc srv = start_echo(port, true, statsenv, waits);
@@ -393,7 +306,7 @@ static void read_slowly(int c, long total, int port, struct slow_run *r, int pau
     struct drain_gen in;
     drain_gen_init(&in, 42);
     uint64_t last = t_now_ms();
-    struct sampler sm;
+    struct unsent_sampler sm;
     sampler_start(&sm, port, c);
     while (r->got < total && t_now_ms() - last < 5000) {
         struct pollfd p = { c, POLLIN, 0 };
@@ -408,7 +321,7 @@ static void read_slowly(int c, long total, int port, struct slow_run *r, int pau
         if (pause_ms > 0)
             t_sleep_ms(pause_ms);
     }
-    r->max_unsent = sampler_stop(&sm);
+    r->max_unsent = unsent_sampler_stop(&sm);
 }
 
 static struct slow_run writer_to_slow_reader(const char *mark, long total, int pause_ms)
@@ -422,7 +335,7 @@ static struct slow_run writer_to_slow_reader(const char *mark, long total, int p
     snprintf(markenv, sizeof markenv, "SLUICE_WRITE_HIGH=%s", mark != NULL ? mark : "");
     const char *argv[] = { t_helper("drain_writer"), portarg, totalarg, NULL };
     const char *env[] = { markenv, NULL };
-    struct t_proc w = spawn(argv, mark != NULL ? env : NULL, mark != NULL);
+    struct t_proc w = leftovers_spawn(&leftovers, argv, mark != NULL ? env : NULL, mark != NULL);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0, "writer did not connect");
     read_slowly(c, total, port, &r, pause_ms);
@@ -452,7 +365,7 @@ static struct slow_run unix_writer_to_slow_reader(const char *mark, long total, 
     struct slow_run r = { 0, 0, -1 };
     char dir[] = "/tmp/sluice-drain-XXXXXX";
     cr_assert(mkdtemp(dir) != NULL);
-    remember_path(dir);
+    leftovers_path(&leftovers, dir);
     struct sockaddr_un a = { .sun_family = AF_UNIX };
     snprintf(a.sun_path, sizeof a.sun_path, "%s/sock", dir);
     int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -463,7 +376,7 @@ static struct slow_run unix_writer_to_slow_reader(const char *mark, long total, 
     snprintf(markenv, sizeof markenv, "SLUICE_WRITE_HIGH=%s", mark != NULL ? mark : "");
     const char *argv[] = { t_helper("drain_writer"), a.sun_path, totalarg, NULL };
     const char *env[] = { markenv, NULL };
-    struct t_proc w = spawn(argv, mark != NULL ? env : NULL, mark != NULL);
+    struct t_proc w = leftovers_spawn(&leftovers, argv, mark != NULL ? env : NULL, mark != NULL);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0, "writer did not connect");
     read_slowly(c, total, 0, &r, pause_ms);
@@ -503,7 +416,7 @@ static struct epoll_run epoll_writer_to_sink(bool governed)
     snprintf(portarg, sizeof portarg, "%d", port);
     const char *argv[] = { t_helper("drain_epoll_writer"), portarg, "1000", "1200", NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
-    struct t_proc w = spawn(argv, governed ? env : NULL, governed);
+    struct t_proc w = leftovers_spawn(&leftovers, argv, governed ? env : NULL, governed);
     int c = accept_within(ls, 5000);   /* accepted, never read */
     cr_assert(c >= 0);
     t_sleep_ms(200);
@@ -549,7 +462,7 @@ static int timed_writes(const char *const *env, const char *own_ms, struct timed
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", port);
     const char *argv[] = { t_helper("drain_timeout"), portarg, size, "2", own_ms, NULL };
-    struct t_proc p = spawn(argv, env, true);
+    struct t_proc p = leftovers_spawn(&leftovers, argv, env, true);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0);
     int status = t_wait(&p, wait_ms);
@@ -576,7 +489,7 @@ Test(drain, write_timeout_returns_the_count_then_eagain_on_time, .timeout = 30)
     char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
     int fd = mkstemp(stats);
     close(fd);
-    remember_path(stats);
+    leftovers_path(&leftovers, stats);
     char statsenv[64];
     snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_WRITE_TIMEOUT=300ms", statsenv, NULL };
@@ -627,8 +540,8 @@ static void transfer_at_tiny_mark(bool use_unix, long total)
     char where[128], dir[] = "/tmp/sluice-drain-XXXXXX";
     if (use_unix) {
         cr_assert(mkdtemp(dir) != NULL);
-        remember_path(dir);
-    remember_path(dir);
+        leftovers_path(&leftovers, dir);
+    leftovers_path(&leftovers, dir);
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         snprintf(a.sun_path, sizeof a.sun_path, "%s/sock", dir);
         snprintf(where, sizeof where, "%s", a.sun_path);
@@ -645,7 +558,7 @@ static void transfer_at_tiny_mark(bool use_unix, long total)
     const char *argv[] = { t_helper("drain_writer"), where, totalarg, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=1K", NULL };
     uint64_t t0 = t_now_ms();
-    struct t_proc w = spawn(argv, env, true);
+    struct t_proc w = leftovers_spawn(&leftovers, argv, env, true);
     int c = accept_within(ls, 5000);
     cr_assert(c >= 0);
     struct slow_run r = { 0, 0, -1 };
@@ -680,7 +593,7 @@ static struct t_proc start_queue_echo(int port, bool governed, bool alarm_handle
     const char *argv[] = { t_helper("drain_queue_echo"), portarg,
                            alarm_handler ? "alarm" : NULL, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1", NULL };
-    struct t_proc p = spawn(argv, governed ? env : NULL, governed);
+    struct t_proc p = leftovers_spawn(&leftovers, argv, governed ? env : NULL, governed);
     cr_assert(t_wait_listening(port, 5000), "queue echo did not listen");
     return p;
 }
@@ -767,54 +680,19 @@ struct nginx_site {
     struct t_proc proc;
 };
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f != NULL, "%s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* An nginx with one worker serving `size` bytes of the drain_gen stream (seed
  * 42) as /big, sendfile on, on 127.0.0.1 only. */
 static void start_nginx(struct nginx_site *site, long size, bool governed)
 {
-    snprintf(site->dir, sizeof site->dir, "/tmp/sluice-nginx-XXXXXX");
-    cr_assert(mkdtemp(site->dir) != NULL);
-    remember_path(site->dir);
-    chmod(site->dir, 0755);   /* the worker runs as nobody */
+    nginx_make_site(site->dir, sizeof site->dir, "/tmp/sluice-nginx-XXXXXX", size, &leftovers);
     site->port = t_free_port();
-    char path[256], conf[2048];
-    snprintf(path, sizeof path, "%s/big", site->dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f != NULL);
-    static unsigned char buf[1 << 16];
-    struct drain_gen g;
-    drain_gen_init(&g, 42);
-    for (long left = size; left > 0; left -= (long) sizeof buf) {
-        size_t n = left < (long) sizeof buf ? (size_t) left : sizeof buf;
-        drain_gen_fill(&g, buf, n);
-        cr_assert_eq(fwrite(buf, 1, n, f), n);
-    }
-    fclose(f);
-    chmod(path, 0644);
-    snprintf(conf, sizeof conf,
-             "daemon off; master_process on; worker_processes 1;\n"
-             "pid %1$s/nginx.pid; error_log %1$s/error.log;\n"
-             "events { worker_connections 64; }\n"
-             "http { access_log off; sendfile on; sendfile_max_chunk 0;\n"
-             "  client_body_temp_path %1$s/t1; proxy_temp_path %1$s/t2; fastcgi_temp_path %1$s/t3;\n"
-             "  uwsgi_temp_path %1$s/t4; scgi_temp_path %1$s/t5;\n"
-             "  server { listen 127.0.0.1:%2$d; root %1$s; } }\n",
-             site->dir, site->port);
-    snprintf(path, sizeof path, "%s/nginx.conf", site->dir);
-    write_file(path, conf);
-    char errlog[128];
-    snprintf(errlog, sizeof errlog, "%s/error.log", site->dir);
-    const char *argv[] = { "/usr/sbin/nginx", "-p", site->dir, "-c", path, "-e", errlog, NULL };
+    char servers[256];
+    snprintf(servers, sizeof servers, "  server { listen 127.0.0.1:%d; root %s; }", site->port,
+             site->dir);
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
-    site->proc = spawn(argv, governed ? env : NULL, governed);
-    cr_assert(t_wait_listening(site->port, 5000), "nginx did not listen");
+    const int ports[] = { site->port, 0 };
+    site->proc = nginx_start(site->dir, "sendfile on; sendfile_max_chunk 0;", servers, env,
+                             governed, ports, &leftovers);
 }
 
 static void stop_nginx(struct nginx_site *site)
@@ -847,7 +725,7 @@ static long fetch_slowly(struct nginx_site *site, long size)
     drain_gen_init(&in, 42);
     long got = 0;
     uint64_t last = t_now_ms();
-    struct sampler sm;
+    struct unsent_sampler sm;
     sampler_start(&sm, ntohs(me.sin_port), -1);
     while (got < size && t_now_ms() - last < 5000) {
         ssize_t n = read(s, buf, sizeof buf);
@@ -873,7 +751,7 @@ static long fetch_slowly(struct nginx_site *site, long size)
         got += n - (ssize_t) off;
         t_sleep_ms(2);
     }
-    long max_unsent = sampler_stop(&sm);
+    long max_unsent = unsent_sampler_stop(&sm);
     close(s);
     cr_assert_eq(got, size);
     return max_unsent;
@@ -900,7 +778,7 @@ Test(drain, dontwait_signals_nosignal_and_sigpipe_behave_as_bare, .timeout = 30)
 {
     char stats[] = "/tmp/sluice-drain-stats-XXXXXX";
     close(mkstemp(stats));
-    remember_path(stats);
+    leftovers_path(&leftovers, stats);
     char statsenv[64];
     snprintf(statsenv, sizeof statsenv, "SLUICE_STATS=%s", stats);
     const char *argv[] = { t_helper("drain_semantics"), NULL };

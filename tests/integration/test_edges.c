@@ -23,54 +23,19 @@
 
 #include "helpers/drain_gen.h"
 #include "testlib.h"
+#include "leftovers.h"
+#include "nginx_fixture.h"
 
 #define KiB 1024L
 #define MiB (1024L * 1024L)
 
-/* What a test started or made, so that a failed assertion (which ends the test
- * at once) still leaves nothing behind: the suite's fini stops every child that
- * is still ours (not yet reaped, so its PID cannot have been reused) and
- * removes the temporary paths. */
-static pid_t children[16];
-static int nchildren;
-static char temp_paths[8][128];
-static int ntemp;
-
-static struct t_proc spawn(const char *const *argv, const char *const *env, bool preload)
-{
-    struct t_proc p = t_spawn(argv, env, preload);
-    if (p.pid > 0 && nchildren < 16)
-        children[nchildren++] = p.pid;
-    return p;
-}
-
-static void remember_path(const char *path)
-{
-    if (ntemp < 8)
-        snprintf(temp_paths[ntemp++], sizeof temp_paths[0], "%s", path);
-}
+/* What a test started or made (leftovers.h): the suite's fini stops and
+ * removes whatever a failed assertion left. */
+static struct leftovers leftovers = { .term_polls = 20 };
 
 static void leave_nothing_behind(void)
 {
-    for (int i = 0; i < nchildren; i++) {
-        if (waitpid(children[i], NULL, WNOHANG) != 0)
-            continue;   /* reaped already (or gone): not ours to signal */
-        kill(children[i], SIGTERM);   /* nginx's master ends its workers */
-        for (int t = 0; t < 20 && waitpid(children[i], NULL, WNOHANG) == 0; t++)
-            t_sleep_ms(50);
-        if (waitpid(children[i], NULL, WNOHANG) == 0) {
-            kill(children[i], SIGKILL);
-            waitpid(children[i], NULL, 0);
-        }
-    }
-    nchildren = 0;
-    for (int i = 0; i < ntemp; i++) {
-        char cmd[sizeof temp_paths[0] + 16];
-        snprintf(cmd, sizeof cmd, "rm -rf '%.127s'", temp_paths[i]);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", temp_paths[i]);
-    }
-    ntemp = 0;
+    leftovers_clear(&leftovers);
 }
 
 TestSuite(edges, .fini = leave_nothing_behind);
@@ -93,7 +58,7 @@ static int listen_unix(char *path, size_t size)
 {
     char dir[] = "/tmp/sluice-edges-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
-    remember_path(dir);
+    leftovers_path(&leftovers, dir);
     snprintf(path, size, "%s/s", dir);
     int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -161,7 +126,7 @@ static long writer_case(const char *waiter, const char *call, bool unix_socket, 
     snprintf(total, sizeof total, "%ld", WRITER_TOTAL);
     const char *argv[] = { t_helper("edge_writer"), where, total, waiter, call, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", NULL };
-    struct t_proc w = spawn(argv, env, governed);
+    struct t_proc w = leftovers_spawn(&leftovers, argv, env, governed);
     int s = accept_within(l, 5000);
     close(l);
     t_sleep_ms(300);   /* the writer fills up and waits */
@@ -233,24 +198,14 @@ struct nginx_trio {
     struct t_proc proc;
 };
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f != NULL, "%s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* The 50 MiB drain_gen stream (seed 42), kept in memory to compare with what
  * comes (memcmp: the client reads as fast as nginx sends) and as DIR/big. */
 static unsigned char *expected_body;
 
 static void make_site(struct nginx_trio *site)
 {
-    snprintf(site->dir, sizeof site->dir, "/tmp/sluice-edges-nginx-XXXXXX");
-    cr_assert(mkdtemp(site->dir) != NULL);
-    remember_path(site->dir);
-    chmod(site->dir, 0755);   /* the workers run as nobody */
+    nginx_make_site(site->dir, sizeof site->dir, "/tmp/sluice-edges-nginx-XXXXXX", NGINX_BODY,
+                    &leftovers);
     if (expected_body == NULL) {
         expected_body = malloc(NGINX_BODY);
         cr_assert_not_null(expected_body);
@@ -258,13 +213,6 @@ static void make_site(struct nginx_trio *site)
         drain_gen_init(&g, 42);
         drain_gen_fill(&g, expected_body, NGINX_BODY);
     }
-    char path[128];
-    snprintf(path, sizeof path, "%s/big", site->dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f != NULL);
-    cr_assert_eq(fwrite(expected_body, 1, NGINX_BODY, f), (size_t) NGINX_BODY);
-    cr_assert_eq(fclose(f), 0);
-    chmod(path, 0644);
 }
 
 /* One nginx (one worker) with three servers on 127.0.0.1: the file with
@@ -274,30 +222,17 @@ static void start_trio(struct nginx_trio *site, bool governed, bool hold_reads)
     site->plain_port = t_free_port();
     site->proxy_port = t_free_port();
     site->upstream_port = t_free_port();
-    char path[128], conf[2048];
-    snprintf(conf, sizeof conf,
-             "daemon off; master_process on; worker_processes 1;\n"
-             "pid %1$s/nginx.pid; error_log %1$s/error.log;\n"
-             "events { worker_connections 64; }\n"
-             "http { access_log off; sendfile off;\n"
-             "  client_body_temp_path %1$s/t1; proxy_temp_path %1$s/t2; fastcgi_temp_path %1$s/t3;\n"
-             "  uwsgi_temp_path %1$s/t4; scgi_temp_path %1$s/t5;\n"
+    char servers[1024];
+    snprintf(servers, sizeof servers,
              "  server { listen 127.0.0.1:%2$d; root %1$s; }\n"
              "  server { listen 127.0.0.1:%3$d;\n"
              "    location / { proxy_pass http://127.0.0.1:%4$d; proxy_http_version 1.1; } }\n"
-             "  server { listen 127.0.0.1:%4$d; root %1$s; sendfile on; } }\n",
+             "  server { listen 127.0.0.1:%4$d; root %1$s; sendfile on; }",
              site->dir, site->plain_port, site->proxy_port, site->upstream_port);
-    snprintf(path, sizeof path, "%s/nginx.conf", site->dir);
-    write_text(path, conf);
-    char errlog[128];
-    snprintf(errlog, sizeof errlog, "%s/error.log", site->dir);
-    const char *argv[] = { "/usr/sbin/nginx", "-p", site->dir, "-c", path, "-e", errlog, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", hold_reads ? "SLUICE_HOLD_READS=1" : NULL,
                           NULL };
-    site->proc = spawn(argv, governed ? env : NULL, governed);
-    cr_assert(t_wait_listening(site->plain_port, 5000), "nginx did not listen");
-    cr_assert(t_wait_listening(site->proxy_port, 5000), "nginx did not listen");
-    cr_assert(t_wait_listening(site->upstream_port, 5000), "nginx did not listen");
+    const int ports[] = { site->plain_port, site->proxy_port, site->upstream_port, 0 };
+    site->proc = nginx_start(site->dir, "sendfile off;", servers, env, governed, ports, &leftovers);
 }
 
 /* GET /big, read nothing for 2 s, then read as fast as possible, checking
@@ -401,7 +336,7 @@ static void held_read_case(const char *waiter)
     snprintf(portarg, sizeof portarg, "%d", port);
     const char *argv[] = { t_helper("edge_reader"), portarg, waiter, NULL };
     const char *env[] = { "SLUICE_WRITE_HIGH=64K", "SLUICE_HOLD_READS=1", NULL };
-    struct t_proc r = spawn(argv, env, true);
+    struct t_proc r = leftovers_spawn(&leftovers, argv, env, true);
     int s = accept_within(l, 5000);
     close(l);
     static unsigned char input[HELD_INPUT];
@@ -457,7 +392,7 @@ static void start_server(struct line_server *srv, const char *waiter, const char
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", srv->port);
     const char *argv[] = { t_helper("edge_server"), portarg, waiter, NULL };
-    srv->proc = spawn(argv, env, true);
+    srv->proc = leftovers_spawn(&leftovers, argv, env, true);
     cr_assert(t_wait_listening(srv->port, 5000), "server did not listen");
 }
 
@@ -589,7 +524,7 @@ static void shed_crowd_case(const char *waiter)
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", srv.port);
     const char *argv[] = { t_helper("edge_server"), portarg, waiter, "1000", NULL };
-    srv.proc = spawn(argv, env, true);
+    srv.proc = leftovers_spawn(&leftovers, argv, env, true);
     cr_assert(t_wait_listening(srv.port, 5000), "server did not listen");
     int a = t_connect(srv.port);
     cr_assert_geq(a, 0);

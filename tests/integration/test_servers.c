@@ -29,56 +29,11 @@
 
 #include "helpers/drain_gen.h"
 #include "servers.h"
+#include "unsent.h"
 
 TestSuite(servers, .fini = servers_leave_nothing_behind);
 
 /* --- pause ---------------------------------------------------------------------- */
-
-struct clients {
-    int fd[NCLIENTS];
-    bool served[NCLIENTS];
-    int nserved;
-};
-
-/* Reads answers for up to ms, returning early once `target` clients are
- * served; every answer must start as the server's answer does. */
-static int collect(struct clients *c, int target, int ms, const char *answer)
-{
-    uint64_t end = t_now_ms() + (uint64_t) ms;
-    while (c->nserved < target && t_now_ms() < end) {
-        struct pollfd pf[NCLIENTS];
-        int idx[NCLIENTS], n = 0;
-        for (int i = 0; i < NCLIENTS; i++)
-            if (!c->served[i] && c->fd[i] >= 0) {
-                pf[n] = (struct pollfd) { .fd = c->fd[i], .events = POLLIN };
-                idx[n++] = i;
-            }
-        if (n == 0 || poll(pf, (nfds_t) n, 20) <= 0)
-            continue;
-        for (int k = 0; k < n; k++)
-            if (pf[k].revents) {
-                char buf[1024];
-                ssize_t r = recv(pf[k].fd, buf, sizeof buf - 1, MSG_DONTWAIT);
-                if (r > 0) {
-                    buf[r] = '\0';
-                    cr_assert(strncmp(buf, answer, strlen(answer)) == 0,
-                              "client %d got [%s]", idx[k], buf);
-                    c->served[idx[k]] = true;
-                    c->nserved++;
-                } else if (r == 0) {
-                    cr_assert_fail("client %d: the server closed without answering", idx[k]);
-                }
-            }
-    }
-    return c->nserved;
-}
-
-static void close_all(struct clients *c)
-{
-    for (int i = 0; i < NCLIENTS; i++)
-        if (c->fd[i] >= 0)
-            close(c->fd[i]);
-}
 
 static void pause_gate(const struct server *sv)
 {
@@ -88,17 +43,11 @@ static void pause_gate(const struct server *sv)
     servers_start(&s, settings, true);
     uint64_t t0 = t_now_ms();
     struct clients c;
-    memset(&c, 0, sizeof c);
-    for (int i = 0; i < NCLIENTS; i++) {
-        c.fd[i] = t_connect(s.port);
-        cr_assert_geq(c.fd[i], 0, "client %d could not connect", i);
-        ssize_t len = (ssize_t) strlen(sv->request);
-        cr_assert_eq(send(c.fd[i], sv->request, (size_t) len, MSG_NOSIGNAL), len);
-    }
-    cr_assert_eq(collect(&c, LIMIT, 5000, sv->answer), LIMIT, "%s: served %d at first",
+    clients_connect_all(&c, s.port, sv->request);
+    cr_assert_eq(clients_collect(&c, LIMIT, 5000, sv->answer), LIMIT, "%s: served %d at first",
                  sv->name, c.nserved);
-    cr_assert_eq(collect(&c, NCLIENTS, 300, sv->answer), LIMIT, "%s: served %d, over the limit",
-                 sv->name, c.nserved);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 300, sv->answer), LIMIT,
+                 "%s: served %d, over the limit", sv->name, c.nserved);
     int queue = -1;
     for (int i = 0; i < 50 && queue != NCLIENTS - LIMIT; i++) {
         queue = servers_accept_queue(s.port);
@@ -106,25 +55,20 @@ static void pause_gate(const struct server *sv)
     }
     cr_assert_eq(queue, NCLIENTS - LIMIT, "%s: accept queue %d", sv->name, queue);
 
-    long ticks = servers_tree_ticks(s.proc.pid);
+    long ticks = tree_ticks(s.proc.pid);
     t_sleep_ms(1000);
-    ticks = servers_tree_ticks(s.proc.pid) - ticks;
+    ticks = tree_ticks(s.proc.pid) - ticks;
     cr_assert_leq(ticks, 5, "%s: the paused server used %ld ticks in 1 s", sv->name, ticks);
-    cr_assert_eq(collect(&c, NCLIENTS, 50, sv->answer), LIMIT, "%s: served %d while paused",
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 50, sv->answer), LIMIT, "%s: served %d while paused",
                  sv->name, c.nserved);
 
-    for (int i = 0; i < NCLIENTS; i++)
-        if (c.served[i]) {
-            close(c.fd[i]);
-            c.fd[i] = -1;
-            break;
-        }
+    clients_close_one_served(&c);
     uint64_t t1 = t_now_ms();
-    cr_assert_eq(collect(&c, LIMIT + 1, 2000, sv->answer), LIMIT + 1, "%s: one close let %d in",
-                 sv->name, c.nserved - LIMIT);
+    cr_assert_eq(clients_collect(&c, LIMIT + 1, 2000, sv->answer), LIMIT + 1,
+                 "%s: one close let %d in", sv->name, c.nserved - LIMIT);
     uint64_t next_ms = t_now_ms() - t1;
-    cr_assert_eq(collect(&c, NCLIENTS, 300, sv->answer), LIMIT + 1, "%s: one close let %d in",
-                 sv->name, c.nserved - LIMIT);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 300, sv->answer), LIMIT + 1,
+                 "%s: one close let %d in", sv->name, c.nserved - LIMIT);
 
     /* Then waves: close every served client, the next ones come in. */
     uint64_t end = t_now_ms() + 20000;
@@ -137,7 +81,7 @@ static void pause_gate(const struct server *sv)
                 open_served++;
             }
         int target = c.nserved + open_served;
-        collect(&c, target < NCLIENTS ? target : NCLIENTS, 3000, sv->answer);
+        clients_collect(&c, target < NCLIENTS ? target : NCLIENTS, 3000, sv->answer);
         int inside = 0;
         for (int i = 0; i < NCLIENTS; i++)
             inside += c.served[i] && c.fd[i] >= 0;
@@ -148,7 +92,7 @@ static void pause_gate(const struct server *sv)
     cr_log_info("%s pause: served %d at first, %d queued, %ld CPU ticks in 1 s paused, next one "
                 "%llu ms after a close, all %d in %llu ms", sv->name, LIMIT, queue, ticks,
                 (unsigned long long) next_ms, NCLIENTS, (unsigned long long) (t_now_ms() - t0));
-    close_all(&c);
+    clients_close_all(&c);
     char *err = NULL;
     servers_stop(&s, &err);
     /* A paused listener is not ready, so the program's accept does not fail for
@@ -211,7 +155,7 @@ static void shed_gate(const struct server *sv)
         cr_assert_eq(send(c.fd[i], sv->request, strlen(sv->request), MSG_NOSIGNAL),
                      (ssize_t) strlen(sv->request));
     }
-    cr_assert_eq(collect(&c, LIMIT, 5000, sv->answer), LIMIT);
+    cr_assert_eq(clients_collect(&c, LIMIT, 5000, sv->answer), LIMIT);
     int whole = 0, resets = 0;
     const int over = 12;
     char *last = NULL;
@@ -227,7 +171,7 @@ static void shed_gate(const struct server *sv)
     cr_assert_eq(resets, 0, "%s: %d of %d shed clients saw a reset after the 503", sv->name,
                  resets, over);
     free(last);
-    close_all(&c);
+    clients_close_all(&c);
     /* The server itself was never disturbed: with the slots free it answers. */
     uint64_t end = t_now_ms() + 3000;
     char *ans = NULL;
@@ -244,43 +188,6 @@ static void shed_gate(const struct server *sv)
 }
 
 /* --- drain ----------------------------------------------------------------------- */
-
-/* Unsent bytes of the established TCP socket whose peer's port is `port` (the
- * server's side of a client's connection), as `ss -tni` shows them. */
-static long ss_notsent(int port)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "ss -tniH state established 'dport = :%d' 2>/dev/null", port);
-    FILE *f = popen(cmd, "r");
-    if (f == NULL)
-        return -1;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    pclose(f);
-    const char *p = strstr(buf, "notsent:");
-    return p != NULL ? atol(p + 8) : 0;
-}
-
-/* Samples on its own thread, so that a slow `ss` never slows the reader. */
-struct sampler {
-    pthread_t thread;
-    int port;
-    _Atomic bool stop;
-    _Atomic long max;
-};
-
-static void *sample_loop(void *arg)
-{
-    struct sampler *sm = arg;
-    while (!atomic_load(&sm->stop)) {
-        long unsent = ss_notsent(sm->port);
-        if (unsent > atomic_load(&sm->max))
-            atomic_store(&sm->max, unsent);
-        t_sleep_ms(20);
-    }
-    return NULL;
-}
 
 struct fetch {
     long got;
@@ -306,14 +213,15 @@ static struct fetch fetch_big(struct site *s, int pause_ms)
     getsockname(c, (struct sockaddr *) &me, &len);
     const char *req = s->sv->big_request;
     cr_assert_eq(send(c, req, strlen(req), MSG_NOSIGNAL), (ssize_t) strlen(req));
-    struct sampler sm = { .port = ntohs(me.sin_port) };
-    atomic_store(&sm.stop, false);
-    atomic_store(&sm.max, 0);
-    cr_assert_eq(pthread_create(&sm.thread, NULL, sample_loop, &sm), 0);
-    long t0 = servers_tree_ticks(s->proc.pid);
+    /* The server's side of the connection: its peer's port is ours. */
+    char filter[32];
+    snprintf(filter, sizeof filter, "'dport = :%d'", ntohs(me.sin_port));
+    struct unsent_sampler sm;
+    unsent_sampler_start(&sm, filter, -1);
+    long t0 = tree_ticks(s->proc.pid);
     t_sleep_ms(pause_ms);
-    r.ticks = servers_tree_ticks(s->proc.pid) - t0;
-    r.stalled = ss_notsent(ntohs(me.sin_port));
+    r.ticks = tree_ticks(s->proc.pid) - t0;
+    r.stalled = unsent_ss(filter);
 
     static unsigned char buf[256 * 1024];
     static char head[8192];
@@ -355,9 +263,7 @@ static struct fetch fetch_big(struct site *s, int pause_ms)
         r.got += (long) body;
     }
     r.read_ms = t_now_ms() - start;
-    atomic_store(&sm.stop, true);
-    pthread_join(sm.thread, NULL);
-    r.max_unsent = atomic_load(&sm.max);
+    r.max_unsent = unsent_sampler_stop(&sm);
     close(c);
     return r;
 }

@@ -1,0 +1,31 @@
+/* leftovers.h — what a test started or made, so that a failed assertion (which
+ * ends the test at once) still leaves nothing behind: a suite's fini stops every
+ * child that is still ours (not yet reaped, so its PID cannot have been reused)
+ * and removes the temporary paths. Each suite keeps its own record. */
+#ifndef SLUICE_TEST_LEFTOVERS_H
+#define SLUICE_TEST_LEFTOVERS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "testlib.h"
+
+#define LEFTOVERS_MAX 16
+
+struct leftovers {
+    int term_polls;   /* 50 ms polls between SIGTERM and SIGKILL */
+    pid_t children[LEFTOVERS_MAX];
+    int nchildren;
+    char paths[LEFTOVERS_MAX][128];
+    int npaths;
+};
+
+/* t_spawn, and the child is remembered. */
+struct t_proc leftovers_spawn(struct leftovers *l, const char *const *argv,
+                              const char *const *env, bool preload);
+/* A path (file or dir) to remove at the end. */
+void leftovers_path(struct leftovers *l, const char *path);
+/* Stops the children still ours (SIGTERM, then SIGKILL) and removes the paths. */
+void leftovers_clear(struct leftovers *l);
+
+#endif
