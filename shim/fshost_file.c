@@ -135,7 +135,8 @@ static int create_state(int dfd, const char *name, uint32_t limit)
         s->size = sizeof *s;
         s->uid = (uint32_t) getuid();
         s->limit = limit;
-        atomic_thread_fence(memory_order_release);
+        /* No fence needed before the magic: nobody can open the file until
+         * the linkat below names it, and that system call comes after. */
         s->magic = HOST_MAGIC;
         munmap(s, sizeof *s);
     }
