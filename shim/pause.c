@@ -32,7 +32,7 @@
 
 static _Atomic int listeners[MAX_LISTENERS];   /* governed listener fd + 1 */
 
-static _Atomic uint32_t sync_requests;  /* also a futex word: see pause_await_applied */
+_Atomic uint32_t pause_changes_pending;  /* the combiner's requests; also a futex word */
 static _Atomic int pause_appliers_awaited;
 static bool paused_now;                 /* written only by the sync combiner */
 static _Atomic bool paused_flag;
@@ -97,7 +97,7 @@ static bool still_governed_listener(int fd)
  * handler's close) never leave the listeners in the wrong state, with no lock. */
 static void sync_pause(void)
 {
-    if (atomic_fetch_add(&sync_requests, 1) != 0)
+    if (atomic_fetch_add(&pause_changes_pending, 1) != 0)
         return;
     unsigned mine = 1;
     for (;;) {
@@ -138,13 +138,30 @@ static void sync_pause(void)
             if (want)
                 gate_thread_kick();
         }
-        unsigned left = atomic_fetch_sub(&sync_requests, mine) - mine;
+        unsigned left = atomic_fetch_sub(&pause_changes_pending, mine) - mine;
         if (left == 0)
             break;
         mine = left;
     }
     if (atomic_load(&pause_appliers_awaited) != 0)
-        sys_futex_wake(&sync_requests, INT32_MAX, true);
+        sys_futex_wake(&pause_changes_pending, INT32_MAX, true);
+}
+
+/* Waits (bounded: 64 rounds of at most 1 ms) until no pause change is being
+ * applied, or a slot is free. True: a slot is free. */
+static bool settle(void)
+{
+    for (int round = 0; round < 64; round++) {
+        if (slots_any_free())
+            return true;
+        uint32_t pending = atomic_load(&pause_changes_pending);
+        if (pending == 0)
+            return false;
+        atomic_fetch_add(&pause_appliers_awaited, 1);
+        sys_futex_wait(&pause_changes_pending, pending, sys_mono_ns() + 1000000u, true);
+        atomic_fetch_sub(&pause_appliers_awaited, 1);
+    }
+    return slots_any_free();
 }
 
 /* A non-blocking accept found every slot taken while another thread is still
@@ -152,21 +169,20 @@ static void sync_pause(void)
  * just taken). Answering EAGAIN now, with the listener still shown, makes a
  * level-triggered loop spin on epoll_wait and accept until that thread is done:
  * memcached's listener thread saw up to 735 EAGAINs for one close on a worker
- * thread. So wait for the applier (bounded) before answering. True: a slot
- * is free now, try again. */
+ * thread. So wait for the applier before answering. */
 bool pause_await_applied(void)
 {
-    for (int round = 0; round < 64; round++) {
-        if (slots_any_free())
-            return true;
-        uint32_t pending = atomic_load(&sync_requests);
-        if (pending == 0)
-            return false;
-        atomic_fetch_add(&pause_appliers_awaited, 1);
-        sys_futex_wait(&sync_requests, pending, sys_mono_ns() + 1000000u, true);
-        atomic_fetch_sub(&pause_appliers_awaited, 1);
-    }
-    return slots_any_free();
+    return settle();
+}
+
+/* A readiness wait begins while another thread applies a change: most often
+ * the hide for the slot this thread's accept just took, absorbed by a combiner
+ * that was unhiding for a close. Waiting for it first keeps the wait from
+ * reporting the listener that is about to be hidden (which the next accept
+ * would answer with EAGAIN). */
+void pause_settle_before_wait(void)
+{
+    (void) settle();
 }
 
 /* Someone waits for a slot: the thread re-checks held slots meanwhile. */
@@ -202,7 +218,7 @@ void pause_init(void)
 
 void pause_atfork_child(void)
 {
-    atomic_store(&sync_requests, 0);
+    atomic_store(&pause_changes_pending, 0);
     atomic_store(&pause_appliers_awaited, 0);
     paused_now = false;
     atomic_store(&paused_flag, false);

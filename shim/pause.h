@@ -5,7 +5,9 @@
 #ifndef SLUICE_PAUSE_H
 #define SLUICE_PAUSE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include "common.h"
 
 /* Registers with the slot pool and sluice's thread (conn.c's start-up). */
@@ -16,6 +18,17 @@ void pause_note_listener(int fd) SLUICE_INTERNAL;
  * applying a pause change, waits for it (bounded, ~64 ms at most). True: a
  * slot is free now, try again. */
 bool pause_await_applied(void) SLUICE_INTERNAL;
+
+/* Nonzero while a pause change is being applied by some thread. */
+extern _Atomic uint32_t pause_changes_pending SLUICE_INTERNAL;
+void pause_settle_before_wait(void) SLUICE_INTERNAL;
+/* On entry to a readiness wait (wrap_poll.c): one relaxed load, and a short
+ * bounded wait only while another thread is applying a pause change. */
+static inline void pause_wait_hook(void)
+{
+    if (unlikely(atomic_load_explicit(&pause_changes_pending, memory_order_relaxed) != 0))
+        pause_settle_before_wait();
+}
 void pause_atfork_child(void) SLUICE_INTERNAL;
 
 #endif

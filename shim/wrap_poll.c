@@ -9,6 +9,7 @@
 #include "gate.h"
 #include "idle.h"
 #include "overlay.h"
+#include "pause.h"
 
 extern void __chk_fail(void) __attribute__((noreturn));
 
@@ -20,12 +21,14 @@ SLUICE_PUBLIC int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 }
 
 /* Gates on: connections answered since their last input may be idle now
- * (SLUICE_CONN_IDLE=free), then whether sluice's own epoll is nested. */
+ * (SLUICE_CONN_IDLE=free), a pause change another thread is applying is let
+ * finish, then whether sluice's own epoll is nested. */
 static inline bool epoll_plain(void)
 {
     if (likely(gates_on() == 0))
         return true;
     idle_wait_hook();
+    pause_wait_hook();
     return atomic_load_explicit(&overlay_epoll_nested, memory_order_relaxed) == 0;
 }
 
@@ -57,6 +60,7 @@ static inline bool poll_plain(void)
     if (likely(gates_on() == 0))
         return true;
     idle_wait_hook();
+    pause_wait_hook();
     return !overlay_poll_active();
 }
 

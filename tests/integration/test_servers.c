@@ -96,14 +96,16 @@ static void pause_gate(const struct server *sv)
     char *err = NULL;
     servers_stop(&s, &err);
     /* A paused listener is not ready, so the program's accept does not fail for
-     * it (memcached prints each EAGAIN its accept4 gets; bare, none). One left
-     * is a readiness report epoll_wait collected in the instant between a
-     * slot's unhide and the next hide: answered once, not a loop. A listener
-     * shown while the pause was still being applied gave 59 to 2,318. */
+     * it (memcached prints each EAGAIN its accept4 gets; bare, none). Before:
+     * 59 to 2,318 a run while a worker thread was still applying the pause
+     * (the listener shown, no slot); 0 to 4 while a wait that began during the
+     * change could still report the listener about to be hidden; 0 in 8 runs
+     * since readiness waits let the change finish first. One is allowed for a
+     * scheduler's worst case, not for a loop. */
     int eagains = 0;
     for (const char *p = err; (p = strstr(p, "Resource temporarily unavailable")) != NULL; p++)
         eagains++;
-    cr_assert_leq(eagains, 3, "%s: its accept failed with EAGAIN %d times while paused",
+    cr_assert_leq(eagains, 1, "%s: its accept failed with EAGAIN %d times while paused",
                  sv->name, eagains);
     free(err);
 }
