@@ -12,6 +12,14 @@
 
 static void cancelled_cleanly(const char *mode, const char *const *env)
 {
+    /* ASan does not follow a cancelled thread's unwinding out of a signal
+     * frame: the frames it skips stay poisoned, and its own sigaltstack
+     * interceptor then reports a stack overflow at the thread's end (its
+     * report says so: "may be a false positive if your program uses some
+     * custom stack unwind mechanism"). The plain build runs these. */
+    const char *runtime = getenv("SANITIZER_RUNTIME_FOR_TESTS");
+    if (runtime != NULL && strstr(runtime, "asan") != NULL)
+        cr_skip_test("thread cancellation is not checked under ASan (false stack reports)");
     const char *argv[] = { t_helper("cancel_waits"), mode, "/tmp", NULL };
     char *out = NULL, *err = NULL;
     int rc = t_run(argv, env, true, 30000, &out, &err);
