@@ -134,6 +134,11 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
             fdtab_accepted(r, flags);
         return r;
     }
+    /* sluice's thread starts here, at the first governed accept: nothing a
+     * signal handler can reach (a close that pauses) has to start it, and a
+     * process that only listens and forks its workers (nginx's master) never
+     * has one, so no fork of it can copy a lock that thread holds. */
+    gate_thread_ensure();
     pause_note_listener(fd);
     if (sluice_cfg.conn_mode == CONN_SHED)
         return accept_or_shed(fd, addr, len, flags, is_accept4);

@@ -133,7 +133,7 @@ static void sync_pause(void)
                     }
                 }
             /* Only a kick: the thread was started with the first listener
-             * (pause_note_listener), since this may run in a signal handler
+             * (conn_accept, before any slot is taken), since this may run in a signal handler
              * (a close there frees a slot), where pthread_create may not. */
             if (want)
                 gate_thread_kick();
@@ -194,9 +194,6 @@ static void slot_waiting(void)
 
 void pause_note_listener(int fd)
 {
-    /* Started here, in an accept or listen of the program's, so that nothing
-     * a signal handler can reach (a close that pauses) has to start it. */
-    gate_thread_ensure();
     for (int i = 0; i < MAX_LISTENERS; i++)
         if (atomic_load(&listeners[i]) == fd + 1)
             return;
