@@ -89,6 +89,10 @@ static void pause_tick(uint64_t now)
 {
     if (slots_host_tick(now))
         gate_thread_tick_within(WATCH_TICK_MS);
+    /* Host scope: a slot freed elsewhere while this process was not asleep
+     * for one (shed mode, or a wake that went to another process). */
+    if (slots_host() && atomic_load(&paused_flag) && !slots_full())
+        sync_pause();
     if (last_recheck == 0)
         last_recheck = now;
     if (atomic_load(&paused_flag) && now - last_recheck >= RECHECK_MS * 1000000ull) {

@@ -561,6 +561,28 @@ Test(conn_host, damaged_or_foreign_state_files_turn_the_limit_off_with_one_line,
     unlink(state);
 }
 
+/* A same-user process truncates the state under running members: they keep
+ * running, without the limit, and say so. */
+Test(conn_host, members_survive_the_state_file_being_truncated, .timeout = 30)
+{
+    struct service s = start_workers("level", 2, NULL);
+    struct clients c;
+    connect_clients(&c, s.port, 6);
+    cr_assert_eq(served(&c, 500), 4);
+    cr_assert_eq(truncate(state, 0), 0);
+    /* The next operations fault on the vanished pages: the limit goes off. */
+    close_client(&c, first_served_open(&c));
+    int n = served(&c, 1000);
+    cr_assert_eq(n, 6, "%d of 6 served after the truncation", n);
+    pid_t kids[4];
+    cr_assert_eq(children_of(s.p.pid, kids, 4), 2, "a worker died (SIGBUS?)");
+    close_all(&c);
+    char *err = NULL;
+    stop(&s, NULL, &err);
+    cr_assert(strstr(err, "shrank") != NULL, "[%s]", err);
+    free(err);
+}
+
 Test(conn_host, a_bad_key_with_host_scope_turns_the_limit_off_with_one_line, .timeout = 30)
 {
     const char *argv[] = { "/bin/true", NULL };
