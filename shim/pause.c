@@ -212,7 +212,13 @@ static bool park(uint64_t now)
 {
     (void) now;
     bool paused = atomic_load(&paused_flag) && sluice_cfg.conn_mode == CONN_PAUSE;
-    if (!paused && !idle_queued())
+    bool queued = idle_queued();
+    if (!paused && !queued)
+        return false;
+    /* A blocking accept of this process sleeps on the budget itself and takes
+     * the slot it is woken for: a wake spent on this thread would only be
+     * passed on, 20 ms later. */
+    if (!queued && slots_blocking_waiters())
         return false;
     slots_host_sleep(0);
     if (!slots_any_free())

@@ -355,6 +355,11 @@ void slots_host_pass_on(void)
         connhost_pass_on();
 }
 
+bool slots_blocking_waiters(void)
+{
+    return atomic_load(&slot_waiters) != 0;
+}
+
 bool slots_host_tick(uint64_t now)
 {
     return host && connhost_tick(now);

@@ -263,7 +263,8 @@ static void four_served_in_total(struct service *s, const char *what, bool worke
     long paused_cpu = cpu_of(s->p.pid) - cpu0;
     cr_assert_leq(paused_cpu, 3, "%s: %ld ticks of CPU in 1 s while paused", what, paused_cpu);
     int total = 4;
-    long worst_ms = 0;
+    long worst_ms = 0, took[NCLIENTS];
+    int admissions = 0;
     while (total < NCLIENTS) {
         int i = first_served_open(&c);
         cr_assert_geq(i, 0);
@@ -271,13 +272,24 @@ static void four_served_in_total(struct service *s, const char *what, bool worke
         close_client(&c, i);
         long ms = wait_served(&c, total + 1, 2000);
         cr_assert_geq(ms, 0, "%s: a close admitted nobody (%d served)", what, total);
-        if ((long) (t_now_ms() - t0) > worst_ms)
-            worst_ms = (long) (t_now_ms() - t0);
+        took[admissions++] = (long) (t_now_ms() - t0);
+        if (took[admissions - 1] > worst_ms)
+            worst_ms = took[admissions - 1];
         total++;
         int now = served(&c, 60);
         cr_assert_eq(now, total, "%s: one close admitted %d", what, now - total + 1);
     }
     cr_assert_eq(t_accept_queue(s->port), 0);
+    /* At once, not at the next periodic check (50 ms): the median admission. */
+    for (int i = 1; i < admissions; i++)
+        for (int j = i; j > 0 && took[j - 1] > took[j]; j--) {
+            long t = took[j];
+            took[j] = took[j - 1];
+            took[j - 1] = t;
+        }
+    long median = took[admissions / 2];
+    if (worker_pool)
+        cr_assert_leq(median, 15, "%s: a close admitted the next after %ld ms (median)", what, median);
     close_all(&c);
     char *out = NULL;
     t_sleep_ms(100);
@@ -292,11 +304,12 @@ static void four_served_in_total(struct service *s, const char *what, bool worke
          * per process, never a spin. */
         cr_assert_leq(calls - accepted, 4 * (NCLIENTS + 4), "%s: %ld accept calls for %ld "
                       "connections: paused processes kept trying [%s]", what, calls, accepted, out);
-        fprintf(stderr, "conn_host: %s: paused CPU %ld ticks/s, slowest admission %ld ms, "
-                "%ld accept calls for %ld connections\n", what, paused_cpu, worst_ms, calls, accepted);
+        fprintf(stderr, "conn_host: %s: paused CPU %ld ticks/s, admission median %ld ms, slowest "
+                "%ld ms, %ld accept calls for %ld connections\n", what, paused_cpu, median, worst_ms,
+                calls, accepted);
     } else {
-        fprintf(stderr, "conn_host: %s: paused CPU %ld ticks/s, slowest admission %ld ms\n",
-                what, paused_cpu, worst_ms);
+        fprintf(stderr, "conn_host: %s: paused CPU %ld ticks/s, admission median %ld ms, slowest "
+                "%ld ms\n", what, paused_cpu, median, worst_ms);
     }
     free(out);
 }
