@@ -209,6 +209,25 @@ static long shared_in_use(void)
     return r == (ssize_t) sizeof count ? (long) CONNHOST_LOW(count) : -1;
 }
 
+/* The accept queues of every listener on port (SO_REUSEPORT: one per worker). */
+static int accept_queues(int port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (f == NULL)
+        return -1;
+    char line[512];
+    int total = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned lport, st;
+        unsigned long txq, rxq;
+        if (sscanf(line, "%*d: %*8x:%4x %*8x:%*4x %2x %8lx:%8lx", &lport, &st, &txq, &rxq) == 4
+            && (int) lport == port && st == 0x0A)
+            total += (int) rxq;
+    }
+    fclose(f);
+    return total;
+}
+
 /* Stops the service; its stdout (the workers' lines) in *out. */
 static void stop(struct service *s, char **out, char **err)
 {
@@ -255,8 +274,8 @@ static void four_served_in_total(struct service *s, const char *what, bool worke
     int first = served(&c, 500);
     cr_assert_eq(first, 4, "%s: %d of %d served at once with a shared budget of 4", what, first,
                  NCLIENTS);
-    cr_assert_eq(t_accept_queue(s->port), NCLIENTS - 4, "%s: accept queue %d", what,
-                 t_accept_queue(s->port));
+    cr_assert_eq(accept_queues(s->port), NCLIENTS - 4, "%s: accept queue %d", what,
+                 accept_queues(s->port));
     cr_assert_eq(shared_in_use(), 4);
     long cpu0 = cpu_of(s->p.pid);
     t_sleep_ms(1000);
@@ -279,7 +298,7 @@ static void four_served_in_total(struct service *s, const char *what, bool worke
         int now = served(&c, 60);
         cr_assert_eq(now, total, "%s: one close admitted %d", what, now - total + 1);
     }
-    cr_assert_eq(t_accept_queue(s->port), 0);
+    cr_assert_eq(accept_queues(s->port), 0);
     /* At once, not at the next periodic check (50 ms): the median admission. */
     for (int i = 1; i < admissions; i++)
         for (int j = i; j > 0 && took[j - 1] > took[j]; j--) {
@@ -330,6 +349,52 @@ Test(conn_host, four_blocking_accept_workers_serve_four_in_total, .timeout = 30)
 {
     struct service s = start_workers("block", 4, NULL);
     four_served_in_total(&s, "blocking accept", true);
+}
+
+/* Separate backlogs: the process woken for a freed slot may have nothing
+ * queued; it passes the wake on, and the one with a client admits it. */
+Test(conn_host, four_reuseport_workers_serve_four_in_total, .timeout = 30)
+{
+    struct service s = start_workers("reuseport", 4, NULL);
+    four_served_in_total(&s, "SO_REUSEPORT listeners", true);
+}
+
+/* idle=free: an answered connection waiting for its next request gives its
+ * slot back to the whole service, and requests waiting on idle connections
+ * are served by slots freed in any worker. */
+static void request(struct clients *c, int i, const char *line)
+{
+    c->served[i] = false;
+    cr_assert_eq(write(c->fd[i], line, strlen(line)), (ssize_t) strlen(line));
+}
+
+Test(conn_host, idle_free_counts_requests_in_service_across_the_service, .timeout = 30)
+{
+    const char *extra[] = { "SLUICE_CONN_IDLE=free", NULL };
+    struct service s = start_workers("reuseport", 4, extra);
+    struct clients c;
+    connect_clients(&c, s.port, NCLIENTS);
+    int n = served(&c, 1000);
+    cr_assert_eq(n, NCLIENTS, "idle=free: %d of %d served", n, NCLIENTS);
+    t_sleep_ms(100);
+    cr_assert_eq(shared_in_use(), 0, "%ld slots held by idle connections", shared_in_use());
+    /* Four requests in service fill the service's budget... */
+    for (int i = 0; i < 4; i++)
+        request(&c, i, "hold\n");
+    t_sleep_ms(200);
+    cr_assert_eq(shared_in_use(), 4);
+    /* ...so the others' requests wait, whichever worker has them. */
+    for (int i = 4; i < NCLIENTS; i++)
+        request(&c, i, "again\n");
+    n = served(&c, 300);
+    cr_assert_eq(n, 0, "%d requests served beyond the service's 4 in service", n);
+    /* One finishes: its slot serves the waiting requests (each is answered
+     * at once and gives the slot on). */
+    request(&c, 0, "done\n");
+    n = served(&c, 1000);
+    cr_assert_eq(n, 1 + NCLIENTS - 4, "%d served after one request finished", n);
+    close_all(&c);
+    stop(&s, NULL, NULL);
 }
 
 Test(conn_host, fork_per_connection_server_is_bounded, .timeout = 30)
