@@ -257,7 +257,7 @@ static void recount(void)
 }
 
 /* Gives back the slots of members that are gone. all: every record (else only
- * those holding slots: the cheap, frequent check). Under the lock. */
+ * those holding slots or asleep: the cheap, frequent check). Under the lock. */
 void connhost_reap(bool all)
 {
     bool ambiguous = false;
@@ -267,7 +267,8 @@ void connhost_reap(bool all)
         int32_t pid = atomic_load(&h->pid);
         uint64_t w = atomic_load(&h->word);
         bool stopped;
-        if (pid == 0 || (!all && w == 0) || fshost_alive(pid, h->start, &stopped))
+        if (pid == 0 || (!all && w == 0 && atomic_load(&h->sleepers) == 0)
+            || fshost_alive(pid, h->start, &stopped))
             continue;
         if (CONNHOST_HIGH(w) != 0) {
             ambiguous = true;             /* died between its two updates */

@@ -184,11 +184,16 @@ static void check_if_due(uint64_t now)
     uint64_t last = atomic_load(&connhost_st->last_check);
     if (now - last >= CONNHOST_CHECK_NS
         && atomic_compare_exchange_strong(&connhost_st->last_check, &last, now)) {
-        if (pthread_mutex_trylock(&connhost_st->lock) == 0) {
-            connhost_reap(false);
+        /* Never waits for the lock: a member that holds it is alive (and
+         * checks itself), one that died in it is recovered now. */
+        int r = pthread_mutex_trylock(&connhost_st->lock);
+        if (r == EOWNERDEAD) {
+            pthread_mutex_consistent(&connhost_st->lock);
+            atomic_store(&connhost_st->recount, 0);
+            connhost_reap(true);
             connhost_unlock();
-        } else if (connhost_lock() == 0) {
-            /* Taken, or its holder died in it (then recovered in connhost_lock). */
+        } else if (r == 0) {
+            connhost_reap(false);
             connhost_unlock();
         }
     }

@@ -86,6 +86,9 @@ static void host_stats(void)
     if (connhost_usable()) {
         STAT_SET(conn_in_flight, connhost_in_use());
         STAT_SET(conn_limit, connhost_limit());
+        STAT_SET(conn_shared, 1);
+    } else {
+        STAT_SET(conn_shared, 0);
     }
 }
 
