@@ -51,7 +51,10 @@ syscalls() {  # syscalls N SETTINGS -> system calls of conn_cost N
 }
 echo "bench: connhost: counting instructions and system calls per accept+close..." >&2
 for scope in process host; do
-    eval "settings=\$$(echo "$scope" | tr a-z A-Z)"
+    case $scope in
+        process) settings=$PROCESS ;;
+        *) settings=$HOST ;;
+    esac
     i1=$(instructions $N1 "$settings") i2=$(instructions $N2 "$settings")
     s1=$(syscalls $N1 "$settings") s2=$(syscalls $N2 "$settings")
     awk -v i1="$i1" -v i2="$i2" -v s1="$s1" -v s2="$s2" -v n=$((N2 - N1)) -v scope="$scope" 'BEGIN {
