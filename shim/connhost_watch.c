@@ -66,7 +66,7 @@ void connhost_mark_forked(uint32_t s, int fd)
     uint32_t me = (uint32_t) (h - connhost_st->holders) + 1;
     struct connhost_slot *e = &connhost_st->slots[s];
     uint32_t own = atomic_load(&e->own);
-    if (own != me)
+    if ((own & ~CONNHOST_BOUND) != me)
         return;   /* not ours, or FORKED already (its 4-tuple is known) */
     int saved = errno;
     struct sockaddr_storage l, r;
@@ -210,7 +210,11 @@ bool connhost_tick(uint64_t now)
     if (!connhost_usable())
         return false;
     check_if_due(now);
-    return atomic_load(&connhost_st->watched) != 0;
+    /* Only the processes that left slots watched (and the sleepers) look
+     * often: the others' threads keep their slow tick. */
+    if (atomic_load(&connhost_st->watched) == 0)
+        atomic_store(&connhost_i_made_watched, false);
+    return atomic_load(&connhost_i_made_watched);
 }
 
 static void sleeper_gone(void *holder)

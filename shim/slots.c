@@ -86,7 +86,7 @@ int slots_init(uint32_t n, uint32_t conns)
 static void host_stats(void)
 {
     if (connhost_usable()) {
-        STAT_SET(conn_in_flight, connhost_in_use());
+        STAT_SET(conn_in_flight, connhost_connections());
         STAT_SET(conn_limit, connhost_limit());
         STAT_SET(conn_shared, 1);
     } else {
@@ -220,12 +220,20 @@ int64_t slots_take(uint32_t cid)
     return s;
 }
 
-void slots_held(void)
+/* Host scope: slot s holds a connection now (not only a reservation); true
+ * if the budget is full. */
+static bool held_host(uint32_t s)
+{
+    connhost_bound(s);
+    return slots_full();
+}
+
+void slots_held(uint32_t s)
 {
     STAT_ADD(conn_busy, 1);
     /* Process scope: the pool may have become full. Host scope (held_trigger
      * 1): whether it is full is the shared count's to say. */
-    if (atomic_fetch_add(&slots_in_use, 1) + 1 >= held_trigger && (!host || slots_full())) {
+    if (atomic_fetch_add(&slots_in_use, 1) + 1 >= held_trigger && (!host || held_host(s))) {
         void (*fullness)(void) = HOOK(fullness);
         if (fullness != NULL)
             fullness();
