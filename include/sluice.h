@@ -19,8 +19,9 @@
 
 /* A snapshot of the gauges. A limit of 0 means that gate is off. */
 struct sluice_gauges {
-    uint32_t conn_in_flight;   /* accepted connections holding a slot now */
-    uint32_t conn_limit;       /* SLUICE_CONN_MAX */
+    uint32_t conn_in_flight;   /* accepted connections holding a slot now (host scope:
+                                  across every process of SLUICE_CONN_KEY) */
+    uint32_t conn_limit;       /* SLUICE_CONN_MAX (host scope: the shared budget's) */
     uint32_t paused;           /* 1 while the listeners are paused */
     uint32_t fs_in_use;        /* filesystem tokens held now (this process) */
     uint32_t fs_limit;         /* SLUICE_FS_MAX */

@@ -5,6 +5,7 @@
 #include "common.h"
 #include "fsgate.h"
 #include "init.h"
+#include "slots.h"
 #include "stats.h"
 
 SLUICE_PUBLIC const char *sluice_version(void)
@@ -18,6 +19,7 @@ SLUICE_PUBLIC int sluice_gauges(struct sluice_gauges *out, size_t size)
         return -1;
     sluice_init();
     fsgate_sync_stats();
+    slots_sync_stats();
     out->conn_in_flight = (uint32_t) atomic_load(&sluice_stats.conn_in_flight);
     out->conn_limit = (uint32_t) atomic_load(&sluice_stats.conn_limit);
     out->paused = (uint32_t) atomic_load(&sluice_stats.conn_paused);

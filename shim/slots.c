@@ -83,8 +83,10 @@ int slots_init(uint32_t n, uint32_t conns)
 
 /* Host scope: in flight and the limit are the budget's, the same in every
  * member's statistics (what this process accepted stays its own). */
-static void host_stats(void)
+void slots_sync_stats(void)
 {
+    if (!host)
+        return;
     if (connhost_usable()) {
         STAT_SET(conn_in_flight, connhost_connections());
         STAT_SET(conn_limit, connhost_limit());
@@ -103,7 +105,7 @@ int slots_init_host(uint32_t limit, const char *key, uint32_t conns)
         return -1;
     host = true;
     held_trigger = 1;
-    stats_on_render(host_stats);
+    stats_on_render(slots_sync_stats);
     return 0;
 }
 

@@ -97,6 +97,9 @@ void slots_host_pass_on(void) SLUICE_INTERNAL;
 int slots_host_tick(uint64_t now) SLUICE_INTERNAL;
 /* The slots in use across the budget (stats). */
 uint32_t slots_host_in_use(void) SLUICE_INTERNAL;
+/* Host scope: copies the budget's in-flight and limit into the statistics
+ * (they are the same in every member's). */
+void slots_sync_stats(void) SLUICE_INTERNAL;
 /* soon runs when this process leaves a forked connection to be watched. */
 void slots_hook_watched(void (*soon)(void)) SLUICE_INTERNAL;
 /* Before fork: connections held here are marked as crossing it. */
