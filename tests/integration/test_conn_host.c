@@ -546,9 +546,21 @@ Test(conn_host, stats_show_the_shared_budget_in_every_process, .timeout = 30)
         char path[128], cmd[512];
         snprintf(path, sizeof path, "%s/s-%d.prom", dir, (int) kids[i]);
         snprintf(cmd, sizeof cmd, "grep -qx 'sluice_connections_in_flight 4' %s && "
-                 "grep -qx 'sluice_connections_limit 4' %s", path, path);
+                 "grep -qx 'sluice_connections_limit 4' %s && "
+                 "grep -qx 'sluice_connections_shared 1' %s", path, path, path);
         cr_assert_eq(system(cmd), 0, "worker %d's stats do not show the shared 4 of 4", (int) kids[i]);
     }
+    /* sluice stat counts the shared budget once in its total, not 16/16. */
+    char pattern[128], *out = NULL;
+    snprintf(pattern, sizeof pattern, "%s/s-*.prom", dir);
+    char launcher[4096];
+    snprintf(launcher, sizeof launcher, "%s/sluice", SLUICE_BUILD_DIR);
+    const char *stat_argv[] = { launcher, "stat", pattern, NULL };
+    cr_assert_eq(t_run(stat_argv, NULL, false, 10000, &out, NULL), 0);
+    const char *total = strstr(out, "TOTAL (");
+    cr_assert_not_null(total, "[%s]", out);
+    cr_assert(strstr(total, " 4/4 ") != NULL, "the total counts the shared budget more than once: [%s]", out);
+    free(out);
     close_all(&c);
     stop(&s, NULL, NULL);
     char cmd[128];
