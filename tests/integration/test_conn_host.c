@@ -645,6 +645,29 @@ Test(conn_host, a_worker_killed_holding_two_slots_gives_them_back_within_100ms, 
     stop(&s, NULL, NULL);
 }
 
+/* A stopped worker (^Z, a debugger) is alive: it keeps its slots until it
+ * continues, and nobody else is served meanwhile. */
+Test(conn_host, a_stopped_worker_keeps_its_slots, .timeout = 30)
+{
+    struct service s = start_workers("level", 4, NULL);
+    struct clients c;
+    connect_clients(&c, s.port, NCLIENTS);
+    cr_assert_eq(served(&c, 500), 4);
+    int pid = 0;
+    sscanf(c.answer[first_served_open(&c)], "pid %d", &pid);
+    cr_assert_gt(pid, 0);
+    kill(pid, SIGSTOP);
+    int n = served(&c, 300);
+    long held = shared_in_use();
+    kill(pid, SIGCONT);
+    cr_assert_eq(n, 4, "%d served while a holder was stopped: its slots were taken", n);
+    cr_assert_eq(held, 4);
+    close_client(&c, first_served_open(&c));
+    cr_assert_geq(wait_served(&c, 5, 2000), 0, "a close after SIGCONT admitted nobody");
+    close_all(&c);
+    stop(&s, NULL, NULL);
+}
+
 /* --- keys, users, damage ----------------------------------------------------------- */
 
 Test(conn_host, two_keys_do_not_share, .timeout = 30)
