@@ -42,6 +42,9 @@ static void setup(void)
 
 static void teardown(void)
 {
+    char planted[192];
+    snprintf(planted, sizeof planted, "%s.elsewhere", state);
+    unlink(planted);
     unlink(state);
 }
 
