@@ -35,6 +35,10 @@ void leftovers_clear(struct leftovers *l)
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
         }
+        /* Its workers, if they outlived it: the child leads its own process
+         * group (t_spawn), whose id no other process can take while one of
+         * them lives. */
+        kill(-pid, SIGKILL);
     }
     l->nchildren = 0;
     for (int i = 0; i < l->npaths; i++) {

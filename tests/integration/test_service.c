@@ -1,0 +1,163 @@
+/* test_service.c — one connection budget for a whole service
+ * (SLUICE_CONN_SCOPE=host): servers of several processes, each started as in
+ * production and watched from outside with the servers suite's gates
+ * (gates.c) under SLUICE_CONN_MAX=4, SLUICE_CONN_SCOPE=host and a key of this
+ * run's own:
+ *   pause: 40 clients send a request and hold: exactly 4 served in total (the
+ *          answers, and the connections the service's processes hold, ss -tnp),
+ *          36 in the accept queue, the service's CPU (every process) ~0, one
+ *          close admits exactly one, all 40 served in the end;
+ *   shed:  (HTTP) 4 clients arriving one after another are all served, then
+ *          each of 12 more gets a whole 503: no 503 while the service holds
+ *          fewer than 4, and none admitted beyond them;
+ *   a worker killed (SIGKILL) while it holds 2 slots: the 2 clients waiting
+ *          next are served within 100 ms, and no third.
+ * How each holds: an HTTP answer on a connection kept alive (the client does
+ * not close); php-fpm's request holds its worker until the client leaves
+ * (hold.php); ForkingTCPServer's child holds the connection until the client
+ * closes it; PostgreSQL's backend holds its idle session after the startup
+ * handshake. Services: nginx (4 workers as nobody), gunicorn -w 3 gthread,
+ * uvicorn --workers 2, puma -w 2, apache mpm_event and mpm_prefork (children as
+ * www-data), php-fpm (8 static workers) behind a bare nginx over TCP,
+ * socketserver.ForkingTCPServer, PostgreSQL (one backend per connection). */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "servers.h"
+
+TestSuite(service, .fini = servers_leave_nothing_behind);
+
+/* A key no other run (another checkout's tests) can share. */
+static const char *const *host_settings(bool shed)
+{
+    static char key[64];
+    static const char *settings[6];
+    snprintf(key, sizeof key, "SLUICE_CONN_KEY=service-%d", (int) getpid());
+    int n = 0;
+    settings[n++] = "SLUICE_CONN_MAX=4";
+    settings[n++] = "SLUICE_CONN_SCOPE=host";
+    settings[n++] = key;
+    if (shed) {
+        settings[n++] = "SLUICE_CONN_MODE=shed";
+        settings[n++] = "SLUICE_RETRY_AFTER=7";
+    }
+    settings[n] = NULL;
+    return settings;
+}
+
+#define PAUSE(var) \
+    Test(service, var##_pause, .timeout = 60) { servers_pause_gate(&srv_##var, host_settings(false)); }
+#define SHED(var) \
+    Test(service, var##_shed, .timeout = 60) { servers_shed_gate(&srv_##var, host_settings(true)); }
+
+PAUSE(nginx_workers) SHED(nginx_workers)
+PAUSE(gunicorn) SHED(gunicorn)
+PAUSE(uvicorn_workers) SHED(uvicorn_workers)
+PAUSE(puma_workers) SHED(puma_workers)
+PAUSE(apache_event) SHED(apache_event)
+PAUSE(apache_prefork) SHED(apache_prefork)
+PAUSE(php_fpm)
+PAUSE(forking)
+PAUSE(postgres)
+
+/* --- a worker killed while it holds slots ------------------------------------------ */
+
+static int local_port(int fd)
+{
+    struct sockaddr_in me;
+    socklen_t len = sizeof me;
+    getsockname(fd, (struct sockaddr *) &me, &len);
+    return ntohs(me.sin_port);
+}
+
+/* The worker that holds exactly `want` of the served clients, or -1; *client
+ * gets one client held by a worker holding some other number. */
+static pid_t holding(const struct site *s, const struct clients *c, int want, int *client)
+{
+    pid_t pids[16];
+    int peers[16];
+    int n = servers_inside(s->port, pids, peers, 16);
+    *client = -1;
+    for (int i = 0; i < n && i < 16; i++) {
+        int same = 0;
+        for (int k = 0; k < n && k < 16; k++)
+            same += pids[k] == pids[i];
+        if (same == want)
+            return pids[i];
+        for (int k = 0; k < NCLIENTS; k++)
+            if (c->fd[k] >= 0 && c->served[k] && local_port(c->fd[k]) == peers[i])
+                *client = k;
+    }
+    return -1;
+}
+
+static int connect_one(struct clients *c, int port, const char *request)
+{
+    int i = 0;
+    while (i < NCLIENTS && (c->fd[i] >= 0 || c->served[i]))
+        i++;
+    cr_assert_lt(i, NCLIENTS);
+    c->fd[i] = t_connect(port);
+    cr_assert_geq(c->fd[i], 0);
+    cr_assert_eq(send(c->fd[i], request, strlen(request), MSG_NOSIGNAL), (ssize_t) strlen(request));
+    return i;
+}
+
+Test(service, nginx_worker_killed, .timeout = 60)
+{
+    const struct server *sv = &srv_nginx_workers;
+    struct site s;
+    servers_make_site(&s, sv);
+    servers_start(&s, host_settings(false), true);
+    struct clients c;
+    memset(&c, 0, sizeof c);
+    for (int i = 0; i < NCLIENTS; i++)
+        c.fd[i] = -1;
+    for (int i = 0; i < LIMIT; i++) {
+        connect_one(&c, s.port, sv->request);
+        cr_assert_eq(clients_collect(&c, i + 1, 5000, sv->answer), i + 1);
+    }
+    /* Which worker takes a connection is the kernel's choice: move clients
+     * (close one, another comes) until one worker holds exactly 2. */
+    pid_t victim = -1;
+    for (int tries = 0; tries < 40 && victim < 0; tries++) {
+        int client;
+        victim = holding(&s, &c, 2, &client);
+        if (victim >= 0 || client < 0)
+            continue;
+        close(c.fd[client]);
+        c.fd[client] = -1;
+        connect_one(&c, s.port, sv->request);
+        int target = c.nserved + 1;
+        cr_assert_eq(clients_collect(&c, target, 5000, sv->answer), target);
+        t_sleep_ms(20);   /* until ss shows it */
+    }
+    cr_assert_geq(victim, 0, "no worker came to hold exactly 2 of the 4 clients");
+    int served = c.nserved;
+    for (int i = 0; i < 3; i++)
+        connect_one(&c, s.port, sv->request);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 300, sv->answer), served,
+                 "%s: %d served over the limit before the kill", sv->name, c.nserved - served);
+    int queue = servers_accept_queue(s.port);
+    cr_assert_eq(queue, 3, "%s: accept queue %d", sv->name, queue);
+
+    uint64_t t0 = t_now_ms();
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    clients_collect(&c, served + 2, 2000, sv->answer);
+    uint64_t whole_ms = t_now_ms() - t0;
+    cr_assert_eq(c.nserved, served + 2, "%s: %d of the 2 slots came back after the kill", sv->name,
+                 c.nserved - served);
+    cr_assert_eq(clients_collect(&c, NCLIENTS, 300, sv->answer), served + 2,
+                 "%s: the kill let %d in, not 2", sv->name, c.nserved - served);
+    cr_log_info("%s: a worker killed holding 2 slots; the next 2 clients served %llu ms later",
+                sv->name, (unsigned long long) whole_ms);
+    cr_assert_leq(whole_ms, 100, "%s: the budget was whole again only %llu ms after the kill",
+                  sv->name, (unsigned long long) whole_ms);
+    clients_close_all(&c);
+    servers_stop(&s, NULL);
+}
