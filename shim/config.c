@@ -18,6 +18,7 @@ static const char *const conn_modes[] = { "pause", "shed", NULL };
 static const char *const conn_idles[] = { "hold", "free", NULL };
 static const char *const shed_kinds[] = { "http503", "http429", "close", "reset", NULL };
 static const char *const fs_scopes[] = { "process", "host", NULL };
+static const char *const conn_scopes[] = { "process", "host", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
 enum form { F_COUNT, F_SIZE, F_DURATION, F_BOOL, F_ENUM, F_PORTS, F_KEY, F_PATH, F_SECONDS };
@@ -44,6 +45,8 @@ static const struct setting settings[] = {
     D("SLUICE_SHED", F_ENUM, "http503, http429, close or reset", &sluice_cfg.shed, shed_kinds, "http503"),
     D("SLUICE_RETRY_AFTER", F_SECONDS, "whole seconds from 0 to 86400", &sluice_cfg.retry_after_s, NULL, "1"),
     S("SLUICE_BACKLOG", F_COUNT, "a whole number from 1 to 1000000", &sluice_cfg.backlog, NULL),
+    D("SLUICE_CONN_SCOPE", F_ENUM, "process or host", &sluice_cfg.conn_scope, conn_scopes, "process"),
+    D("SLUICE_CONN_KEY", F_KEY, "1 to 64 letters, digits, '.', '_' or '-'", sluice_cfg.conn_key, NULL, "default"),
     S("SLUICE_CONN_PORTS", F_PORTS, "a comma-separated list of ports, such as 8080,8443", NULL, NULL),
     S("SLUICE_WRITE_HIGH", F_SIZE, "a size in bytes below 2G, with K, M or G for powers of 1024, such as 64K", &sluice_cfg.write_high, NULL),
     S("SLUICE_WRITE_TIMEOUT", F_DURATION, "a duration such as 250ms, 2s or 1m (a plain number is seconds)", &sluice_cfg.write_timeout_ns, NULL),
@@ -170,6 +173,7 @@ void config_load(void)
     sluice_cfg.retry_after_s = 1;
     sluice_cfg.stats_interval_ns = 1000000000ULL;
     memcpy(sluice_cfg.fs_key, "default", sizeof "default");
+    memcpy(sluice_cfg.conn_key, "default", sizeof "default");
     check_only = getenv(CHECK_ONLY_VAR) != NULL;
 
     /* Strictness and the log level first: they decide what the others' messages do. */
@@ -185,7 +189,7 @@ void config_load(void)
             sluice_cfg.log_level = (enum log_level) level;
     }
     log_set_level(sluice_cfg.log_level);
-    const char *bad_key = NULL;
+    const char *bad_key = NULL, *bad_conn_key = NULL;
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *st = &settings[i];
         if (strcmp(st->name, "SLUICE_STRICT") == 0 || strcmp(st->name, "SLUICE_LOG") == 0)
@@ -195,6 +199,8 @@ void config_load(void)
             continue;
         if (st->target == sluice_cfg.fs_key)
             bad_key = v;    /* what it means depends on the scope: below */
+        else if (st->target == sluice_cfg.conn_key)
+            bad_conn_key = v;
         else
             complain(st->name, v, st->accepted, st->dflt, NULL);
     }
@@ -209,6 +215,17 @@ void config_load(void)
         } else {
             complain("SLUICE_FS_KEY", bad_key, accepted, NULL,
                      "it stays unused (it names a budget only with SLUICE_FS_SCOPE=host)");
+        }
+    }
+    if (bad_conn_key != NULL) {
+        const char *accepted = "1 to 64 letters, digits, '.', '_' or '-'";
+        if (sluice_cfg.conn_scope == CONN_SCOPE_HOST && sluice_cfg.conn_max != 0) {
+            sluice_cfg.conn_max = 0;
+            complain("SLUICE_CONN_KEY", bad_conn_key, accepted, NULL,
+                     "the connection limit stays off in this process rather than share the 'default' budget");
+        } else {
+            complain("SLUICE_CONN_KEY", bad_conn_key, accepted, NULL,
+                     "it stays unused (it names a budget only with SLUICE_CONN_SCOPE=host)");
         }
     }
     /* A misspelt name is bad input too: it would silently leave a gate off. */

@@ -13,6 +13,7 @@ enum conn_mode { CONN_PAUSE = 0, CONN_SHED };
 enum conn_idle { CONN_IDLE_HOLD = 0, CONN_IDLE_FREE };
 enum shed_kind { SHED_HTTP503 = 0, SHED_HTTP429, SHED_CLOSE, SHED_RESET };
 enum fs_scope { FS_SCOPE_PROCESS = 0, FS_SCOPE_HOST };
+enum conn_scope { CONN_SCOPE_PROCESS = 0, CONN_SCOPE_HOST };
 
 #define SLUICE_MAX_PORTS 64
 #define SLUICE_PATH_MAX 4096
@@ -28,6 +29,8 @@ struct sluice_config {
     uint32_t backlog;                /* SLUICE_BACKLOG */
     uint16_t ports[SLUICE_MAX_PORTS];/* SLUICE_CONN_PORTS */
     uint32_t nports;                 /* 0: every TCP and UNIX stream listener */
+    enum conn_scope conn_scope;      /* SLUICE_CONN_SCOPE */
+    char conn_key[SLUICE_KEY_MAX];   /* SLUICE_CONN_KEY (default "default") */
 
     uint64_t write_high;             /* SLUICE_WRITE_HIGH, bytes */
     uint64_t write_timeout_ns;       /* SLUICE_WRITE_TIMEOUT */
@@ -49,8 +52,8 @@ extern struct sluice_config sluice_cfg SLUICE_INTERNAL;
 
 /* Parses the environment into sluice_cfg. Allocates nothing (it may run before
  * malloc is ready, inside another library's constructor). Each bad value gets one
- * stderr line and stays off, or keeps its default (a bad SLUICE_FS_KEY with host
- * scope turns the filesystem gate off); a misspelt SLUICE_* name gets a line too.
+ * stderr line and stays off, or keeps its default (a bad SLUICE_FS_KEY or
+ * SLUICE_CONN_KEY with host scope turns that gate off); a misspelt SLUICE_* name gets a line too.
  * With SLUICE_STRICT=1 either makes the process exit with status 2. */
 void config_load(void) SLUICE_INTERNAL;
 

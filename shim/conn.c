@@ -222,13 +222,21 @@ void conn_init(void)
             if (most > conns)
                 conns = (uint32_t) most;
         }
-        if ((sluice_cfg.conn_idle == CONN_IDLE_FREE && idle_init(conns) != 0)
-            || slots_init(nslots, conns) != 0)
+        if (sluice_cfg.conn_idle == CONN_IDLE_FREE && idle_init(conns) != 0)
+            log_error("cannot allocate %u connection slots: the connection limit is off", nslots);
+        else if (sluice_cfg.conn_scope == CONN_SCOPE_HOST)
+            (void) slots_init_host(nslots, sluice_cfg.conn_key, conns);   /* says why if not */
+        else if (slots_init(nslots, conns) != 0)
             log_error("cannot allocate %u connection slots: the connection limit is off", nslots);
     }
     fdtab_hook_conn(conn_governs, conn_release, conn_addref);
     pause_init();
     shed_init();
+}
+
+void conn_atfork_prepare(void)
+{
+    slots_atfork_prepare();
 }
 
 void conn_atfork_child(void)

@@ -17,6 +17,8 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
 int conn_listen(int fd, int backlog) SLUICE_INTERNAL;
 /* Whether listener fd is governed (SLUICE_CONN_PORTS). */
 bool conn_governs(int fd) SLUICE_INTERNAL;
+/* Before fork (host scope): held connections are marked as crossing it. */
+void conn_atfork_prepare(void) SLUICE_INTERNAL;
 void conn_atfork_child(void) SLUICE_INTERNAL;
 
 #endif

@@ -5,7 +5,7 @@
  *
  * Claiming a record, waiting and recovery are under a robust, process-shared
  * mutex. A waiter that has waited 50 ms checks the records: the tokens of a
- * process that is gone (see alive()) are subtracted from the count. If it died
+ * process that is gone (see fshost_alive()) are subtracted from the count. If it died
  * between its two updates (its record says a thread was inside), its share is
  * ambiguous by one: then a recount raises a flag that sends every operation to
  * the lock, waits for the live processes' "inside" counts to fall to zero, and
@@ -49,7 +49,7 @@ void fshost_broken(const char *what)
 
 /* Field 22 of /proc/PID/stat: when the process started (0 if unreadable);
  * *state gets field 3 (R, S, T for stopped, t for a tracing stop...). */
-static uint64_t start_time(int32_t pid, char *state)
+uint64_t fshost_start_time(int32_t pid, char *state)
 {
     char path[64], buf[1024];
     *state = '?';
@@ -80,7 +80,7 @@ static uint64_t start_time(int32_t pid, char *state)
  *     its tokens come back early (the budget is exceeded for a while; nothing
  *     is lost for good), which is safer than a recycled pid holding tokens for
  *     ever. */
-static bool alive(int32_t pid, uint64_t start, bool *stopped)
+bool fshost_alive(int32_t pid, uint64_t start, bool *stopped)
 {
     *stopped = false;
     if (pid <= 0)
@@ -92,7 +92,7 @@ static bool alive(int32_t pid, uint64_t start, bool *stopped)
     if (k != 0 && kerr == ESRCH)
         return false;
     char state;
-    uint64_t now_start = start_time(pid, &state);
+    uint64_t now_start = fshost_start_time(pid, &state);
     *stopped = state == 'T' || state == 't';
     if (now_start != 0)
         return start == 0 || now_start == start;
@@ -104,7 +104,7 @@ void fshost_know_myself(void)
     if (fshost_my_pid != 0)
         return;
     char state;
-    fshost_my_start = start_time(getpid(), &state);
+    fshost_my_start = fshost_start_time(getpid(), &state);
     fshost_my_pid = (int32_t) getpid();
     atomic_store(&fshost_me, NULL);
 }
@@ -144,17 +144,9 @@ void fshost_wake_waiters(void)
 
 int fshost_lock(void)
 {
-    int r = pthread_mutex_trylock(&fshost_st->lock);
-    if (r == EBUSY) {
-        struct timespec ts;
-        uint64_t deadline = sys_mono_ns() + FSHOST_LOCK_BOUND_NS;
-        ts.tv_sec = (time_t) (deadline / 1000000000u);
-        ts.tv_nsec = (long) (deadline % 1000000000u);
-        r = pthread_mutex_clocklock(&fshost_st->lock, CLOCK_MONOTONIC, &ts);
-    }
+    int r = hostfile_lock(&fshost_st->lock);
     if (r == EOWNERDEAD) {
         /* Its holder died inside: the tables may be half-updated. */
-        pthread_mutex_consistent(&fshost_st->lock);
         atomic_store(&fshost_st->recount, 0);
         fshost_reap();
         return 0;
@@ -192,7 +184,7 @@ static void recount(void)
         struct fshost_holder *h = &fshost_st->holders[i];
         while (atomic_load(&h->pid) != 0 && HOST_HIGH(atomic_load(&h->word)) != 0) {
             bool stopped;
-            if (!alive(atomic_load(&h->pid), h->start, &stopped))
+            if (!fshost_alive(atomic_load(&h->pid), h->start, &stopped))
                 break;
             if (sys_mono_ns() >= deadline) {
                 quiet = false;            /* a member stopped inside: subtract instead */
@@ -208,7 +200,7 @@ static void recount(void)
         bool stopped;
         if (pid == 0)
             continue;
-        if (!alive(pid, h->start, &stopped)) {
+        if (!fshost_alive(pid, h->start, &stopped)) {
             if (!quiet)
                 fshost_count_sub_in_use(HOST_LOW(atomic_load(&h->word)));
             fshost_free_record(h);
@@ -230,7 +222,7 @@ void fshost_reap(void)
         struct fshost_holder *h = &fshost_st->holders[i];
         int32_t pid = atomic_load(&h->pid);
         bool stopped;
-        if (pid == 0 || alive(pid, h->start, &stopped))
+        if (pid == 0 || fshost_alive(pid, h->start, &stopped))
             continue;
         uint64_t w = atomic_load(&h->word);
         if (HOST_HIGH(w) != 0) {
@@ -246,7 +238,7 @@ void fshost_reap(void)
         if (w->pid == 0)
             continue;
         bool stopped;
-        if (!alive(w->pid, w->start, &stopped)) {
+        if (!fshost_alive(w->pid, w->start, &stopped)) {
             w->pid = 0;
         } else {
             /* A stopped waiter keeps its place but must not hold up the line. */

@@ -21,6 +21,12 @@ void fshost_broken(const char *what) SLUICE_INTERNAL;
 /* Notes this process's pid and start time (again after a fork). */
 void fshost_know_myself(void) SLUICE_INTERNAL;
 
+/* Whether pid is still the process that started at start (clock ticks after
+ * boot, field 22 of /proc/PID/stat; 0: unknown); *stopped: it is stopped now. */
+bool fshost_alive(int32_t pid, uint64_t start, bool *stopped) SLUICE_INTERNAL;
+/* pid's start time (0 if unreadable); *state gets its state letter. */
+uint64_t fshost_start_time(int32_t pid, char *state) SLUICE_INTERNAL;
+
 /* The count word. */
 void fshost_count_sub_in_use(uint32_t n) SLUICE_INTERNAL;
 void fshost_wake_waiters(void) SLUICE_INTERNAL;

@@ -234,6 +234,16 @@ static void idle_dispatch(void)
     }
 }
 
+bool idle_queued(void)
+{
+    return wq != NULL && atomic_load(&wq_head) != atomic_load(&wq_tail);
+}
+
+void idle_serve(void)
+{
+    idle_dispatch();
+}
+
 /* Refuses input on idle connection cid for want of a slot: hidden and queued. */
 static void enqueue(uint32_t cid, struct conn *c, int fd)
 {

@@ -26,6 +26,10 @@ static inline bool idle_on(void)
  * of freed slots and connections from the slot pool (slots.h). */
 int idle_init(uint32_t conns) SLUICE_INTERNAL;
 void idle_atfork_child(void) SLUICE_INTERNAL;
+/* Whether idle connections wait for a slot; serve them with free slots (host
+ * scope: a slot freed by another process). */
+bool idle_queued(void) SLUICE_INTERNAL;
+void idle_serve(void) SLUICE_INTERNAL;
 
 /* Around the program's input and output on a connection (gate.c); e is fd's
  * entry, looked up once for the call. */

@@ -24,6 +24,12 @@
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static __thread int starting_here;
 
+static void atfork_prepare(void)
+{
+    if (gates_on() & GATE_CONN)
+        conn_atfork_prepare();
+}
+
 static void atfork_child(void)
 {
     fdtab_atfork_child();
@@ -57,7 +63,7 @@ static void start(void)
         fsgate_init();
     STAT_SET(conn_limit, sluice_cfg.conn_max);
     STAT_SET(fs_limit, sluice_cfg.fs_max);
-    pthread_atfork(NULL, NULL, atfork_child);
+    pthread_atfork(atfork_prepare, NULL, atfork_child);
     atomic_store_explicit(&sluice_gates, gates, memory_order_release);
     starting_here = 0;
     errno = saved;

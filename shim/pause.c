@@ -9,7 +9,16 @@
  * sluice's thread (shed.c) calls pause_tick at least once a second: while
  * paused it re-checks that each descriptor holding a slot is still the socket
  * it was (a close sluice did not see must not pause the program forever), and
- * keeps the paused time current. */
+ * keeps the paused time current.
+ *
+ * Host scope (one budget for several processes): a process learns that the
+ * budget filled when its own accept finds it full (slots.c then syncs the
+ * pause before the accept answers EAGAIN). While paused, or while idle
+ * connections of its own wait for a slot, its sluice thread sleeps on the
+ * budget as one of its sleepers (park): a release anywhere wakes exactly one
+ * sleeper, whose process unhides its listeners (or serves its idle queue). If
+ * the slot is still unused a little later (nothing was queued for this
+ * process: SO_REUSEPORT gives each its own backlog), it wakes the next. */
 #include "pause.h"
 
 #include <stdatomic.h>
@@ -20,6 +29,7 @@
 
 #include "config.h"
 #include "fdtab.h"
+#include "idle.h"
 #include "log.h"
 #include "overlay.h"
 #include "shed.h"
@@ -29,6 +39,8 @@
 
 #define MAX_LISTENERS 64
 #define RECHECK_MS 1000
+#define PASS_ON_NS 20000000u    /* a woken process that leaves the slot this long passes it on */
+#define WATCH_TICK_MS 20        /* sluice's thread's tick while forked connections are watched */
 
 static _Atomic int listeners[MAX_LISTENERS];   /* governed listener fd + 1 */
 
@@ -71,8 +83,12 @@ static void recheck(void)
     }
 }
 
+static void sync_pause(void);
+
 static void pause_tick(uint64_t now)
 {
+    if (slots_host_tick(now))
+        gate_thread_tick_within(WATCH_TICK_MS);
     if (last_recheck == 0)
         last_recheck = now;
     if (atomic_load(&paused_flag) && now - last_recheck >= RECHECK_MS * 1000000ull) {
@@ -185,6 +201,36 @@ void pause_settle_before_wait(void)
     (void) settle();
 }
 
+/* Host scope, on sluice's thread before each wait for events: while paused,
+ * or while idle connections wait for a slot, sleep as one of the budget's
+ * sleepers instead. True: it slept. */
+static bool park(uint64_t now)
+{
+    (void) now;
+    bool paused = atomic_load(&paused_flag) && sluice_cfg.conn_mode == CONN_PAUSE;
+    if (!paused && !idle_queued())
+        return false;
+    slots_host_sleep(0);
+    if (!slots_any_free())
+        return true;
+    idle_serve();
+    sync_pause();
+    if (paused && !atomic_load(&paused_flag)) {
+        /* Shown again: if nobody here takes the slot soon, the next sleeper may. */
+        static _Atomic uint32_t never;
+        sys_futex_wait(&never, 0, sys_mono_ns() + PASS_ON_NS, true);
+        slots_host_pass_on();
+    }
+    return true;
+}
+
+/* This process left a forked connection to be watched: look soon. */
+static void watch_soon(void)
+{
+    gate_thread_tick_within(WATCH_TICK_MS);
+    gate_thread_kick();
+}
+
 /* Someone waits for a slot: the thread re-checks held slots meanwhile. */
 static void slot_waiting(void)
 {
@@ -211,6 +257,10 @@ void pause_init(void)
 {
     slots_hook_pause(sync_pause, slot_waiting);
     gate_thread_on_tick(pause_tick);
+    if (slots_host()) {
+        gate_thread_on_park(park);
+        slots_hook_watched(watch_soon);
+    }
 }
 
 void pause_atfork_child(void)

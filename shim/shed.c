@@ -22,7 +22,9 @@
  * timeout is the head's and expiry pops from the head, with no scan.
  *
  * The thread (started the first time it is needed, all signals blocked) also
- * does the pause's periodic work (gate_thread_on_tick), at least once a second. */
+ * does the pause's periodic work (gate_thread_on_tick), at least once a second.
+ * In host scope, while its process is paused, it sleeps on the shared budget
+ * instead (gate_thread_on_park), looking at its own events between sleeps. */
 #include "real.h"
 
 #include "shed.h"
@@ -55,6 +57,8 @@ static _Atomic long nofile_limit;       /* RLIMIT_NOFILE's soft limit */
 static _Atomic int thread_state;        /* 0 none, 1 starting (or failed), 2 running */
 static _Atomic int thread_epfd = -1, thread_efd = -1;
 static void (*_Atomic on_tick)(uint64_t now_ns);   /* the pause's periodic work */
+static bool (*_Atomic on_park)(uint64_t now_ns);   /* host scope: sleeps on the budget */
+static _Atomic int tick_within_ms;      /* the next tick is wanted this soon (0: no wish) */
 static _Atomic int handoff[SHED_CAP];   /* shed socket + 1, waiting for the thread */
 static _Atomic unsigned handoff_next;   /* where the next hand-off starts looking */
 static _Atomic int shed_held;           /* shed sockets handed off, not yet closed */
@@ -198,9 +202,16 @@ static void *gate_thread(void *arg)
             if (ms < timeout)
                 timeout = ms;
         }
+        int soon = atomic_exchange(&tick_within_ms, 0);
+        if (soon > 0 && soon < timeout)
+            timeout = soon;
+        /* Parked (slept on the shared budget already): only look at events. */
+        bool (*park)(uint64_t) = atomic_load_explicit(&on_park, memory_order_acquire);
+        if (park != NULL && live_head < 0 && park(now))
+            timeout = 0;
         struct epoll_event evs[64];
         int n = REAL(epoll_wait)(epfd, evs, 64, timeout);
-        if (n == 0)
+        if (n == 0 && timeout != 0)
             threads_exit_if_only_ours();
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u64 == UINT64_MAX) {
@@ -230,6 +241,18 @@ static void *gate_thread(void *arg)
 void gate_thread_on_tick(void (*fn)(uint64_t now_ns))
 {
     atomic_store_explicit(&on_tick, fn, memory_order_release);
+}
+
+void gate_thread_on_park(bool (*fn)(uint64_t now_ns))
+{
+    atomic_store_explicit(&on_park, fn, memory_order_release);
+}
+
+void gate_thread_tick_within(int ms)
+{
+    int cur = atomic_load(&tick_within_ms);
+    while ((cur == 0 || ms < cur) && !atomic_compare_exchange_weak(&tick_within_ms, &cur, ms))
+        ;
 }
 
 void gate_thread_ensure(void)

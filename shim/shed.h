@@ -3,6 +3,7 @@
 #ifndef SLUICE_SHED_H
 #define SLUICE_SHED_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "common.h"
 
@@ -22,5 +23,10 @@ void shed_atfork_child(void) SLUICE_INTERNAL;
 /* fn runs on the thread each time it wakes, at least once a second (pause.c:
  * re-checks held slots while paused and keeps the paused time current). */
 void gate_thread_on_tick(void (*fn)(uint64_t now_ns)) SLUICE_INTERNAL;
+/* Host scope: fn runs on the thread before each wait for events; true: it has
+ * slept already (on the shared budget), so the thread only looks at events. */
+void gate_thread_on_park(bool (*fn)(uint64_t now_ns)) SLUICE_INTERNAL;
+/* The next tick is wanted within ms (the thread's next wait is that short). */
+void gate_thread_tick_within(int ms) SLUICE_INTERNAL;
 
 #endif

@@ -6,7 +6,14 @@
  * and a count of free ones, which is also the futex word blocking waiters
  * sleep on. Waiters are woken one per freed slot, oldest first (the kernel's
  * futex queue is FIFO). A freed slot wakes at once: the futex for blocking
- * waiters, the idle queue (hook), then the pause (hook) for listeners. */
+ * waiters, the idle queue (hook), then the pause (hook) for listeners.
+ *
+ * Host scope (SLUICE_CONN_SCOPE=host): the count of free slots and the choice
+ * of a slot are the shared budget's (connhost.c); this file keeps, for the
+ * slots this process holds, which connection holds each, and the hooks. A
+ * reserve that finds the budget full tells the pause (a listener still shown
+ * must be hidden before the accept answers EAGAIN: another process took the
+ * last slot), and blocking waiters sleep on the budget's shared wake word. */
 #include "slots.h"
 
 #include <pthread.h>
@@ -15,6 +22,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "connhost.h"
 #include "stats.h"
 #include "sys.h"
 
@@ -27,6 +35,7 @@ static _Atomic uint32_t free_slots;       /* futex word */
 static _Atomic uint32_t slot_hint;
 static _Atomic uint32_t slots_in_use;     /* busy slots bound to a connection */
 static _Atomic int slot_waiters;
+static bool host;                         /* the shared budget is the backend */
 
 static struct {
     void (*_Atomic slot_freed)(void);
@@ -70,8 +79,26 @@ int slots_init(uint32_t n, uint32_t conns)
     return 0;
 }
 
+int slots_init_host(uint32_t limit, const char *key, uint32_t conns)
+{
+    uint32_t n = 0;
+    if (connhost_init(limit, key, &n) != 0)
+        return -1;
+    if (slots_init(n, conns) != 0)
+        return -1;
+    host = true;
+    return 0;
+}
+
+bool slots_host(void)
+{
+    return host;
+}
+
 uint32_t slots_count(void)
 {
+    if (unlikely(host) && !connhost_usable())
+        return 0;
     return nslots;
 }
 
@@ -96,16 +123,38 @@ uint32_t slots_holder(uint32_t s)
 
 bool slots_any_free(void)
 {
+    if (unlikely(host))
+        return !connhost_usable() || connhost_in_use() < nslots;
     return atomic_load(&free_slots) != 0;
 }
 
 bool slots_full(void)
 {
+    if (unlikely(host))
+        return connhost_usable() && connhost_in_use() >= nslots;
     return atomic_load(&slots_in_use) >= nslots;
+}
+
+static int64_t reserve_host(void)
+{
+    int64_t s = connhost_reserve();
+    if (s < 0) {
+        /* Full, perhaps by another process's accept while our listeners were
+         * shown: hide them before the caller answers EAGAIN, or a
+         * level-triggered loop would be told again at once. */
+        void (*fullness)(void) = HOOK(fullness);
+        if (fullness != NULL)
+            fullness();
+        return -1;
+    }
+    atomic_store(&busy_slot[s], SLOT_RESERVED);
+    return s;
 }
 
 int64_t slots_reserve(void)
 {
+    if (unlikely(host))
+        return reserve_host();
     uint32_t f = atomic_load(&free_slots);
     do {
         if (f == 0)
@@ -131,6 +180,10 @@ void slots_bind(uint32_t s, uint32_t cid)
 void slots_untake(uint32_t s)
 {
     atomic_store(&busy_slot[s], 0);
+    if (unlikely(host)) {
+        connhost_untake(s);
+        return;
+    }
     atomic_fetch_add(&free_slots, 1);
     if (atomic_load(&slot_waiters) != 0)
         sys_futex_wake(&free_slots, 1, true);
@@ -147,7 +200,7 @@ int64_t slots_take(uint32_t cid)
 void slots_held(void)
 {
     STAT_ADD(conn_busy, 1);
-    if (atomic_fetch_add(&slots_in_use, 1) + 1 >= nslots) {
+    if (atomic_fetch_add(&slots_in_use, 1) + 1 >= nslots || (unlikely(host) && slots_full())) {
         void (*fullness)(void) = HOOK(fullness);
         if (fullness != NULL)
             fullness();
@@ -158,7 +211,12 @@ void slots_release(uint32_t s)
 {
     STAT_ADD(conn_busy, -1);
     uint32_t before = atomic_fetch_sub(&slots_in_use, 1);
-    slots_untake(s);
+    if (unlikely(host)) {
+        atomic_store(&busy_slot[s], 0);
+        before = connhost_untake(s);
+    } else {
+        slots_untake(s);
+    }
     /* Idle connections that asked first get it before the listeners wake. */
     void (*slot_freed)(void) = HOOK(slot_freed);
     if (slot_freed != NULL)
@@ -219,6 +277,19 @@ static void wait_cancelled(void *unused)
 
 static int sleep_for_slot(uint64_t deadline)
 {
+    if (unlikely(host)) {
+        /* On the budget's shared wake word, counted as a sleeper. */
+        while (!slots_any_free()) {
+            int r = connhost_sleep(deadline, true);
+            if (r == ETIMEDOUT) {
+                errno = EAGAIN;
+                return -1;
+            }
+            if (r == EINTR)
+                return -1;
+        }
+        return 0;
+    }
     while (atomic_load(&free_slots) == 0) {
         if (deadline != 0 && sys_mono_ns() >= deadline) {
             errno = EAGAIN;
@@ -262,8 +333,47 @@ int slots_wait(int fd)
     return r;
 }
 
+int slots_host_sleep(uint64_t deadline_ns)
+{
+    return host ? connhost_sleep(deadline_ns, false) : 0;
+}
+
+void slots_host_pass_on(void)
+{
+    if (host)
+        connhost_pass_on();
+}
+
+bool slots_host_tick(uint64_t now)
+{
+    return host && connhost_tick(now);
+}
+
+uint32_t slots_host_in_use(void)
+{
+    return host && connhost_usable() ? connhost_in_use() : 0;
+}
+
+void slots_hook_watched(void (*soon)(void))
+{
+    connhost_hook_watched(soon);
+}
+
+void slots_atfork_prepare(void)
+{
+    if (!host || !connhost_usable())
+        return;
+    for (uint32_t s = 0; s < nslots; s++) {
+        uint32_t v = slots_holder(s);
+        if (v != 0)
+            connhost_mark_forked(s, atomic_load(&objs[v - 1].fd));
+    }
+}
+
 void slots_atfork_child(void)
 {
+    if (host)
+        connhost_atfork_child();
     if (objs != NULL) {
         /* Zero pages again without touching the untouched ones. */
         madvise(objs, sizeof(struct conn) * cap, MADV_DONTNEED);

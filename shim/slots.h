@@ -80,4 +80,23 @@ void slots_hook_pause(void (*fullness)(void), void (*waiting)(void)) SLUICE_INTE
  * dropped the child's references). */
 void slots_atfork_child(void) SLUICE_INTERNAL;
 
+/* Host scope (connhost.c is the backend): the budget of key, shared by every
+ * process of this user that names it; nslots is its limit. 0, or -1 after one
+ * line (the gate stays off). */
+int slots_init_host(uint32_t limit, const char *key, uint32_t conns) SLUICE_INTERNAL;
+bool slots_host(void) SLUICE_INTERNAL;
+/* Sleeps as one of the budget's sleepers while it is full (bounded: 50 ms at
+ * most, checking who is alive on the way). 0: a slot may be free. */
+int slots_host_sleep(uint64_t deadline_ns) SLUICE_INTERNAL;
+/* A process woken for a slot it left unused wakes the next sleeper. */
+void slots_host_pass_on(void) SLUICE_INTERNAL;
+/* sluice's thread's periodic checks; true while watched slots remain. */
+bool slots_host_tick(uint64_t now) SLUICE_INTERNAL;
+/* The slots in use across the budget (stats). */
+uint32_t slots_host_in_use(void) SLUICE_INTERNAL;
+/* soon runs when this process leaves a forked connection to be watched. */
+void slots_hook_watched(void (*soon)(void)) SLUICE_INTERNAL;
+/* Before fork: connections held here are marked as crossing it. */
+void slots_atfork_prepare(void) SLUICE_INTERNAL;
+
 #endif

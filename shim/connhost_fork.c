@@ -1,0 +1,186 @@
+/* connhost_fork.c — host scope's connections that cross a fork.
+ *
+ * A fork-per-connection server accepts, forks, and closes its copy at once
+ * (Python's ForkingTCPServer, inetd-style servers, PostgreSQL's postmaster):
+ * the connection lives on in the child, which sluice never saw accept it. So
+ * at fork (pthread_atfork's prepare handler, in host scope only) each TCP
+ * connection this process holds a slot for is marked FORKED in the shared
+ * table, with its 4-tuple (getsockname, getpeername) and socket inode (fstat):
+ * system calls at fork only, and only for held connections. When its holder's
+ * last descriptor closes, or its holder dies, a FORKED slot is not freed but
+ * WATCHED: still counted. Watchers (any sleeping member's thread every
+ * CONNHOST_WATCH_NS, and the thread of the process that made it WATCHED, on
+ * its tick) ask the kernel about the socket with one exact NETLINK_SOCK_DIAG
+ * lookup by 4-tuple (no dump): once the last descriptor of a TCP socket is
+ * closed in every process, the kernel reports its inode as 0 (an orphan or
+ * TIME_WAIT socket) or no longer knows it (ENOENT); a different inode means the
+ * 4-tuple was reused by a new connection. Then the slot is freed.
+ *
+ * UNIX-socket connections have no 4-tuple to look up: they are not marked, and
+ * their slot is freed at their holder's last close, as in process scope. */
+#include "real.h"
+
+#include "connhost.h"
+
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "connhost_int.h"
+#include "log.h"
+
+static void (*_Atomic on_watched)(void);
+
+void connhost_hook_watched(void (*fn)(void))
+{
+    atomic_store_explicit(&on_watched, fn, memory_order_release);
+}
+
+void connhost_made_watched(void)
+{
+    void (*fn)(void) = atomic_load_explicit(&on_watched, memory_order_acquire);
+    if (fn != NULL)
+        fn();
+}
+
+/* Copies a socket address's IP and port into the entry's form. */
+static bool take_address(const struct sockaddr_storage *ss, uint16_t family, uint8_t addr[16],
+                         uint16_t *port)
+{
+    if (ss->ss_family != family)
+        return false;
+    memset(addr, 0, 16);
+    if (family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *) ss;
+        memcpy(addr, &in->sin_addr, 4);
+        *port = in->sin_port;
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) ss;
+        memcpy(addr, &in6->sin6_addr, 16);
+        *port = in6->sin6_port;
+    }
+    return true;
+}
+
+void connhost_mark_forked(uint32_t s, int fd)
+{
+    struct connhost_holder *h = atomic_load(&connhost_me);
+    if (h == NULL || !connhost_usable() || s >= connhost_limit())
+        return;
+    uint32_t me = (uint32_t) (h - connhost_st->holders) + 1;
+    struct connhost_slot *e = &connhost_st->slots[s];
+    uint32_t own = atomic_load(&e->own);
+    if (own != me)
+        return;   /* not ours, or FORKED already (its 4-tuple is known) */
+    int saved = errno;
+    struct sockaddr_storage l, r;
+    socklen_t llen = sizeof l, rlen = sizeof r;
+    struct stat sb;
+    if (getsockname(fd, (struct sockaddr *) &l, &llen) != 0
+        || (l.ss_family != AF_INET && l.ss_family != AF_INET6)
+        || getpeername(fd, (struct sockaddr *) &r, &rlen) != 0 || fstat(fd, &sb) != 0) {
+        errno = saved;
+        return;   /* not TCP, or no longer connected: freed at the last close here */
+    }
+    e->family = l.ss_family;
+    if (!take_address(&l, e->family, e->laddr, &e->lport)
+        || !take_address(&r, e->family, e->raddr, &e->rport)) {
+        errno = saved;
+        return;
+    }
+    e->ino = (uint64_t) sb.st_ino;
+    /* The fields before the flag: a watcher reads them after seeing it. */
+    atomic_compare_exchange_strong(&e->own, &own, own | CONNHOST_FORKED);
+    errno = saved;
+}
+
+/* --- the watch ---------------------------------------------------------------------- */
+
+enum socket_fate { SOCKET_LIVES, SOCKET_GONE, SOCKET_UNKNOWN };
+
+/* One exact lookup of entry e's socket. */
+static enum socket_fate look_up(int nl, const struct connhost_slot *e)
+{
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 req;
+    } q;
+    memset(&q, 0, sizeof q);
+    q.nlh.nlmsg_len = sizeof q;
+    q.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    q.nlh.nlmsg_flags = NLM_F_REQUEST;
+    q.req.sdiag_family = (uint8_t) e->family;
+    q.req.sdiag_protocol = IPPROTO_TCP;
+    q.req.idiag_states = ~0u;
+    q.req.id.idiag_sport = e->lport;
+    q.req.id.idiag_dport = e->rport;
+    memcpy(q.req.id.idiag_src, e->laddr, 16);
+    memcpy(q.req.id.idiag_dst, e->raddr, 16);
+    q.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+    q.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    if (REAL(sendto)(nl, &q, sizeof q, 0, (struct sockaddr *) &kernel, sizeof kernel) < 0)
+        return SOCKET_UNKNOWN;
+    union {
+        struct nlmsghdr nlh;
+        char bytes[8192];
+    } a;
+    ssize_t n = REAL(recv)(nl, &a, sizeof a, 0);
+    if (n < (ssize_t) sizeof(struct nlmsghdr))
+        return SOCKET_UNKNOWN;
+    if (a.nlh.nlmsg_type == NLMSG_ERROR) {
+        const struct nlmsgerr *err = NLMSG_DATA(&a.nlh);
+        return n >= (ssize_t) NLMSG_LENGTH(sizeof *err) && err->error == -ENOENT ? SOCKET_GONE
+                                                                                 : SOCKET_UNKNOWN;
+    }
+    if (a.nlh.nlmsg_type != SOCK_DIAG_BY_FAMILY
+        || n < (ssize_t) NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+        return SOCKET_UNKNOWN;
+    const struct inet_diag_msg *m = NLMSG_DATA(&a.nlh);
+    return m->idiag_inode == 0 || (uint64_t) m->idiag_inode != e->ino ? SOCKET_GONE : SOCKET_LIVES;
+}
+
+void connhost_watch(void)
+{
+    if (!connhost_usable())
+        return;
+    int saved = errno;
+    int nl = -1;
+    bool blind = false;
+    uint32_t freed = 0, limit = connhost_limit();
+    for (uint32_t s = 0; s < limit && atomic_load(&connhost_st->watched) != 0; s++) {
+        struct connhost_slot *e = &connhost_st->slots[s];
+        uint32_t own = atomic_load(&e->own);
+        if (own != (CONNHOST_FORKED | CONNHOST_WATCHED))
+            continue;
+        if (nl < 0 && !blind) {
+            nl = REAL(socket)(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+            if (nl < 0) {
+                static _Atomic int said;
+                blind = true;
+                if (!atomic_exchange(&said, 1))
+                    log_warn("SLUICE_CONN_SCOPE=host: cannot ask the kernel about sockets "
+                             "(NETLINK_SOCK_DIAG: %s); a connection handed to a forked child "
+                             "frees its slot when its parent closes it", strerror(errno));
+            }
+        }
+        enum socket_fate fate = blind ? SOCKET_GONE : look_up(nl, e);
+        if (fate == SOCKET_GONE && atomic_compare_exchange_strong(&e->own, &own, 0)) {
+            atomic_fetch_sub(&connhost_st->watched, 1);
+            connhost_count_sub(1);
+            freed++;
+        }
+    }
+    if (nl >= 0)
+        REAL(close)(nl);
+    uint64_t c = atomic_load(&connhost_st->count);
+    if (freed != 0 && CONNHOST_HIGH(c) != 0)
+        connhost_wake((int) freed);
+    errno = saved;
+}
