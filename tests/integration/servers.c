@@ -75,7 +75,7 @@ const char *servers_config(struct site *s, const char *name, const char *sendfil
     snprintf(upport, sizeof upport, "%d", s->upport);
     const char *keys[] = { "@DIR@", "@PORT@", "@UPPORT@", "@SENDFILE@", "@VARIANT@" };
     const char *values[] = { s->dir, port, upport, sendfile != NULL ? sendfile : "on",
-                             s->variant != NULL ? s->variant : "" };
+                             s->sv->variant != NULL ? s->sv->variant : "" };
     size_t o = 0;
     for (const char *p = text; *p != '\0' && o < sizeof out - 128;) {
         int k = 0;
@@ -171,9 +171,11 @@ static void setup_webrick(struct site *s)
     servers_arg(s, 2, "%d", s->port);
 }
 
-static void setup_puma(struct site *s)
+/* With -w variant (0 when not given: one process). */
+void servers_setup_puma(struct site *s)
 {
     const char *a[] = { "/usr/bin/puma", "-b", "", "-t", "4:4", "-e", "production", "--no-config",
+                        "-w", s->sv->variant != NULL ? s->sv->variant : "0",
                         servers_script("puma.ru"), NULL };
     servers_argv_of(s, a);
     servers_arg(s, 2, "tcp://127.0.0.1:%d", s->port);
@@ -221,11 +223,13 @@ static void setup_nginx_sendfile_off(struct site *s)
     setup_nginx_with(s, "off");
 }
 
-static void setup_uvicorn(struct site *s)
+/* With --workers N (variant; 1 when not given: one process). */
+void servers_setup_uvicorn(struct site *s)
 {
     const char *a[] = { PY, "-m", "uvicorn", "--loop", "uvloop", "--app-dir",
                         servers_script(""), "asgi_app:app", "--host", "127.0.0.1", "--port", "",
-                        "--timeout-keep-alive", "60", "--log-level", "warning", NULL };
+                        "--timeout-keep-alive", "60", "--log-level", "warning", "--workers",
+                        s->sv->variant != NULL ? s->sv->variant : "1", NULL };
     servers_argv_of(s, a);
     servers_arg(s, 11, "%d", s->port);
     snprintf(s->big_env, sizeof s->big_env, "SERVERS_BIG=%s", s->big);
@@ -259,35 +263,36 @@ static void prime_memcached(struct site *s)
 
 
 const struct server srv_node_http = { "node http", "/usr/bin/node", setup_node_http, HTTP_HI,
-    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0 };
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_node_net = { "node net", "/usr/bin/node", setup_node_net, "hi\n",
-    "hi\n", "big\n", "", false, false, NULL, 0, NULL, 0 };
+    "hi\n", "big\n", "", false, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_java_nio = { "java nio", "/usr/bin/javac", setup_java_nio, "hi\n",
-    "hi\n", "big\n", "", false, false, NULL, 0, NULL, 0 };
+    "hi\n", "big\n", "", false, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_java_http = { "java httpserver", "/usr/bin/javac", setup_java_http,
-    HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0 };
+    HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_webrick = { "webrick",
     "/usr/bin/ruby -e 'require \"webrick\"' >/dev/null 2>&1", setup_webrick, HTTP_HI,
-    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0 };
-const struct server srv_puma = { "puma", "/usr/bin/puma", setup_puma, HTTP_HI, "HTTP/1.1 200",
-    HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0 };
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
+const struct server srv_puma = { "puma", "/usr/bin/puma", servers_setup_puma, HTTP_HI,
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_lighttpd = { "lighttpd", "/usr/sbin/lighttpd", setup_lighttpd, HTTP_HI,
-    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0 };
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_haproxy = { "haproxy", "/usr/sbin/haproxy", setup_haproxy, HTTP_HI,
-    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, true, NULL, 0, NULL, 0 };
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, true, NULL, 0, NULL, 0, NULL };
 const struct server srv_memcached = { "memcached", "/usr/bin/memcached", setup_memcached,
-    "version\r\n", "VERSION ", "get big\r\n", "\r\n", false, false, prime_memcached, 0, NULL, 0 };
+    "version\r\n", "VERSION ", "get big\r\n", "\r\n", false, false, prime_memcached, 0, NULL, 0,
+    NULL };
 const struct server srv_nginx = { "nginx", "/usr/sbin/nginx", setup_nginx, HTTP_HI,
-    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0 };
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_nginx_sendfile_off = { "nginx sendfile off", "/usr/sbin/nginx",
     setup_nginx_sendfile_off, HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false,
-    NULL, 0, NULL, 0 };
+    NULL, 0, NULL, 0, NULL };
 const struct server srv_nginx_proxy = { "nginx proxy_pass", "/usr/sbin/nginx",
     setup_nginx_sendfile_off, HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/proxied/big"), "\r\n\r\n", true,
-    false, NULL, 0, NULL, 0 };
+    false, NULL, 0, NULL, 0, NULL };
 const struct server srv_uvicorn = { "uvicorn uvloop",
-    "/usr/lib/python3/dist-packages/uvloop/__init__.py", setup_uvicorn, HTTP_HI, "HTTP/1.1 200",
-    HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0 };
+    "/usr/lib/python3/dist-packages/uvloop/__init__.py", servers_setup_uvicorn, HTTP_HI,
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 
 /* --- starting and stopping one ------------------------------------------------ */
 
@@ -432,6 +437,8 @@ void servers_start(struct site *s, const char *const *settings, bool preload)
     for (int i = 0; settings != NULL && settings[i] != NULL && n < 7; i++)
         s->env[n++] = settings[i];
     s->proc = spawn(s->argv, s->env, preload);
+    if (s->stop_signal != 0)
+        leftovers_stop_with(&leftovers, s->proc.pid, s->stop_signal);
     s->output = calloc(1, sizeof *s->output);
     s->output->fds[0] = s->proc.out_fd;
     s->output->fds[1] = s->proc.err_fd;
@@ -501,7 +508,7 @@ int servers_stop(struct site *s, char **err)
 {
     int code = -1;
     if (s->proc.pid > 0) {
-        kill(s->proc.pid, SIGTERM);
+        kill(s->proc.pid, s->stop_signal != 0 ? s->stop_signal : SIGTERM);
         int status = t_wait(&s->proc, 10000);
         if (status != -1)
             code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

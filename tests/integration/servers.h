@@ -37,6 +37,8 @@ struct server {
     void (*setup_front)(struct site *);   /* a bare front (nginx) on port that the
                                              governed server, then on upport, sits behind */
     size_t request_len;       /* the request's length when it holds NUL bytes (0: strlen) */
+    const char *variant;      /* @VARIANT@ of its config (apache's MPM); for uvicorn,
+                                 how many workers */
 };
 
 struct site {
@@ -49,7 +51,7 @@ struct site {
     char args[20][256];
     const char *argv[24];
     const char *env[8];
-    const char *variant;      /* @VARIANT@ of its config (apache's MPM) */
+    int stop_signal;          /* what stops it at once (0: SIGTERM) */
     char front_args[8][256];
     const char *front_argv[10];
 };
@@ -71,6 +73,10 @@ void servers_arg(struct site *s, int i, const char *fmt, ...) __attribute__((for
 void servers_argv_of(struct site *s, const char *const *list);
 const char *servers_config(struct site *s, const char *name, const char *sendfile);
 const char *servers_script(const char *name);
+/* uvicorn on uvloop serving asgi_app.py with --workers variant, and puma
+ * serving puma.ru with -w variant. */
+void servers_setup_uvicorn(struct site *s);
+void servers_setup_puma(struct site *s);
 
 /* A fresh dir holding `hi` and the 16 MiB drain_gen stream (seed 42) as `big`;
  * skips the test if the server is not installed. */

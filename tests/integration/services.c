@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <glob.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,43 +45,11 @@ static void setup_gunicorn(struct site *s)
     servers_arg(s, 10, "127.0.0.1:%d", s->port);
 }
 
-static void setup_uvicorn_workers(struct site *s)
+static void setup_apache(struct site *s)
 {
-    const char *a[] = { PY, "-m", "uvicorn", "--workers", "2", "--app-dir", servers_script(""),
-                        "asgi_app:app", "--host", "127.0.0.1", "--port", "",
-                        "--timeout-keep-alive", "120", "--log-level", "warning", NULL };
-    servers_argv_of(s, a);
-    servers_arg(s, 11, "%d", s->port);
-    snprintf(s->big_env, sizeof s->big_env, "SERVERS_BIG=%s", s->big);
-    s->env[0] = s->big_env;
-}
-
-static void setup_puma_workers(struct site *s)
-{
-    const char *a[] = { "/usr/bin/puma", "-w", "2", "-t", "4:4", "-b", "", "-e", "production",
-                        "--no-config", servers_script("puma.ru"), NULL };
-    servers_argv_of(s, a);
-    servers_arg(s, 6, "tcp://127.0.0.1:%d", s->port);
-    snprintf(s->big_env, sizeof s->big_env, "SERVERS_BIG=%s", s->big);
-    s->env[0] = s->big_env;
-}
-
-static void setup_apache(struct site *s, const char *mpm)
-{
-    s->variant = mpm;
     const char *conf = servers_config(s, "apache.conf", NULL);
     const char *a[] = { "/usr/sbin/apache2", "-d", s->dir, "-f", conf, "-DFOREGROUND", NULL };
     servers_argv_of(s, a);
-}
-
-static void setup_apache_event(struct site *s)
-{
-    setup_apache(s, "event");
-}
-
-static void setup_apache_prefork(struct site *s)
-{
-    setup_apache(s, "prefork");
 }
 
 /* php-fpm on upport; nginx (bare) in front of it on port. */
@@ -143,9 +112,12 @@ static void setup_postgres(struct site *s)
     const char *a[] = { "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", bin,
                         "-D", data, "-k", sock, "-p", "", "-c", "listen_addresses=127.0.0.1",
                         "-c", "max_connections=64", "-c", "fsync=off", "-c",
-                        "shared_buffers=16MB", NULL };
+                        "shared_buffers=16MB", "-c", "dynamic_shared_memory_type=mmap", NULL };
     servers_argv_of(s, a);
     servers_arg(s, 10, "%d", s->port);
+    /* A fast shutdown: SIGTERM would wait for every session to end. The
+     * dynamic shared memory lives in the data dir, removed with it. */
+    s->stop_signal = SIGINT;
 }
 
 /* The startup message of protocol 3.0 (user and database postgres): trust
@@ -160,17 +132,18 @@ const struct server srv_gunicorn = { .name = "gunicorn -w 3 gthread", .needs = "
     .setup = setup_gunicorn, .request = HTTP_HI, .answer = "HTTP/1.1 200", .http = true,
     .processes = 4 };
 const struct server srv_uvicorn_workers = { .name = "uvicorn --workers 2",
-    .needs = "/usr/lib/python3/dist-packages/uvloop/__init__.py", .setup = setup_uvicorn_workers,
-    .request = HTTP_HI, .answer = "HTTP/1.1 200", .http = true, .processes = 3 };
+    .needs = "/usr/lib/python3/dist-packages/uvloop/__init__.py",
+    .setup = servers_setup_uvicorn, .variant = "2", .request = HTTP_HI,
+    .answer = "HTTP/1.1 200", .http = true, .processes = 3 };
 const struct server srv_puma_workers = { .name = "puma -w 2", .needs = "/usr/bin/puma",
-    .setup = setup_puma_workers, .request = HTTP_HI, .answer = "HTTP/1.1 200", .http = true,
-    .processes = 3 };
+    .setup = servers_setup_puma, .variant = "2", .request = HTTP_HI, .answer = "HTTP/1.1 200",
+    .http = true, .processes = 3 };
 const struct server srv_apache_event = { .name = "apache mpm_event", .needs = "/usr/sbin/apache2",
-    .setup = setup_apache_event, .request = HTTP_HI, .answer = "HTTP/1.1 200", .http = true,
-    .processes = 4 };
+    .setup = setup_apache, .variant = "event", .request = HTTP_HI, .answer = "HTTP/1.1 200",
+    .http = true, .processes = 4 };
 const struct server srv_apache_prefork = { .name = "apache mpm_prefork",
-    .needs = "/usr/sbin/apache2", .setup = setup_apache_prefork, .request = HTTP_HI,
-    .answer = "HTTP/1.1 200", .http = true, .processes = 6 };
+    .needs = "/usr/sbin/apache2", .setup = setup_apache, .variant = "prefork",
+    .request = HTTP_HI, .answer = "HTTP/1.1 200", .http = true, .processes = 6 };
 const struct server srv_php_fpm = { .name = "php-fpm behind nginx",
     .needs = "ls /usr/sbin/php-fpm* >/dev/null 2>&1", .setup = setup_php_fpm,
     .request = HTTP_HOLD, .answer = "HTTP/1.1 200", .http = true, .processes = 9,

@@ -11,7 +11,9 @@
  *          each of 12 more gets a whole 503: no 503 while the service holds
  *          fewer than 4, and none admitted beyond them;
  *   a worker killed (SIGKILL) while it holds 2 slots: the 2 clients waiting
- *          next are served within 100 ms, and no third.
+ *          next are served within 100 ms, and no third;
+ *   a fork-per-connection child that exits without closing its connection
+ *          gives its slot back; two services with different keys do not share.
  * How each holds: an HTTP answer on a connection kept alive (the client does
  * not close); php-fpm's request holds its worker until the client leaves
  * (hold.php); ForkingTCPServer's child holds the connection until the client
@@ -21,6 +23,7 @@
  * www-data), php-fpm (8 static workers) behind a bare nginx over TCP,
  * socketserver.ForkingTCPServer, PostgreSQL (one backend per connection). */
 #include <criterion/criterion.h>
+#include <glob.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +33,21 @@
 
 #include "servers.h"
 
-TestSuite(service, .fini = servers_leave_nothing_behind);
+/* What a test started and made, and the budget's files of this run's keys
+ * (the service's users' own: root's, postgres's), which outlive the service. */
+static void leave_nothing_behind(void)
+{
+    servers_leave_nothing_behind();
+    char pattern[96];
+    snprintf(pattern, sizeof pattern, "/dev/shm/sluice-*/conn-service-%d*", (int) getpid());
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+    globfree(&g);
+}
+
+TestSuite(service, .fini = leave_nothing_behind);
 
 /* A key no other run (another checkout's tests) can share. */
 static const char *const *host_settings(bool shed)
@@ -50,10 +67,10 @@ static const char *const *host_settings(bool shed)
     return settings;
 }
 
-#define PAUSE(var) \
-    Test(service, var##_pause, .timeout = 60) { servers_pause_gate(&srv_##var, host_settings(false)); }
-#define SHED(var) \
-    Test(service, var##_shed, .timeout = 60) { servers_shed_gate(&srv_##var, host_settings(true)); }
+#define PAUSE(var) Test(service, var##_pause, .timeout = 60) \
+    { servers_pause_gate(&srv_##var, host_settings(false)); }
+#define SHED(var) Test(service, var##_shed, .timeout = 60) \
+    { servers_shed_gate(&srv_##var, host_settings(true)); }
 
 PAUSE(nginx_workers) SHED(nginx_workers)
 PAUSE(gunicorn) SHED(gunicorn)
@@ -160,4 +177,80 @@ Test(service, nginx_worker_killed, .timeout = 60)
                   sv->name, (unsigned long long) whole_ms);
     clients_close_all(&c);
     servers_stop(&s, NULL);
+}
+
+/* --- fork-per-connection children that exit; two keys ------------------------------ */
+
+/* Connects n clients sending request; the first of them is c->fd[first]. */
+static void connect_n(struct clients *c, int port, const char *request, int n)
+{
+    for (int i = 0; i < n; i++)
+        connect_one(c, port, request);
+}
+
+static void no_clients(struct clients *c)
+{
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < NCLIENTS; i++)
+        c->fd[i] = -1;
+}
+
+Test(service, forking_child_exiting_without_close_frees_its_slot, .timeout = 60)
+{
+    const struct server *sv = &srv_forking;
+    struct site s;
+    servers_make_site(&s, sv);
+    servers_start(&s, host_settings(false), true);
+    /* 12 children answer and exit without closing, 4 at a time at most: each
+     * slot must come back for the next to be answered. */
+    struct clients gone;
+    no_clients(&gone);
+    uint64_t t0 = t_now_ms();
+    connect_n(&gone, s.port, "exit\n", 3 * LIMIT);
+    cr_assert_eq(clients_collect(&gone, 3 * LIMIT, 10000, "bye\n"), 3 * LIMIT,
+                 "%s: %d of %d children that exited were answered", sv->name, gone.nserved,
+                 3 * LIMIT);
+    uint64_t all_ms = t_now_ms() - t0;
+    /* The budget is whole, and still a budget: 4 held, the 5th waits. */
+    struct clients c;
+    no_clients(&c);
+    connect_n(&c, s.port, sv->request, LIMIT + 1);
+    cr_assert_geq(clients_collect(&c, LIMIT, 5000, sv->answer), LIMIT,
+                  "%s: after the exits only %d served", sv->name, c.nserved);
+    cr_assert_eq(clients_collect(&c, LIMIT + 1, 500, sv->answer), LIMIT,
+                 "%s: %d served at once after the exits", sv->name, c.nserved);
+    cr_log_info("%s: 12 children exited without closing, answered in %llu ms; then %d held and "
+                "1 waiting", sv->name, (unsigned long long) all_ms, c.nserved);
+    clients_close_all(&gone);
+    clients_close_all(&c);
+    servers_stop(&s, NULL);
+}
+
+Test(service, two_keys_do_not_share, .timeout = 60)
+{
+    const struct server *sv = &srv_forking;
+    struct site a, b;
+    servers_make_site(&a, sv);
+    servers_make_site(&b, sv);
+    char key_b[64];
+    snprintf(key_b, sizeof key_b, "SLUICE_CONN_KEY=service-%d-b", (int) getpid());
+    const char *settings_b[] = { "SLUICE_CONN_MAX=4", "SLUICE_CONN_SCOPE=host", key_b, NULL };
+    servers_start(&a, host_settings(false), true);
+    servers_start(&b, settings_b, true);
+    struct clients ca, cb;
+    no_clients(&ca);
+    no_clients(&cb);
+    connect_n(&ca, a.port, sv->request, 2 * LIMIT);
+    connect_n(&cb, b.port, sv->request, 2 * LIMIT);
+    clients_collect(&ca, LIMIT, 5000, sv->answer);
+    clients_collect(&cb, LIMIT, 5000, sv->answer);
+    clients_collect(&ca, 2 * LIMIT, 300, sv->answer);
+    clients_collect(&cb, 2 * LIMIT, 300, sv->answer);
+    cr_log_info("%s, two keys: %d and %d served", sv->name, ca.nserved, cb.nserved);
+    cr_assert_eq(ca.nserved, LIMIT, "%s with the first key: %d served", sv->name, ca.nserved);
+    cr_assert_eq(cb.nserved, LIMIT, "%s with the second key: %d served", sv->name, cb.nserved);
+    clients_close_all(&ca);
+    clients_close_all(&cb);
+    servers_stop(&a, NULL);
+    servers_stop(&b, NULL);
 }
