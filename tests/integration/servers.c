@@ -53,8 +53,10 @@ void servers_arg(struct site *s, int i, const char *fmt, ...)
 void servers_argv_of(struct site *s, const char *const *list)
 {
     int i = 0;
-    for (; list[i] != NULL; i++)
+    for (; list[i] != NULL; i++) {
+        cr_assert_lt(i, (int) (sizeof s->args / sizeof s->args[0]), "too many arguments");
         servers_arg(s, i, "%s", list[i]);
+    }
     s->argv[i] = NULL;
 }
 
@@ -444,7 +446,12 @@ void servers_start(struct site *s, const char *const *settings, bool preload)
     s->output->fds[1] = s->proc.err_fd;
     cr_assert_eq(pthread_create(&s->output->thread, NULL, read_output, s->output), 0);
     int governed = servers_governed_port(s);
-    cr_assert(wait_listening(governed, 20000), "%s did not listen on %d", s->sv->name, governed);
+    if (!wait_listening(governed, 20000)) {
+        atomic_store(&s->output->stop, true);
+        pthread_join(s->output->thread, NULL);
+        cr_assert_fail("%s did not listen on %d; it printed [%s]", s->sv->name, governed,
+                       s->output->err);
+    }
     if (s->sv->setup_front != NULL) {
         s->sv->setup_front(s);
         s->up = spawn(s->front_argv, NULL, false);

@@ -112,7 +112,7 @@ static void setup_postgres(struct site *s)
     const char *a[] = { "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", bin,
                         "-D", data, "-k", sock, "-p", "", "-c", "listen_addresses=127.0.0.1",
                         "-c", "max_connections=64", "-c", "fsync=off", "-c",
-                        "shared_buffers=16MB", "-c", "dynamic_shared_memory_type=mmap", NULL };
+                        "dynamic_shared_memory_type=mmap", NULL };
     servers_argv_of(s, a);
     servers_arg(s, 10, "%d", s->port);
     /* A fast shutdown: SIGTERM would wait for every session to end. The
