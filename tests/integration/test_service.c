@@ -125,9 +125,8 @@ static int connect_one(struct clients *c, int port, const char *request)
     return i;
 }
 
-Test(service, nginx_worker_killed, .timeout = 60)
+static void worker_killed(const struct server *sv)
 {
-    const struct server *sv = &srv_nginx_workers;
     struct site s;
     servers_make_site(&s, sv);
     servers_start(&s, host_settings(false), true);
@@ -177,6 +176,16 @@ Test(service, nginx_worker_killed, .timeout = 60)
                   sv->name, (unsigned long long) whole_ms);
     clients_close_all(&c);
     servers_stop(&s, NULL);
+}
+
+Test(service, nginx_worker_killed, .timeout = 60)
+{
+    worker_killed(&srv_nginx_workers);
+}
+
+Test(service, gunicorn_worker_killed, .timeout = 60)
+{
+    worker_killed(&srv_gunicorn);
 }
 
 /* --- fork-per-connection children that exit; two keys ------------------------------ */
