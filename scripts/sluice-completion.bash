@@ -3,7 +3,8 @@
 
 _sluice_flags="--conn-max --conn-mode --conn-idle --shed --retry-after --backlog --ports
 --write-high --write-timeout --hold-reads --fs-max --fs-scope --fs-key --fs-timeout
---stats --log --strict --help --version --print-env --check"
+--stats --log --strict --help --version --print-env --check
+--conn-scope --conn-key"
 
 # COMPREPLY from compgen, one word a line (file names may hold spaces).
 _sluice_reply()
@@ -54,7 +55,7 @@ _sluice()
         --conn-mode) _sluice_reply -W "pause shed" -- "$cur"; return ;;
         --conn-idle) _sluice_reply -W "hold free" -- "$cur"; return ;;
         --shed) _sluice_reply -W "http503 http429 close reset" -- "$cur"; return ;;
-        --fs-scope) _sluice_reply -W "process host" -- "$cur"; return ;;
+        --fs-scope|--conn-scope) _sluice_reply -W "process host" -- "$cur"; return ;;
         --log) _sluice_reply -W "error warn info debug" -- "$cur"; return ;;
         --write-high) _sluice_reply -W "16K 64K 256K 1M 4M" -- "$cur"; return ;;
         --write-timeout|--fs-timeout) _sluice_reply -W "100ms 250ms 1s 2s 10s 1m" -- "$cur"; return ;;
@@ -65,6 +66,11 @@ _sluice()
             local keys
             keys=$(cd "/dev/shm/sluice-$UID" 2>/dev/null && compgen -G "fs-*" | sed "s/^fs-//")
             _sluice_reply -W "default $keys" -- "$cur"; return ;;
+        --conn-key)
+            # The keys of host connection budgets this user already has.
+            local ckeys
+            ckeys=$(cd "/dev/shm/sluice-$UID" 2>/dev/null && compgen -G "conn-*" | sed "s/^conn-//")
+            _sluice_reply -W "default $ckeys" -- "$cur"; return ;;
         --ports) return ;;
         --stats) _sluice_reply -f -- "$cur"; return ;;
     esac

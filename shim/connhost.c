@@ -31,7 +31,8 @@
  * The lock (robust, process-shared, bounded in time) is taken only to claim a
  * record, to recover and to watch; a mutex that stays taken turns the limit off
  * with one line. So does a state that shrinks under the mapping (SIGBUS guard).
- * Forked connections and their watch are connhost_fork.c's. */
+ * Sleeping for a slot, forked connections and their watch are
+ * connhost_watch.c's. */
 #include "connhost.h"
 
 #include <errno.h>
@@ -103,6 +104,22 @@ static const struct hostfile_kind conn_kind = {
     CONNHOST_FILE_FMT, CONNHOST_MAGIC, CONNHOST_VERSION, conn_size, false, conn_init_file,
     &unusable, &truncated,
 };
+
+/* --- telling sluice's thread --------------------------------------------------------- */
+
+static void (*_Atomic on_watched)(void);
+
+void connhost_hook_watched(void (*fn)(void))
+{
+    atomic_store_explicit(&on_watched, fn, memory_order_release);
+}
+
+void connhost_made_watched(void)
+{
+    void (*fn)(void) = atomic_load_explicit(&on_watched, memory_order_acquire);
+    if (fn != NULL)
+        fn();
+}
 
 /* --- the lock, records, recovery ------------------------------------------------------ */
 
@@ -272,7 +289,7 @@ void connhost_reap(bool all)
 }
 
 /* This process's record, claimed if needed (NULL: the table is full). */
-static struct connhost_holder *my_holder_slow(void)
+struct connhost_holder *connhost_my_holder(void)
 {
     struct connhost_holder *h = atomic_load(&connhost_me);
     if (h != NULL)
@@ -328,7 +345,7 @@ int64_t connhost_reserve(void)
 {
     struct connhost_holder *h = atomic_load_explicit(&connhost_me, memory_order_relaxed);
     if (unlikely(h == NULL)) {
-        h = my_holder_slow();
+        h = connhost_my_holder();
         if (h == NULL)
             return -1;
     }
@@ -408,93 +425,6 @@ uint32_t connhost_untake(uint32_t s)
     return CONNHOST_LOW(c);
 }
 
-/* --- sleeping for a slot -------------------------------------------------------------- */
-
-/* Checks who is alive, at most every CONNHOST_CHECK_NS across the budget (one
- * member at a time), and the watched slots every CONNHOST_WATCH_NS. */
-static void check_if_due(uint64_t now)
-{
-    uint64_t last = atomic_load(&connhost_st->last_check);
-    if (now - last >= CONNHOST_CHECK_NS
-        && atomic_compare_exchange_strong(&connhost_st->last_check, &last, now)) {
-        if (pthread_mutex_trylock(&connhost_st->lock) == 0) {
-            connhost_reap(false);
-            connhost_unlock();
-        } else if (connhost_lock() == 0) {
-            /* Taken, or its holder died in it (then recovered in connhost_lock). */
-            connhost_unlock();
-        }
-    }
-    if (atomic_load(&connhost_st->watched) != 0) {
-        last = atomic_load(&connhost_st->last_watch);
-        if (now - last >= CONNHOST_WATCH_NS
-            && atomic_compare_exchange_strong(&connhost_st->last_watch, &last, now))
-            connhost_watch();
-    }
-}
-
-bool connhost_tick(uint64_t now)
-{
-    if (!connhost_usable())
-        return false;
-    check_if_due(now);
-    return atomic_load(&connhost_st->watched) != 0;
-}
-
-static void sleeper_gone(void *holder)
-{
-    struct connhost_holder *h = holder;
-    atomic_fetch_sub(&connhost_st->count, CONNHOST_HIGH_ONE);
-    atomic_fetch_sub(&h->sleepers, 1);
-}
-
-/* (A frame of its own for the cleanup's setjmp.) */
-static int sleep_cancellable(struct connhost_holder *h, uint32_t seq, uint64_t until)
-{
-    volatile int r = 0;
-    pthread_cleanup_push(sleeper_gone, h);
-    r = sys_futex_wait_cancellable(&connhost_st->wake, seq, until, false);
-    pthread_cleanup_pop(0);
-    return r;
-}
-
-int connhost_sleep(uint64_t deadline, bool cancellable)
-{
-    if (!connhost_usable())
-        return 0;
-    struct connhost_holder *h = atomic_load(&connhost_me);
-    if (h == NULL && (h = my_holder_slow()) == NULL)
-        return 0;
-    uint64_t now = sys_mono_ns();
-    check_if_due(now);
-    /* Counted first, then the look: a release after the look sees us. */
-    atomic_fetch_add(&h->sleepers, 1);
-    atomic_fetch_add(&connhost_st->count, CONNHOST_HIGH_ONE);
-    uint32_t seq = atomic_load(&connhost_st->wake);
-    int r = 0;
-    if (CONNHOST_LOW(atomic_load(&connhost_st->count)) >= limit_local) {
-        uint64_t until = now + (atomic_load(&connhost_st->watched) != 0 ? CONNHOST_WATCH_NS
-                                                                        : CONNHOST_CHECK_NS);
-        if (deadline != 0 && deadline < until)
-            until = deadline;
-        r = cancellable ? sleep_cancellable(h, seq, until)
-                        : sys_futex_wait(&connhost_st->wake, seq, until, false);
-        if (r == ETIMEDOUT && (deadline == 0 || sys_mono_ns() < deadline))
-            r = 0;    /* our own bound, not the caller's: look again */
-    }
-    sleeper_gone(h);
-    return r;
-}
-
-void connhost_pass_on(void)
-{
-    if (!connhost_usable())
-        return;
-    uint64_t c = atomic_load(&connhost_st->count);
-    if (CONNHOST_HIGH(c) != 0 && CONNHOST_LOW(c) < limit_local)
-        connhost_wake(1);
-}
-
 /* --- start-up and fork ----------------------------------------------------------------- */
 
 void connhost_atfork_child(void)
@@ -540,7 +470,7 @@ int connhost_init(uint32_t limit, const char *key, uint32_t *limit_out)
     connhost_reap(true);
     connhost_unlock();
     (void) freed;
-    my_holder_slow();                         /* so the first accept is a fast one */
+    connhost_my_holder();                         /* so the first accept is a fast one */
     if (limit_local != limit)
         log_warn("SLUICE_CONN_MAX=%u: key '%s' already has a budget of %u, which applies",
                  (unsigned) limit, key, (unsigned) limit_local);

@@ -1,4 +1,4 @@
-/* connhost_int.h — what connhost.c and connhost_fork.c share: the mapping,
+/* connhost_int.h — what connhost.c gives connhost_watch.c: the mapping,
  * this process's record, the lock with crash recovery, the count and wakes. */
 #ifndef SLUICE_CONNHOST_INT_H
 #define SLUICE_CONNHOST_INT_H
@@ -23,7 +23,9 @@ void connhost_reap(bool all) SLUICE_INTERNAL;
 void connhost_wake(int n) SLUICE_INTERNAL;
 /* Takes n slots back from the count, never below zero. */
 void connhost_count_sub(uint32_t n) SLUICE_INTERNAL;
-/* This process made a slot WATCHED (connhost_fork.c tells sluice's thread). */
+/* This process's record, claimed if needed (NULL: the table is full). */
+struct connhost_holder *connhost_my_holder(void) SLUICE_INTERNAL;
+/* This process made a slot WATCHED (tells sluice's thread, through the hook). */
 void connhost_made_watched(void) SLUICE_INTERNAL;
 
 #endif

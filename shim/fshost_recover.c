@@ -68,7 +68,7 @@ uint64_t fshost_start_time(int32_t pid, char *state)
 
 /* Whether pid is still the process that started at start; *stopped: it is
  * stopped now (a job-control stop or a debugger).
- *   - No such process (ESRCH): gone.
+ *   - No such process (ESRCH), or a zombie (dead, not yet reaped): gone.
  *   - Its start time readable: alive exactly when it matches (a recycled pid
  *     started later). A record made without a start time (/proc unreadable to
  *     its owner) is matched by pid alone.
@@ -94,6 +94,8 @@ bool fshost_alive(int32_t pid, uint64_t start, bool *stopped)
     char state;
     uint64_t now_start = fshost_start_time(pid, &state);
     *stopped = state == 'T' || state == 't';
+    if (state == 'Z' || state == 'X')
+        return false;   /* a zombie holds nothing: its parent has not reaped it yet */
     if (now_start != 0)
         return start == 0 || now_start == start;
     return k == 0;

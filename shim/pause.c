@@ -89,6 +89,10 @@ static void pause_tick(uint64_t now)
 {
     if (slots_host_tick(now))
         gate_thread_tick_within(WATCH_TICK_MS);
+    /* Host scope: a slot freed elsewhere while this process was not asleep
+     * for one (shed mode, or a wake that went to another process). */
+    if (slots_host() && atomic_load(&paused_flag) && !slots_full())
+        sync_pause();
     if (last_recheck == 0)
         last_recheck = now;
     if (atomic_load(&paused_flag) && now - last_recheck >= RECHECK_MS * 1000000ull) {
@@ -208,7 +212,13 @@ static bool park(uint64_t now)
 {
     (void) now;
     bool paused = atomic_load(&paused_flag) && sluice_cfg.conn_mode == CONN_PAUSE;
-    if (!paused && !idle_queued())
+    bool queued = idle_queued();
+    if (!paused && !queued)
+        return false;
+    /* A blocking accept of this process sleeps on the budget itself and takes
+     * the slot it is woken for: a wake spent on this thread would only be
+     * passed on, 20 ms later. */
+    if (!queued && slots_blocking_waiters())
         return false;
     slots_host_sleep(0);
     if (!slots_any_free())

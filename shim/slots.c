@@ -79,6 +79,16 @@ int slots_init(uint32_t n, uint32_t conns)
     return 0;
 }
 
+/* Host scope: in flight and the limit are the budget's, the same in every
+ * member's statistics (what this process accepted stays its own). */
+static void host_stats(void)
+{
+    if (connhost_usable()) {
+        STAT_SET(conn_in_flight, connhost_in_use());
+        STAT_SET(conn_limit, connhost_limit());
+    }
+}
+
 int slots_init_host(uint32_t limit, const char *key, uint32_t conns)
 {
     uint32_t n = 0;
@@ -87,6 +97,7 @@ int slots_init_host(uint32_t limit, const char *key, uint32_t conns)
     if (slots_init(n, conns) != 0)
         return -1;
     host = true;
+    stats_on_render(host_stats);
     return 0;
 }
 
@@ -342,6 +353,11 @@ void slots_host_pass_on(void)
 {
     if (host)
         connhost_pass_on();
+}
+
+bool slots_blocking_waiters(void)
+{
+    return atomic_load(&slot_waiters) != 0;
 }
 
 bool slots_host_tick(uint64_t now)

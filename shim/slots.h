@@ -88,6 +88,8 @@ bool slots_host(void) SLUICE_INTERNAL;
 /* Sleeps as one of the budget's sleepers while it is full (bounded: 50 ms at
  * most, checking who is alive on the way). 0: a slot may be free. */
 int slots_host_sleep(uint64_t deadline_ns) SLUICE_INTERNAL;
+/* Whether a blocking accept or read of this process waits for a slot. */
+bool slots_blocking_waiters(void) SLUICE_INTERNAL;
 /* A process woken for a slot it left unused wakes the next sleeper. */
 void slots_host_pass_on(void) SLUICE_INTERNAL;
 /* sluice's thread's periodic checks; true while watched slots remain. */

@@ -15,19 +15,26 @@
 
 struct sluice_stats sluice_stats;
 
-static void (*_Atomic refresh)(void);
+#define REFRESH_MAX 4
+static void (*_Atomic refresh[REFRESH_MAX])(void);
 
 void stats_on_render(void (*fn)(void))
 {
-    atomic_store_explicit(&refresh, fn, memory_order_release);
+    for (int i = 0; i < REFRESH_MAX; i++) {
+        void (*none)(void) = NULL;
+        if (atomic_compare_exchange_strong(&refresh[i], &none, fn))
+            return;
+    }
 }
 
 size_t stats_render(char *buf, size_t cap)
 {
     size_t len = 0;
-    void (*fn)(void) = atomic_load_explicit(&refresh, memory_order_acquire);
-    if (fn != NULL)
-        fn();
+    for (int i = 0; i < REFRESH_MAX; i++) {
+        void (*fn)(void) = atomic_load_explicit(&refresh[i], memory_order_acquire);
+        if (fn != NULL)
+            fn();
+    }
 #define RENDER(field, name, type, help) \
     do { \
         int64_t v_ = atomic_load_explicit(&sluice_stats.field, memory_order_relaxed); \

@@ -48,7 +48,7 @@ extern struct sluice_stats sluice_stats SLUICE_INTERNAL;
 #define STAT_SET(field, v) atomic_store_explicit(&sluice_stats.field, (v), memory_order_relaxed)
 
 /* fn runs before each render: a gate that keeps a figure elsewhere copies it
- * into sluice_stats then. */
+ * into sluice_stats then (up to four gates). */
 void stats_on_render(void (*fn)(void)) SLUICE_INTERNAL;
 /* Renders the exposition text into buf; returns its length (truncated to cap). */
 size_t stats_render(char *buf, size_t cap) SLUICE_INTERNAL;

@@ -7,13 +7,16 @@
  *   level   epoll, level-triggered, one non-blocking accept per event
  *   edge    epoll, edge-triggered, accept until EAGAIN
  *   block   blocking accept, a thread per connection
+ *   reuseport  as level, but each worker listens on its own SO_REUSEPORT
+ *           socket (the kernel spreads connections over separate backlogs)
  * or a single process that forks per connection (N unused):
  *   fork      the child handles it and closes it; the parent closes its copy
  *   fork-exit the child exits without closing it (the kernel does)
  *   fork-exec the child runs /bin/sh with the connection on stdin and stdout
  *
  * Each connection gets "pid PID\n" once its first line is read, then is held
- * until the client closes it. On SIGTERM the parent ends the workers and prints
+ * until the client closes it. In the epoll modes every line is answered so,
+ * except a line "hold" (a request in service: answered at the next line). On SIGTERM the parent ends the workers and prints
  * one line per worker: "worker PID accepted A calls C" (C: accept calls,
  * including those answered EAGAIN). */
 #include <errno.h>
@@ -115,6 +118,8 @@ static void run_epoll(int l, struct counts *me, bool edge)
             if (r == 0 || (r < 0 && errno != EAGAIN)) {
                 epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
                 close(fd);
+            } else if (r > 0 && memmem(buf, (size_t) r, "hold", 4) != NULL) {
+                continue;   /* a request in service: no answer until "done" */
             } else if (r > 0 && memchr(buf, '\n', (size_t) r) != NULL) {
                 char answer[64];
                 int len = snprintf(answer, sizeof answer, "pid %d\n", (int) getpid());
@@ -177,17 +182,21 @@ int main(int argc, char **argv)
         return 2;
     shared = mmap(NULL, sizeof(struct counts) * MAXW, PROT_READ | PROT_WRITE,
                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    int l = socket(AF_INET, SOCK_STREAM, 0);
+    bool reuseport = strcmp(mode, "reuseport") == 0;
     int one = 1;
-    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    if (bind(l, (struct sockaddr *) &a, sizeof a) != 0 || listen(l, 128) != 0) {
-        perror("listen");
-        return 1;
-    }
-    if (strcmp(mode, "level") == 0 || strcmp(mode, "edge") == 0) {
-        if (fcntl(l, F_SETFL, O_NONBLOCK) != 0)
+    int l = -1;
+    if (!reuseport) {
+        /* One listener, shared by the workers. */
+        l = socket(AF_INET, SOCK_STREAM, 0);
+        setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(l, (struct sockaddr *) &a, sizeof a) != 0 || listen(l, 128) != 0) {
+            perror("listen");
+            return 1;
+        }
+        if ((strcmp(mode, "level") == 0 || strcmp(mode, "edge") == 0)
+            && fcntl(l, F_SETFL, O_NONBLOCK) != 0)
             return 1;
     }
     pid_t kids[MAXW];
@@ -196,6 +205,12 @@ int main(int argc, char **argv)
         if (kids[i] == 0) {
             struct counts *me = &shared[i];
             me->pid = getpid();
+            if (reuseport) {
+                l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+                setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+                if (bind(l, (struct sockaddr *) &a, sizeof a) != 0 || listen(l, 128) != 0)
+                    _exit(1);
+            }
             if (strcmp(mode, "block") == 0)
                 run_block(l, me);
             else if (forking)
@@ -205,7 +220,8 @@ int main(int argc, char **argv)
             _exit(0);
         }
     }
-    close(l);
+    if (l >= 0)
+        close(l);
     signal(SIGTERM, on_term);
     printf("ready\n");
     fflush(stdout);

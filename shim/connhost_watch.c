@@ -1,4 +1,6 @@
-/* connhost_fork.c — host scope's connections that cross a fork.
+/* connhost_watch.c — host scope's sleepers and watchers: sleeping for a slot
+ * of the shared budget (and checking, on the way, who is alive and the watched
+ * slots), and the connections that cross a fork.
  *
  * A fork-per-connection server accepts, forks, and closes its copy at once
  * (Python's ForkingTCPServer, inetd-style servers, PostgreSQL's postmaster):
@@ -23,6 +25,7 @@
 #include "connhost.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -34,20 +37,7 @@
 
 #include "connhost_int.h"
 #include "log.h"
-
-static void (*_Atomic on_watched)(void);
-
-void connhost_hook_watched(void (*fn)(void))
-{
-    atomic_store_explicit(&on_watched, fn, memory_order_release);
-}
-
-void connhost_made_watched(void)
-{
-    void (*fn)(void) = atomic_load_explicit(&on_watched, memory_order_acquire);
-    if (fn != NULL)
-        fn();
-}
+#include "sys.h"
 
 /* Copies a socket address's IP and port into the entry's form. */
 static bool take_address(const struct sockaddr_storage *ss, uint16_t family, uint8_t addr[16],
@@ -183,4 +173,91 @@ void connhost_watch(void)
     if (freed != 0 && CONNHOST_HIGH(c) != 0)
         connhost_wake((int) freed);
     errno = saved;
+}
+
+/* --- sleeping for a slot -------------------------------------------------------------- */
+
+/* Checks who is alive, at most every CONNHOST_CHECK_NS across the budget (one
+ * member at a time), and the watched slots every CONNHOST_WATCH_NS. */
+static void check_if_due(uint64_t now)
+{
+    uint64_t last = atomic_load(&connhost_st->last_check);
+    if (now - last >= CONNHOST_CHECK_NS
+        && atomic_compare_exchange_strong(&connhost_st->last_check, &last, now)) {
+        if (pthread_mutex_trylock(&connhost_st->lock) == 0) {
+            connhost_reap(false);
+            connhost_unlock();
+        } else if (connhost_lock() == 0) {
+            /* Taken, or its holder died in it (then recovered in connhost_lock). */
+            connhost_unlock();
+        }
+    }
+    if (atomic_load(&connhost_st->watched) != 0) {
+        last = atomic_load(&connhost_st->last_watch);
+        if (now - last >= CONNHOST_WATCH_NS
+            && atomic_compare_exchange_strong(&connhost_st->last_watch, &last, now))
+            connhost_watch();
+    }
+}
+
+bool connhost_tick(uint64_t now)
+{
+    if (!connhost_usable())
+        return false;
+    check_if_due(now);
+    return atomic_load(&connhost_st->watched) != 0;
+}
+
+static void sleeper_gone(void *holder)
+{
+    struct connhost_holder *h = holder;
+    atomic_fetch_sub(&connhost_st->count, CONNHOST_HIGH_ONE);
+    atomic_fetch_sub(&h->sleepers, 1);
+}
+
+/* (A frame of its own for the cleanup's setjmp.) */
+static int sleep_cancellable(struct connhost_holder *h, uint32_t seq, uint64_t until)
+{
+    volatile int r = 0;
+    pthread_cleanup_push(sleeper_gone, h);
+    r = sys_futex_wait_cancellable(&connhost_st->wake, seq, until, false);
+    pthread_cleanup_pop(0);
+    return r;
+}
+
+int connhost_sleep(uint64_t deadline, bool cancellable)
+{
+    if (!connhost_usable())
+        return 0;
+    struct connhost_holder *h = atomic_load(&connhost_me);
+    if (h == NULL && (h = connhost_my_holder()) == NULL)
+        return 0;
+    uint64_t now = sys_mono_ns();
+    check_if_due(now);
+    /* Counted first, then the look: a release after the look sees us. */
+    atomic_fetch_add(&h->sleepers, 1);
+    atomic_fetch_add(&connhost_st->count, CONNHOST_HIGH_ONE);
+    uint32_t seq = atomic_load(&connhost_st->wake);
+    int r = 0;
+    if (CONNHOST_LOW(atomic_load(&connhost_st->count)) >= connhost_limit()) {
+        uint64_t until = now + (atomic_load(&connhost_st->watched) != 0 ? CONNHOST_WATCH_NS
+                                                                        : CONNHOST_CHECK_NS);
+        if (deadline != 0 && deadline < until)
+            until = deadline;
+        r = cancellable ? sleep_cancellable(h, seq, until)
+                        : sys_futex_wait(&connhost_st->wake, seq, until, false);
+        if (r == ETIMEDOUT && (deadline == 0 || sys_mono_ns() < deadline))
+            r = 0;    /* our own bound, not the caller's: look again */
+    }
+    sleeper_gone(h);
+    return r;
+}
+
+void connhost_pass_on(void)
+{
+    if (!connhost_usable())
+        return;
+    uint64_t c = atomic_load(&connhost_st->count);
+    if (CONNHOST_HIGH(c) != 0 && CONNHOST_LOW(c) < connhost_limit())
+        connhost_wake(1);
 }

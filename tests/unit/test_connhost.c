@@ -1,0 +1,114 @@
+/* test_connhost.c — shim/connhost.c and connhost_watch.c on their own: the
+ * shared budget's count and slot table under concurrent reserves and
+ * releases, and a connection that crosses a fork: FORKED, then WATCHED at its
+ * holder's release, freed once the kernel no longer knows the socket. */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "connhost.h"
+#include "fshost.h"
+
+static char key[64], path[160];
+
+static void budget_of_four(void)
+{
+    static int serial;
+    snprintf(key, sizeof key, "unit-%d-%d", (int) getpid(), serial++);
+    snprintf(path, sizeof path, FSHOST_DIR_FMT "/" CONNHOST_FILE_FMT, (unsigned) getuid(), key);
+    uint32_t limit = 0;
+    cr_assert_eq(connhost_init(4, key, &limit), 0);
+    cr_assert_eq(limit, 4);
+}
+
+static void remove_budget(void)
+{
+    unlink(path);
+}
+
+TestSuite(connhost, .init = budget_of_four, .fini = remove_budget);
+
+Test(connhost, no_more_slots_than_the_limit_and_each_slot_once)
+{
+    int64_t s[4];
+    for (int i = 0; i < 4; i++) {
+        s[i] = connhost_reserve();
+        cr_assert_geq(s[i], 0);
+        for (int j = 0; j < i; j++)
+            cr_assert_neq(s[i], s[j]);
+    }
+    cr_assert_eq(connhost_reserve(), -1);
+    cr_assert_eq(connhost_in_use(), 4);
+    cr_assert_eq(connhost_untake((uint32_t) s[2]), 4, "the count before");
+    cr_assert_eq(connhost_reserve(), s[2]);
+    for (int i = 0; i < 4; i++)
+        connhost_untake((uint32_t) s[i]);
+    cr_assert_eq(connhost_in_use(), 0);
+}
+
+static _Atomic int held_now, held_most;
+static _Atomic uint32_t owner[4];
+
+static void *churn(void *arg)
+{
+    (void) arg;
+    for (int i = 0; i < 20000; i++) {
+        int64_t s = connhost_reserve();
+        if (s < 0)
+            continue;
+        /* Nobody else holds this slot now. */
+        uint32_t zero = 0;
+        cr_assert(atomic_compare_exchange_strong(&owner[s], &zero, 1), "slot %ld given twice", (long) s);
+        int now = atomic_fetch_add(&held_now, 1) + 1;
+        int most = atomic_load(&held_most);
+        while (now > most && !atomic_compare_exchange_weak(&held_most, &most, now))
+            ;
+        atomic_fetch_sub(&held_now, 1);
+        atomic_store(&owner[s], 0);
+        connhost_untake((uint32_t) s);
+    }
+    return NULL;
+}
+
+Test(connhost, concurrent_reserves_never_exceed_the_limit_nor_leak)
+{
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        pthread_create(&t[i], NULL, churn, NULL);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    cr_assert_leq(atomic_load(&held_most), 4);
+    cr_assert_eq(connhost_in_use(), 0, "%u slots leaked", connhost_in_use());
+}
+
+Test(connhost, a_forked_connection_is_watched_until_its_socket_is_gone)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(l, (struct sockaddr *) &a, sizeof a), 0);
+    cr_assert_eq(listen(l, 4), 0);
+    cr_assert_eq(getsockname(l, (struct sockaddr *) &a, &len), 0);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(connect(c, (struct sockaddr *) &a, sizeof a), 0);
+    int s = accept(l, NULL, NULL);
+    cr_assert_geq(s, 0);
+    int64_t slot = connhost_reserve();
+    cr_assert_geq(slot, 0);
+    connhost_mark_forked((uint32_t) slot, s);
+    /* Another descriptor of the socket lives on (as a child's would). */
+    int kept = dup(s);
+    connhost_untake((uint32_t) slot);
+    cr_assert_eq(connhost_in_use(), 1, "a forked connection's slot was freed at its holder's release");
+    connhost_watch();
+    cr_assert_eq(connhost_in_use(), 1, "freed while another descriptor holds the socket");
+    close(s);
+    close(kept);
+    connhost_watch();
+    cr_assert_eq(connhost_in_use(), 0, "still held after the socket's last close");
+    close(c);
+    close(l);
+}
