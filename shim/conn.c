@@ -70,7 +70,7 @@ static void record(int fd, uint32_t slot, int flags)
     atomic_store(&e->conn, (uint32_t) cid + 1);
     STAT_ADD(conn_accepted, 1);
     STAT_ADD(conn_in_flight, 1);
-    slots_held();
+    slots_held(slot);
     errno = saved;
 }
 

@@ -87,6 +87,21 @@ uint32_t connhost_in_use(void)
     return CONNHOST_LOW(atomic_load(&connhost_st->count));
 }
 
+void connhost_bound(uint32_t s)
+{
+    if (s < limit_local)
+        atomic_fetch_or_explicit(&connhost_st->slots[s].own, CONNHOST_BOUND, memory_order_relaxed);
+}
+
+uint32_t connhost_connections(void)
+{
+    uint32_t n = 0;
+    for (uint32_t s = 0; s < limit_local; s++)
+        n += (atomic_load_explicit(&connhost_st->slots[s].own, memory_order_relaxed)
+              & (CONNHOST_BOUND | CONNHOST_WATCHED)) != 0;
+    return n;
+}
+
 /* --- the file ---------------------------------------------------------------------- */
 
 static size_t conn_size(uint32_t limit)
@@ -114,8 +129,11 @@ void connhost_hook_watched(void (*fn)(void))
     atomic_store_explicit(&on_watched, fn, memory_order_release);
 }
 
+_Atomic bool connhost_i_made_watched;
+
 void connhost_made_watched(void)
 {
+    atomic_store(&connhost_i_made_watched, true);
     void (*fn)(void) = atomic_load_explicit(&on_watched, memory_order_acquire);
     if (fn != NULL)
         fn();
@@ -257,7 +275,7 @@ static void recount(void)
 }
 
 /* Gives back the slots of members that are gone. all: every record (else only
- * those holding slots: the cheap, frequent check). Under the lock. */
+ * those holding slots or asleep: the cheap, frequent check). Under the lock. */
 void connhost_reap(bool all)
 {
     bool ambiguous = false;
@@ -267,7 +285,8 @@ void connhost_reap(bool all)
         int32_t pid = atomic_load(&h->pid);
         uint64_t w = atomic_load(&h->word);
         bool stopped;
-        if (pid == 0 || (!all && w == 0) || fshost_alive(pid, h->start, &stopped))
+        if (pid == 0 || (!all && w == 0 && atomic_load(&h->sleepers) == 0)
+            || fshost_alive(pid, h->start, &stopped))
             continue;
         if (CONNHOST_HIGH(w) != 0) {
             ambiguous = true;             /* died between its two updates */
@@ -470,7 +489,8 @@ int connhost_init(uint32_t limit, const char *key, uint32_t *limit_out)
     connhost_reap(true);
     connhost_unlock();
     (void) freed;
-    connhost_my_holder();                         /* so the first accept is a fast one */
+    /* No record yet: a process that never accepts (a handler exec'd by a
+     * member, a shell) takes none; the first accept claims it. */
     if (limit_local != limit)
         log_warn("SLUICE_CONN_MAX=%u: key '%s' already has a budget of %u, which applies",
                  (unsigned) limit, key, (unsigned) limit_local);

@@ -37,11 +37,14 @@ struct connhost_holder {
 
 /* slot.own: 0 when free; else the holding record's index + 1 (low bits), and
  * the flags. FORKED: the process forked while it held the connection, whose
- * TCP 4-tuple and socket inode are then recorded. WATCHED: a FORKED slot
+ * TCP 4-tuple and socket inode are then recorded. BOUND: it holds a
+ * connection (a blocking accept reserves its slot before the call, so a
+ * thread blocked in accept holds one unbound). WATCHED: a FORKED slot
  * whose holder closed its last descriptor (or died): the connection may live
  * on in another process; watchers free it once the kernel no longer knows the
  * socket. */
 #define CONNHOST_OWNER_MASK 0xffffffu
+#define CONNHOST_BOUND   0x20000000u   /* holds a connection (not only reserved for an accept) */
 #define CONNHOST_FORKED  0x40000000u
 #define CONNHOST_WATCHED 0x80000000u
 
@@ -94,6 +97,11 @@ int64_t connhost_reserve(void) SLUICE_INTERNAL;
  * if there are any. Returns the slots in use before. errno is preserved. */
 uint32_t connhost_untake(uint32_t s) SLUICE_INTERNAL;
 uint32_t connhost_in_use(void) SLUICE_INTERNAL;
+/* Slot s now holds the accepted connection it was reserved for. */
+void connhost_bound(uint32_t s) SLUICE_INTERNAL;
+/* Connections the budget's slots hold now (bound or watched; not the slots
+ * reserved by threads blocked in accept): the stats' in flight. */
+uint32_t connhost_connections(void) SLUICE_INTERNAL;
 uint32_t connhost_limit(void) SLUICE_INTERNAL;
 
 /* Sleeps, counted as a sleeper, while every slot is in use, until woken (a
@@ -105,7 +113,7 @@ int connhost_sleep(uint64_t deadline_ns, bool cancellable) SLUICE_INTERNAL;
  * left the slot unused passes the wake on). */
 void connhost_pass_on(void) SLUICE_INTERNAL;
 /* Checks, if due, who is alive and the WATCHED slots (sluice's thread). True
- * while some slot is WATCHED (the caller looks again soon). */
+ * while slots this process left WATCHED remain (the caller looks again soon). */
 bool connhost_tick(uint64_t now) SLUICE_INTERNAL;
 
 /* At fork, for a slot this process holds with descriptor fd: marks it FORKED

@@ -25,7 +25,9 @@ void connhost_wake(int n) SLUICE_INTERNAL;
 void connhost_count_sub(uint32_t n) SLUICE_INTERNAL;
 /* This process's record, claimed if needed (NULL: the table is full). */
 struct connhost_holder *connhost_my_holder(void) SLUICE_INTERNAL;
-/* This process made a slot WATCHED (tells sluice's thread, through the hook). */
+/* This process made a slot WATCHED since none was (its thread then looks
+ * often); connhost_made_watched sets it and tells the thread (the hook). */
+extern _Atomic bool connhost_i_made_watched SLUICE_INTERNAL;
 void connhost_made_watched(void) SLUICE_INTERNAL;
 
 #endif

@@ -66,7 +66,7 @@ void connhost_mark_forked(uint32_t s, int fd)
     uint32_t me = (uint32_t) (h - connhost_st->holders) + 1;
     struct connhost_slot *e = &connhost_st->slots[s];
     uint32_t own = atomic_load(&e->own);
-    if (own != me)
+    if ((own & ~CONNHOST_BOUND) != me)
         return;   /* not ours, or FORKED already (its 4-tuple is known) */
     int saved = errno;
     struct sockaddr_storage l, r;
@@ -184,11 +184,16 @@ static void check_if_due(uint64_t now)
     uint64_t last = atomic_load(&connhost_st->last_check);
     if (now - last >= CONNHOST_CHECK_NS
         && atomic_compare_exchange_strong(&connhost_st->last_check, &last, now)) {
-        if (pthread_mutex_trylock(&connhost_st->lock) == 0) {
-            connhost_reap(false);
+        /* Never waits for the lock: a member that holds it is alive (and
+         * checks itself), one that died in it is recovered now. */
+        int r = pthread_mutex_trylock(&connhost_st->lock);
+        if (r == EOWNERDEAD) {
+            pthread_mutex_consistent(&connhost_st->lock);
+            atomic_store(&connhost_st->recount, 0);
+            connhost_reap(true);
             connhost_unlock();
-        } else if (connhost_lock() == 0) {
-            /* Taken, or its holder died in it (then recovered in connhost_lock). */
+        } else if (r == 0) {
+            connhost_reap(false);
             connhost_unlock();
         }
     }
@@ -205,7 +210,11 @@ bool connhost_tick(uint64_t now)
     if (!connhost_usable())
         return false;
     check_if_due(now);
-    return atomic_load(&connhost_st->watched) != 0;
+    /* Only the processes that left slots watched (and the sleepers) look
+     * often: the others' threads keep their slow tick. */
+    if (atomic_load(&connhost_st->watched) == 0)
+        atomic_store(&connhost_i_made_watched, false);
+    return atomic_load(&connhost_i_made_watched);
 }
 
 static void sleeper_gone(void *holder)

@@ -195,7 +195,7 @@ static bool go_busy(uint32_t cid, struct conn *c)
         want = (s & ~CONN_WAITING) | ((uint32_t) (slot + 1) << CONN_SLOT_SHIFT);
     } while (!atomic_compare_exchange_weak(&c->st, &s, want));
     STAT_ADD(conn_idle, -1);
-    slots_held();
+    slots_held((uint32_t) slot);
     if (s & CONN_WAITING)
         unhide_waiter(cid, c);
     return true;

@@ -211,23 +211,37 @@ void pause_settle_before_wait(void)
 static bool park(uint64_t now)
 {
     (void) now;
+    /* Never a spin: a free slot this process cannot use (an idle queue not
+     * served, say) must not bring the thread back here at once, unslept. */
+    static int unslept;
     bool paused = atomic_load(&paused_flag) && sluice_cfg.conn_mode == CONN_PAUSE;
     bool queued = idle_queued();
-    if (!paused && !queued)
-        return false;
     /* A blocking accept of this process sleeps on the budget itself and takes
      * the slot it is woken for: a wake spent on this thread would only be
      * passed on, 20 ms later. */
-    if (!queued && slots_blocking_waiters())
+    if ((!paused && !queued) || (!queued && slots_blocking_waiters())) {
+        unslept = 0;
         return false;
+    }
+    uint64_t t0 = sys_mono_ns();
     slots_host_sleep(0);
+    if (sys_mono_ns() - t0 >= 1000000u) {
+        unslept = 0;
+    } else if (++unslept > 3) {
+        static _Atomic uint32_t idle_word;   /* a timed sleep, woken by nobody */
+        sys_futex_wait(&idle_word, 0, sys_mono_ns() + 10000000u, true);
+    }
     if (!slots_any_free())
         return true;
+    bool was_paused = atomic_load(&paused_flag);
     idle_serve();
     sync_pause();
-    if (paused && !atomic_load(&paused_flag)) {
+    if (paused && !was_paused) {
+        /* Shown already by a close of this process: the wake is another's. */
+        slots_host_pass_on();
+    } else if (paused && !atomic_load(&paused_flag)) {
         /* Shown again: if nobody here takes the slot soon, the next sleeper may. */
-        static _Atomic uint32_t never;
+        static _Atomic uint32_t never;   /* a timed sleep, woken by nobody */
         sys_futex_wait(&never, 0, sys_mono_ns() + PASS_ON_NS, true);
         slots_host_pass_on();
     }

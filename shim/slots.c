@@ -36,6 +36,7 @@ static _Atomic uint32_t slot_hint;
 static _Atomic uint32_t slots_in_use;     /* busy slots bound to a connection */
 static _Atomic int slot_waiters;
 static bool host;                         /* the shared budget is the backend */
+static uint32_t held_trigger;             /* slots_held looks at fullness from this many */
 
 static struct {
     void (*_Atomic slot_freed)(void);
@@ -75,6 +76,7 @@ int slots_init(uint32_t n, uint32_t conns)
     cap = conns;
     busy_slot = b;
     nslots = n;
+    held_trigger = n;
     atomic_store(&free_slots, n);
     return 0;
 }
@@ -84,8 +86,11 @@ int slots_init(uint32_t n, uint32_t conns)
 static void host_stats(void)
 {
     if (connhost_usable()) {
-        STAT_SET(conn_in_flight, connhost_in_use());
+        STAT_SET(conn_in_flight, connhost_connections());
         STAT_SET(conn_limit, connhost_limit());
+        STAT_SET(conn_shared, 1);
+    } else {
+        STAT_SET(conn_shared, 0);
     }
 }
 
@@ -97,6 +102,7 @@ int slots_init_host(uint32_t limit, const char *key, uint32_t conns)
     if (slots_init(n, conns) != 0)
         return -1;
     host = true;
+    held_trigger = 1;
     stats_on_render(host_stats);
     return 0;
 }
@@ -188,16 +194,22 @@ void slots_bind(uint32_t s, uint32_t cid)
 }
 
 /* Empties busy slot s (its owner's to empty), counts it free, wakes one waiter. */
-void slots_untake(uint32_t s)
+static inline void untake_local(uint32_t s)
 {
     atomic_store(&busy_slot[s], 0);
-    if (unlikely(host)) {
-        connhost_untake(s);
-        return;
-    }
     atomic_fetch_add(&free_slots, 1);
     if (atomic_load(&slot_waiters) != 0)
         sys_futex_wake(&free_slots, 1, true);
+}
+
+void slots_untake(uint32_t s)
+{
+    if (unlikely(host)) {
+        atomic_store(&busy_slot[s], 0);
+        connhost_untake(s);
+        return;
+    }
+    untake_local(s);
 }
 
 int64_t slots_take(uint32_t cid)
@@ -208,10 +220,20 @@ int64_t slots_take(uint32_t cid)
     return s;
 }
 
-void slots_held(void)
+/* Host scope: slot s holds a connection now (not only a reservation); true
+ * if the budget is full. */
+static bool held_host(uint32_t s)
+{
+    connhost_bound(s);
+    return slots_full();
+}
+
+void slots_held(uint32_t s)
 {
     STAT_ADD(conn_busy, 1);
-    if (atomic_fetch_add(&slots_in_use, 1) + 1 >= nslots || (unlikely(host) && slots_full())) {
+    /* Process scope: the pool may have become full. Host scope (held_trigger
+     * 1): whether it is full is the shared count's to say. */
+    if (atomic_fetch_add(&slots_in_use, 1) + 1 >= held_trigger && (!host || held_host(s))) {
         void (*fullness)(void) = HOOK(fullness);
         if (fullness != NULL)
             fullness();
@@ -226,7 +248,7 @@ void slots_release(uint32_t s)
         atomic_store(&busy_slot[s], 0);
         before = connhost_untake(s);
     } else {
-        slots_untake(s);
+        untake_local(s);
     }
     /* Idle connections that asked first get it before the listeners wake. */
     void (*slot_freed)(void) = HOOK(slot_freed);

@@ -53,7 +53,7 @@ void slots_bind(uint32_t s, uint32_t cid) SLUICE_INTERNAL;
  * it back with slots_untake(). */
 int64_t slots_take(uint32_t cid) SLUICE_INTERNAL;
 void slots_untake(uint32_t s) SLUICE_INTERNAL;
-void slots_held(void) SLUICE_INTERNAL;
+void slots_held(uint32_t s) SLUICE_INTERNAL;
 /* A connection left busy slot s (idle or closed): frees it, serves waiting
  * idle connections first, then tells the pause. */
 void slots_release(uint32_t s) SLUICE_INTERNAL;

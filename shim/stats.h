@@ -13,6 +13,7 @@
 #define SLUICE_METRICS(X) \
     X(conn_in_flight,    "sluice_connections_in_flight", "gauge",   "Accepted connections open now") \
     X(conn_limit,        "sluice_connections_limit",     "gauge",   "SLUICE_CONN_MAX (0: off)") \
+    X(conn_shared,       "sluice_connections_shared",    "gauge",   "1: in flight and the limit are a budget shared by every process of SLUICE_CONN_KEY") \
     X(conn_paused,       "sluice_paused",                "gauge",   "1 while listeners are paused") \
     X(conn_accepted,     "sluice_accepted_total",        "counter", "Connections handed to the program") \
     X(conn_shed,         "sluice_shed_total",            "counter", "Connections answered and closed by sluice") \

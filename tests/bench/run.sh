@@ -16,6 +16,9 @@
 #  5. Shed answers per second against nginx's limit_conn (shed.sh).
 #  6. The filesystem gate not binding: instructions and system calls per
 #     uncontended read, a cat/sort workload in host scope (fs.sh).
+#  7. The host-scope connection budget: instructions and system calls per
+#     accept+close against process scope; CPU of 4 paused workers with 1,000
+#     clients waiting (connhost.sh).
 # Every figure goes into one Markdown table, printed and written to
 # $BUILD/bench.md. About 5 minutes.
 # BENCH_ROUNDS (default 5) sets the number of alternating rounds,
@@ -155,6 +158,10 @@ took shed
 eval "$("$HERE/fs.sh")"
 took fs
 
+# --- 7. host-scope connection budget ----------------------------------------------------
+eval "$("$HERE/connhost.sh")"
+took connhost
+
 # --- the table ---------------------------------------------------------------------
 row() {  # row FIGURE BARE SLUICE MEASURED TARGET DIR THRESHOLD (no DIR: no verdict)
     echo "| $1 | $2 | $3 | $4 | $5 | ${6:+$(verdict "$4" "$7" "$6")} |"
@@ -211,6 +218,15 @@ pre_cpu_r=$(pair_ratio "$pre_cpu" "$bare_cpu") gated_cpu_r=$(pair_ratio "$gated_
         "$fs_make_bare" "$fs_make_fs2" "$fs_make_fs2_r" "<= 1.15" le 1.15
     row "fs: make -j8 of this project, host scope SLUICE_FS_MAX=8: wall time over bare" \
         "$fs_make_bare" "$fs_make_fs8" "$fs_make_fs8_r" "<= 1.05" le 1.05
+    row "conn: instructions per accept+close, process scope / host scope (callgrind)" \
+        "$connhost_ir_process" "$connhost_ir_host" \
+        "$(awk -v a="$connhost_ir_host" -v b="$connhost_ir_process" 'BEGIN { printf "%.0f", a - b }')" "(none set)"
+    row "conn: system calls per accept+close (strace -c; process scope / host scope)" \
+        "$connhost_sys_process" "$connhost_sys_host" \
+        "$(awk -v a="$connhost_sys_host" -v b="$connhost_sys_process" 'BEGIN { printf "%.2f", a - b }')" "0 added" le 0
+    [ "$connhost_paused_queued" -ge "$connhost_paused_waiting" ] || connhost_paused_cpu="n/a"
+    row "paused (4 workers, host scope SLUICE_CONN_MAX=4, 4 held): CPU % of one core with $connhost_paused_queued clients in the accept queue" \
+        "" "$connhost_paused_cpu" "$connhost_paused_cpu" "< 1" lt 1
     echo
     echo "Details:"
     echo

@@ -1,7 +1,7 @@
 /* conn_workers.c — a multi-process server, as worker pools and
  * fork-per-connection servers are built, for the host-scope connection budget.
  *
- *   conn_workers PORT MODE N
+ *   conn_workers PORT MODE N [BACKLOG]
  *
  * MODE, with N worker processes forked after listen on 127.0.0.1:PORT:
  *   level   epoll, level-triggered, one non-blocking accept per event
@@ -175,6 +175,7 @@ int main(int argc, char **argv)
     int port = atoi(argv[1]);
     const char *mode = argv[2];
     int n = atoi(argv[3]);
+    int backlog = argc > 4 ? atoi(argv[4]) : 128;
     bool forking = strncmp(mode, "fork", 4) == 0;
     if (forking)
         n = 1;
@@ -191,7 +192,7 @@ int main(int argc, char **argv)
         /* One listener, shared by the workers. */
         l = socket(AF_INET, SOCK_STREAM, 0);
         setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(l, (struct sockaddr *) &a, sizeof a) != 0 || listen(l, 128) != 0) {
+        if (bind(l, (struct sockaddr *) &a, sizeof a) != 0 || listen(l, backlog) != 0) {
             perror("listen");
             return 1;
         }
@@ -208,7 +209,7 @@ int main(int argc, char **argv)
             if (reuseport) {
                 l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
                 setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-                if (bind(l, (struct sockaddr *) &a, sizeof a) != 0 || listen(l, 128) != 0)
+                if (bind(l, (struct sockaddr *) &a, sizeof a) != 0 || listen(l, backlog) != 0)
                     _exit(1);
             }
             if (strcmp(mode, "block") == 0)

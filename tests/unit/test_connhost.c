@@ -3,7 +3,11 @@
  * releases, and a connection that crosses a fork: FORKED, then WATCHED at its
  * holder's release, freed once the kernel no longer knows the socket. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -111,4 +115,74 @@ Test(connhost, a_forked_connection_is_watched_until_its_socket_is_gone)
     cr_assert_eq(connhost_in_use(), 0, "still held after the socket's last close");
     close(c);
     close(l);
+}
+
+/* The mapping as another member sees it. */
+static struct connhost_state *map_state(void)
+{
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    struct stat sb;
+    cr_assert_eq(fstat(fd, &sb), 0);
+    void *m = mmap(NULL, (size_t) sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    cr_assert_neq(m, MAP_FAILED);
+    return m;
+}
+
+static pid_t a_dead_pid(void)
+{
+    pid_t p = fork();
+    if (p == 0)
+        _exit(0);
+    waitpid(p, NULL, 0);
+    return p;
+}
+
+/* A member killed with two slots: given back at the next check. */
+Test(connhost, a_dead_members_slots_come_back_at_the_next_check)
+{
+    int64_t mine = connhost_reserve();
+    cr_assert_geq(mine, 0);
+    struct connhost_state *st = map_state();
+    struct connhost_holder *h = &st->holders[CONNHOST_NHOLDERS - 1];
+    uint32_t idx = CONNHOST_NHOLDERS;   /* its index + 1 */
+    int taken = 0;
+    for (uint32_t s = 0; s < st->limit && taken < 2; s++) {
+        uint32_t zero = 0;
+        if (atomic_compare_exchange_strong(&st->slots[s].own, &zero, idx))
+            taken++;
+    }
+    atomic_fetch_add(&st->count, 2);
+    h->start = 0;
+    atomic_store(&h->word, 2);
+    atomic_store(&h->pid, a_dead_pid());
+    cr_assert_eq(connhost_in_use(), 3);
+    atomic_store(&st->last_check, 0);
+    connhost_tick(UINT64_MAX / 2);
+    cr_assert_eq(connhost_in_use(), 1, "%u in use after the check", connhost_in_use());
+    cr_assert_eq(atomic_load(&h->pid), 0, "the dead member's record stayed");
+}
+
+/* A member killed between its two updates (its count taken, no slot claimed
+ * yet): the count is ambiguous, and recounted from the slot table. */
+Test(connhost, a_member_dead_between_its_two_updates_is_recounted)
+{
+    int64_t mine = connhost_reserve();
+    cr_assert_geq(mine, 0);
+    struct connhost_state *st = map_state();
+    struct connhost_holder *h = &st->holders[CONNHOST_NHOLDERS - 1];
+    atomic_fetch_add(&st->count, 3);          /* one claimed below, one half-way, one lost */
+    uint32_t zero = 0;
+    uint32_t s = (uint32_t) (mine + 1) % st->limit;
+    cr_assert(atomic_compare_exchange_strong(&st->slots[s].own, &zero, CONNHOST_NHOLDERS));
+    h->start = 0;
+    atomic_store(&h->word, CONNHOST_HIGH_ONE + 2);
+    atomic_store(&h->pid, a_dead_pid());
+    cr_assert_eq(connhost_in_use(), 4);
+    cr_assert_eq(connhost_reserve(), -1);
+    atomic_store(&st->last_check, 0);
+    connhost_tick(UINT64_MAX / 2);
+    cr_assert_eq(connhost_in_use(), 1, "%u in use after the recount", connhost_in_use());
+    cr_assert_geq(connhost_reserve(), 0);
 }

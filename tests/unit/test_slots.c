@@ -40,10 +40,10 @@ Test(slots, no_more_slots_than_the_limit)
 Test(slots, the_pause_hears_when_the_pool_fills_and_when_it_stops_being_full)
 {
     int64_t a = slots_take(0), b = slots_take(1);
-    slots_held();
+    slots_held((uint32_t) a);
     cr_assert_eq(fullness_calls, 0);
     cr_assert(!slots_full());
-    slots_held();
+    slots_held((uint32_t) b);
     cr_assert_eq(fullness_calls, 1);
     cr_assert(slots_full());
     cr_assert_eq(slots_holder((uint32_t) a), 1);
@@ -64,7 +64,7 @@ Test(slots, the_last_reference_frees_the_object_and_its_slot)
     int64_t s = slots_take((uint32_t) cid);
     atomic_store(&c->refs, 1);
     atomic_store(&c->st, ((uint32_t) s + 1) << CONN_SLOT_SHIFT | CONN_ANSWERED);
-    slots_held();
+    slots_held((uint32_t) s);
     conn_addref((uint32_t) cid + 1);     /* a dup */
     conn_release((uint32_t) cid + 1);
     cr_assert_eq(conn_freed_calls, 0, "one descriptor is left");
@@ -102,10 +102,9 @@ Test(slots, a_wait_with_a_free_slot_returns_at_once_and_a_timed_one_times_out)
 
 Test(slots, a_forked_child_starts_with_every_slot_free)
 {
-    slots_take(0);
-    slots_take(1);
-    slots_held();
-    slots_held();
+    int64_t a = slots_take(0), b = slots_take(1);
+    slots_held((uint32_t) a);
+    slots_held((uint32_t) b);
     cr_assert(slots_full());
     slots_atfork_child();
     cr_assert(!slots_full());
