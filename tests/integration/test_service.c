@@ -12,6 +12,9 @@
  *          fewer than 4, and none admitted beyond them;
  *   a worker killed (SIGKILL) while it holds 2 slots: the 2 clients waiting
  *          next are served within 100 ms, and no third;
+ *   nginx reloaded (SIGHUP) with 4 held and 4 waiting: the old workers leave,
+ *          the waiting 4 are served, and 4 more arriving wait: 4 held, counted
+ *          on both sides;
  *   a fork-per-connection child that exits without closing its connection
  *          gives its slot back; two services with different keys do not share.
  * How each holds: an HTTP answer on a connection kept alive (the client does
@@ -186,6 +189,56 @@ Test(service, nginx_worker_killed, .timeout = 60)
 Test(service, gunicorn_worker_killed, .timeout = 60)
 {
     worker_killed(&srv_gunicorn);
+}
+
+/* nginx's reload (SIGHUP): new workers start, the old ones close their idle
+ * kept-alive connections and leave; one budget throughout, nothing leaked. */
+Test(service, nginx_reload_keeps_one_budget, .timeout = 60)
+{
+    const struct server *sv = &srv_nginx_workers;
+    struct site s;
+    servers_make_site(&s, sv);
+    servers_start(&s, host_settings(false), true);
+    struct clients c;
+    memset(&c, 0, sizeof c);
+    for (int i = 0; i < NCLIENTS; i++)
+        c.fd[i] = -1;
+    for (int i = 0; i < 2 * LIMIT; i++)
+        connect_one(&c, s.port, sv->request);
+    cr_assert_geq(clients_collect(&c, LIMIT, 5000, sv->answer), LIMIT);
+    cr_assert_eq(clients_collect(&c, 2 * LIMIT, 300, sv->answer), LIMIT,
+                 "%s: %d served before the reload", sv->name, c.nserved);
+    cr_assert_eq(kill(s.proc.pid, SIGHUP), 0);
+    cr_assert_eq(clients_collect(&c, 2 * LIMIT, 10000, sv->answer), 2 * LIMIT,
+                 "%s: %d of the %d waiting served after the reload", sv->name,
+                 c.nserved - LIMIT, LIMIT);
+    /* 4 more. The old workers may still take some while they leave, and close
+     * them at once (idle, kept alive): what counts is who is held and who
+     * waits, on both sides. */
+    for (int i = 0; i < LIMIT; i++)
+        connect_one(&c, s.port, sv->request);
+    clients_collect(&c, 3 * LIMIT, 500, sv->answer);
+    int held = 0, waiting = 0, ended = 0;
+    for (int i = 0; i < NCLIENTS; i++) {
+        char b[64];
+        if (c.fd[i] < 0)
+            continue;
+        if (!c.served[i])
+            waiting++;
+        else if (recv(c.fd[i], b, sizeof b, MSG_DONTWAIT | MSG_PEEK) == 0)
+            ended++;
+        else
+            held++;
+    }
+    int inside = servers_inside(s.port, NULL, NULL, 0), queue = servers_accept_queue(s.port);
+    cr_log_info("%s reloaded: %d served (%d since closed by the old workers), %d inside, %d in "
+                "the accept queue", sv->name, c.nserved, ended, inside, queue);
+    cr_assert_eq(held, LIMIT, "%s: %d clients held after the reload", sv->name, held);
+    cr_assert_eq(inside, LIMIT, "%s: %d connections inside after the reload", sv->name, inside);
+    cr_assert_eq(queue, waiting, "%s: accept queue %d, %d clients waiting", sv->name, queue,
+                 waiting);
+    clients_close_all(&c);
+    servers_stop(&s, NULL);
 }
 
 /* --- fork-per-connection children that exit; two keys ------------------------------ */
