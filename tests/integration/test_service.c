@@ -12,7 +12,8 @@
  *          fewer than 4, and none admitted beyond them;
  *   a worker killed (SIGKILL) while it holds 2 slots: the 2 clients waiting
  *          next are served within 100 ms, and no third;
- *   nginx reloaded (SIGHUP) with 4 held and 4 waiting: the old workers leave,
+ *   nginx reloaded (SIGHUP), apache mpm_event restarted gracefully (SIGUSR1),
+ *          with 4 held and 4 waiting: the old workers leave,
  *          the waiting 4 are served, and 4 more arriving wait: 4 held, counted
  *          on both sides;
  *   a fork-per-connection child that exits without closing its connection
@@ -191,11 +192,11 @@ Test(service, gunicorn_worker_killed, .timeout = 60)
     worker_killed(&srv_gunicorn);
 }
 
-/* nginx's reload (SIGHUP): new workers start, the old ones close their idle
- * kept-alive connections and leave; one budget throughout, nothing leaked. */
-Test(service, nginx_reload_keeps_one_budget, .timeout = 60)
+/* A reload (nginx's SIGHUP, apache's graceful SIGUSR1): new workers start,
+ * the old ones close their idle kept-alive connections and leave; one budget
+ * throughout, nothing leaked. */
+static void reload_keeps_one_budget(const struct server *sv, int reload)
 {
-    const struct server *sv = &srv_nginx_workers;
     struct site s;
     servers_make_site(&s, sv);
     servers_start(&s, host_settings(false), true);
@@ -208,7 +209,7 @@ Test(service, nginx_reload_keeps_one_budget, .timeout = 60)
     cr_assert_geq(clients_collect(&c, LIMIT, 5000, sv->answer), LIMIT);
     cr_assert_eq(clients_collect(&c, 2 * LIMIT, 300, sv->answer), LIMIT,
                  "%s: %d served before the reload", sv->name, c.nserved);
-    cr_assert_eq(kill(s.proc.pid, SIGHUP), 0);
+    cr_assert_eq(kill(s.proc.pid, reload), 0);
     cr_assert_eq(clients_collect(&c, 2 * LIMIT, 10000, sv->answer), 2 * LIMIT,
                  "%s: %d of the %d waiting served after the reload", sv->name,
                  c.nserved - LIMIT, LIMIT);
@@ -240,6 +241,20 @@ Test(service, nginx_reload_keeps_one_budget, .timeout = 60)
     clients_close_all(&c);
     servers_stop(&s, NULL);
 }
+
+Test(service, nginx_reload_keeps_one_budget, .timeout = 60)
+{
+    reload_keeps_one_budget(&srv_nginx_workers, SIGHUP);
+}
+
+Test(service, apache_event_graceful_restart_keeps_one_budget, .timeout = 60)
+{
+    reload_keeps_one_budget(&srv_apache_event, SIGUSR1);
+}
+
+/* Not prefork: its old children keep their kept-alive connections through a
+ * graceful restart (bare too) until KeepAliveTimeout, and with them their
+ * slots, so the waiting wait that long. */
 
 /* --- fork-per-connection children that exit; two keys ------------------------------ */
 
