@@ -17,6 +17,7 @@
 #define CONNHOST_NHOLDERS 1024
 #define CONNHOST_CHECK_NS UINT64_C(50000000)    /* waiters check who is alive this often */
 #define CONNHOST_WATCH_NS UINT64_C(20000000)    /* and look at watched slots this often */
+#define CONNHOST_WATCH_IDLE_MS 250              /* their maker's look while nobody waits */
 #define CONNHOST_QUIESCE_NS UINT64_C(100000000) /* a recount waits this long for members */
 
 /* count: slots in use (low) | sleepers (high); holder.word: slots the process
@@ -112,9 +113,10 @@ int connhost_sleep(uint64_t deadline_ns, bool cancellable) SLUICE_INTERNAL;
 /* Wakes one sleeper if a slot is free and someone sleeps (a woken process that
  * left the slot unused passes the wake on). */
 void connhost_pass_on(void) SLUICE_INTERNAL;
-/* Checks, if due, who is alive and the WATCHED slots (sluice's thread). True
- * while slots this process left WATCHED remain (the caller looks again soon). */
-bool connhost_tick(uint64_t now) SLUICE_INTERNAL;
+/* Checks, if due, who is alive and the WATCHED slots (sluice's thread). While
+ * slots this process left WATCHED remain, how soon to look again (ms; 0: no
+ * hurry). */
+int connhost_tick(uint64_t now) SLUICE_INTERNAL;
 
 /* At fork, for a slot this process holds with descriptor fd: marks it FORKED
  * and records the connection (TCP only). */

@@ -205,16 +205,22 @@ static void check_if_due(uint64_t now)
     }
 }
 
-bool connhost_tick(uint64_t now)
+int connhost_tick(uint64_t now)
 {
     if (!connhost_usable())
-        return false;
+        return 0;
     check_if_due(now);
     /* Only the processes that left slots watched (and the sleepers) look
-     * often: the others' threads keep their slow tick. */
+     * often, and every CONNHOST_WATCH_NS only while someone waits for a slot:
+     * a fork-per-connection server below its limit looks 4 times a second
+     * (one lookup per watched slot each time), not 50. */
     if (atomic_load(&connhost_st->watched) == 0)
         atomic_store(&connhost_i_made_watched, false);
-    return atomic_load(&connhost_i_made_watched);
+    if (!atomic_load(&connhost_i_made_watched))
+        return 0;
+    uint64_t c = atomic_load(&connhost_st->count);
+    return CONNHOST_HIGH(c) != 0 || CONNHOST_LOW(c) >= connhost_limit()
+               ? (int) (CONNHOST_WATCH_NS / 1000000u) : CONNHOST_WATCH_IDLE_MS;
 }
 
 static void sleeper_gone(void *holder)

@@ -40,7 +40,7 @@
 #define MAX_LISTENERS 64
 #define RECHECK_MS 1000
 #define PASS_ON_NS 20000000u    /* a woken process that leaves the slot this long passes it on */
-#define WATCH_TICK_MS 20        /* sluice's thread's tick while forked connections are watched */
+#define WATCH_TICK_MS 20        /* the first look at a connection this process left watched */
 
 static _Atomic int listeners[MAX_LISTENERS];   /* governed listener fd + 1 */
 
@@ -87,8 +87,9 @@ static void sync_pause(void);
 
 static void pause_tick(uint64_t now)
 {
-    if (slots_host_tick(now))
-        gate_thread_tick_within(WATCH_TICK_MS);
+    int soon = slots_host_tick(now);
+    if (soon > 0)
+        gate_thread_tick_within(soon);
     /* Host scope: a slot freed elsewhere while this process was not asleep
      * for one (shed mode, or a wake that went to another process). */
     if (slots_host() && atomic_load(&paused_flag) && !slots_full())

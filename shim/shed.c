@@ -190,7 +190,7 @@ static void *gate_thread(void *arg)
     threads_adopt_self();
     int epfd = atomic_load(&thread_epfd), efd = atomic_load(&thread_efd);
     char sink[16384];
-    uint64_t refreshed = sys_mono_ns();
+    uint64_t refreshed = sys_mono_ns(), alone_checked = refreshed;
     for (;;) {
         uint64_t now = sys_mono_ns();
         /* At least once a second, even idle: this thread must not keep alive a
@@ -211,8 +211,11 @@ static void *gate_thread(void *arg)
             timeout = 0;
         struct epoll_event evs[64];
         int n = REAL(epoll_wait)(epfd, evs, 64, timeout);
-        if (n == 0 && timeout != 0)
+        /* Parked, the thread never idles in epoll_wait: ask once a second. */
+        if (n == 0 && (timeout != 0 || now - alone_checked >= TICK_MS * 1000000ull)) {
+            alone_checked = now;
             threads_exit_if_only_ours();
+        }
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u64 == UINT64_MAX) {
                 uint64_t junk;

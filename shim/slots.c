@@ -382,9 +382,9 @@ bool slots_blocking_waiters(void)
     return atomic_load(&slot_waiters) != 0;
 }
 
-bool slots_host_tick(uint64_t now)
+int slots_host_tick(uint64_t now)
 {
-    return host && connhost_tick(now);
+    return host ? connhost_tick(now) : 0;
 }
 
 uint32_t slots_host_in_use(void)

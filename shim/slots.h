@@ -92,8 +92,9 @@ int slots_host_sleep(uint64_t deadline_ns) SLUICE_INTERNAL;
 bool slots_blocking_waiters(void) SLUICE_INTERNAL;
 /* A process woken for a slot it left unused wakes the next sleeper. */
 void slots_host_pass_on(void) SLUICE_INTERNAL;
-/* sluice's thread's periodic checks; true while watched slots remain. */
-bool slots_host_tick(uint64_t now) SLUICE_INTERNAL;
+/* sluice's thread's periodic checks; while slots this process left watched
+ * remain, how soon to look again (ms; 0: no hurry). */
+int slots_host_tick(uint64_t now) SLUICE_INTERNAL;
 /* The slots in use across the budget (stats). */
 uint32_t slots_host_in_use(void) SLUICE_INTERNAL;
 /* soon runs when this process leaves a forked connection to be watched. */

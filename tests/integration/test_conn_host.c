@@ -349,9 +349,10 @@ static void four_served_in_total(struct service *s, const char *what, bool worke
         worker_totals(out, &accepted, &calls, &workers);
         cr_assert_eq(workers, 4, "[%s]", out);
         cr_assert_eq(accepted, NCLIENTS, "%s: [%s]", what, out);
-        /* Each refused accept pauses its process: at most a few per admission
-         * per process, never a spin. */
-        cr_assert_leq(calls - accepted, 4 * (NCLIENTS + 4), "%s: %ld accept calls for %ld "
+        /* A refused accept pauses its process, and a freed slot wakes one:
+         * about one call answered EAGAIN per admission (edge-triggered loops
+         * accept until EAGAIN), never a spin nor a herd. */
+        cr_assert_leq(calls - accepted, 2 * NCLIENTS + 4, "%s: %ld accept calls for %ld "
                       "connections: paused processes kept trying [%s]", what, calls, accepted, out);
         fprintf(stderr, "conn_host: %s: paused CPU %ld ticks/s, admission median %ld ms, slowest "
                 "%ld ms, %ld accept calls for %ld connections\n", what, paused_cpu, median, worst_ms,
@@ -449,6 +450,81 @@ Test(conn_host, python_forking_tcp_server_is_bounded, .timeout = 30)
 {
     struct service s = start_python_forking();
     four_served_in_total(&s, "ForkingTCPServer", false);
+}
+
+/* No thundering herd: with every worker asleep for a slot, each freed slot
+ * wakes one sleeper. Watched from outside with strace on the workers: every
+ * FUTEX_WAKE on the budget's shared word (the process-shared kind; glibc's
+ * own are private) woke at most one thread. */
+Test(conn_host, a_freed_slot_wakes_one_sleeper_not_all, .timeout = 30)
+{
+    struct service s = start_workers("level", 4, NULL);
+    struct clients c;
+    connect_clients(&c, s.port, NCLIENTS);
+    cr_assert_eq(served(&c, 500), 4);
+    t_sleep_ms(100);
+    pid_t kids[8];
+    int n = children_of(s.p.pid, kids, 8);
+    cr_assert_eq(n, 4);
+    char trace[64], p[4][16];
+    snprintf(trace, sizeof trace, "/tmp/sluice-chs-futex-%d", (int) getpid());
+    const char *argv[16] = { "strace", "-f", "-qq", "-e", "trace=futex", "-o", trace };
+    int a = 7;
+    for (int i = 0; i < n; i++) {
+        snprintf(p[i], sizeof p[i], "%d", (int) kids[i]);
+        argv[a++] = "-p";
+        argv[a++] = p[i];
+    }
+    argv[a] = NULL;
+    struct t_proc st = t_spawn(argv, NULL, false);
+    t_sleep_ms(500);   /* attached */
+    int total = 4;
+    while (total < NCLIENTS) {
+        close_client(&c, first_served_open(&c));
+        cr_assert_geq(wait_served(&c, total + 1, 3000), 0, "a close admitted nobody");
+        total++;
+    }
+    t_sleep_ms(100);
+    kill(st.pid, SIGINT);
+    t_wait(&st, 5000);
+    close(st.out_fd);
+    close(st.err_fd);
+    close_all(&c);
+    stop(&s, NULL, NULL);
+    FILE *f = fopen(trace, "r");
+    cr_assert_not_null(f);
+    char line[512];
+    int wakes = 0, most = 0;
+    /* A call another thread's line interrupts ends on a "resumed" line of its
+     * own thread: remember which threads are inside a shared wake. */
+    int waking[64], nwaking = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        int tid = atoi(line), woken = -1;
+        const char *eq = strrchr(line, '=');
+        if (strstr(line, "FUTEX_WAKE,") != NULL) {     /* not FUTEX_WAKE_PRIVATE */
+            wakes++;
+            if (strstr(line, "<unfinished") != NULL && nwaking < 64)
+                waking[nwaking++] = tid;
+            else if (eq != NULL)
+                woken = atoi(eq + 1);
+        } else if (strstr(line, "resumed>") != NULL && eq != NULL) {
+            for (int i = 0; i < nwaking; i++)
+                if (waking[i] == tid) {
+                    woken = atoi(eq + 1);
+                    waking[i] = waking[--nwaking];
+                    break;
+                }
+        }
+        if (woken > most)
+            most = woken;
+    }
+    fclose(f);
+    if (getenv("SLUICE_TEST_KEEP_TRACE") == NULL)
+        unlink(trace);
+    cr_assert_gt(wakes, 0, "no shared wake seen: the trace shows nothing");
+    cr_assert_leq(most, 1, "one FUTEX_WAKE woke %d sleepers: a herd", most);
+    fprintf(stderr, "conn_host: %d shared wakes for %d admissions, at most %d woken by one\n",
+            wakes, NCLIENTS - 4, most);
 }
 
 /* In flight and the limit are the budget's in every worker's stats file. */
