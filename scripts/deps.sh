@@ -22,7 +22,8 @@ strace valgrind python3 redis-server redis-tools nginx-light curl wrk
 python3-fastapi python3-uvicorn python3-aiohttp clang
 debhelper dpkg-dev fakeroot lintian mandoc
 apache2
-nodejs openjdk-17-jdk-headless ruby ruby-webrick puma lighttpd haproxy memcached python3-uvloop"
+nodejs openjdk-17-jdk-headless ruby ruby-webrick puma lighttpd haproxy memcached python3-uvloop
+gunicorn php-fpm postgresql"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -2,8 +2,9 @@
 # paused.sh — CPU of a paused server: under SLUICE_CONN_MAX=4, 4 connections
 # held and 1,000 more waiting in the listen backlog (2048), the server's CPU
 # (all its processes, from /proc/PID/stat) over BENCH_PAUSED_SECONDS (default
-# 5) as % of one core. Servers: nginx (one worker, epoll with EPOLLEXCLUSIVE)
-# and a Python asyncio server. The accept queue is read with ss to show that
+# 5) as % of one core. Servers: nginx (one worker, epoll with EPOLLEXCLUSIVE),
+# nginx with 4 workers sharing one budget (SLUICE_CONN_SCOPE=host) and a Python
+# asyncio server. The accept queue is read with ss to show that
 # the 1,000 really wait. Prints shell assignments (paused_*=...) for run.sh.
 set -eu
 
@@ -68,6 +69,27 @@ set -- $(measure "$PORT" "$NGINX_PID" $NGINX_WORKERS)
 nginx_stop
 echo "paused_nginx_cpu=$1"
 echo "paused_nginx_queued=$2"
+
+echo "bench: paused nginx, 4 workers sharing one budget (host scope), 4 held and $WAITING waiting..." >&2
+PORT=$(free_port)
+KEY=bench-paused-$$
+nginx_conf "$DIR/nginx4" "$PORT" 2048
+sed -i 's/^worker_processes 1;/worker_processes 4;/' "$DIR/nginx4/nginx.conf"
+cp "$DIR/index.html" "$DIR/nginx4/html/"
+nginx_start "$DIR/nginx4" LD_PRELOAD="$LIB" SLUICE_CONN_MAX=4 SLUICE_CONN_SCOPE=host SLUICE_CONN_KEY=$KEY
+nginx_ready "$DIR/nginx4" "$PORT" || exit 1
+tries=0
+until [ "$(children_of "$NGINX_PID" | wc -w)" -ge 4 ]; do   # every worker, not the first one
+    tries=$((tries + 1))
+    [ $tries -lt 100 ] || { echo "bench: nginx did not start its 4 workers" >&2; exit 1; }
+    sleep 0.05
+done
+NGINX_WORKERS=$(children_of "$NGINX_PID")
+set -- $(measure "$PORT" "$NGINX_PID" $NGINX_WORKERS)
+nginx_stop
+rm -f "/dev/shm/sluice-$(id -u)/conn-$KEY"   # the budget's file, which outlives the service
+echo "paused_nginx_host_cpu=$1"
+echo "paused_nginx_host_queued=$2"
 
 echo "bench: paused asyncio server, 4 held and $WAITING waiting..." >&2
 PORT=$(free_port)

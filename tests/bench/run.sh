@@ -190,11 +190,13 @@ pre_cpu_r=$(pair_ratio "$pre_cpu" "$bare_cpu") gated_cpu_r=$(pair_ratio "$gated_
     row "nginx CPU ms per 1000 requests, no settings (measured: bare over sluice)" "$nginx_bare_cpu" "$nginx_pre_cpu" "$nginx_pre_cpu_r" ">= 0.98" ge 0.98
     row "redis-server CPU ms per 1000 requests, gates on, not binding (bare over sluice)" "$m_bare_cpu" "$m_gated_cpu" "$gated_cpu_r" ">= 0.95" ge 0.95
     row "nginx CPU ms per 1000 requests, gates on, not binding (bare over sluice)" "$nginx_bare_cpu" "$nginx_gated_cpu" "$nginx_gated_cpu_r" ">= 0.95" ge 0.95
-    for server in nginx asyncio; do
+    for server in nginx asyncio nginx_host; do
         eval "cpu=\$paused_${server}_cpu queued=\$paused_${server}_queued"
         # The figure counts only if the clients really wait in the backlog.
         [ "$queued" -ge "$paused_waiting" ] || cpu="n/a"
-        row "paused ($server, SLUICE_CONN_MAX=4, 4 held): CPU % of one core with $queued clients in the accept queue" \
+        what=$server
+        [ "$server" != nginx_host ] || what="nginx 4 workers, SLUICE_CONN_SCOPE=host"
+        row "paused ($what, SLUICE_CONN_MAX=4, 4 held): CPU % of one core with $queued clients in the accept queue" \
             "" "$cpu" "$cpu" "< 1" lt 1
     done
     # The rate counts only if curl saw the 503 (with Retry-After from sluice).

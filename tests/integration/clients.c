@@ -1,8 +1,10 @@
 /* clients.c — the held clients of the connection-gate tests and the server's
  * CPU meanwhile (see clients.h). */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,13 +14,17 @@
 
 void clients_connect_all(struct clients *c, int port, const char *request)
 {
+    clients_connect_len(c, port, request, request != NULL ? strlen(request) : 0);
+}
+
+void clients_connect_len(struct clients *c, int port, const char *request, size_t len)
+{
     memset(c, 0, sizeof *c);
     for (int i = 0; i < NCLIENTS; i++) {
         c->fd[i] = t_connect(port);
         cr_assert_geq(c->fd[i], 0, "client %d could not connect", i);
         if (request != NULL)
-            cr_assert_eq(send(c->fd[i], request, strlen(request), MSG_NOSIGNAL),
-                         (ssize_t) strlen(request));
+            cr_assert_eq(send(c->fd[i], request, len, MSG_NOSIGNAL), (ssize_t) len);
     }
 }
 
@@ -80,17 +86,59 @@ void clients_close_all(struct clients *c)
             close(c->fd[i]);
 }
 
+/* The descendants of pid (and pid itself), from every /proc/PID/stat: the
+ * kernel may lack /proc/PID/task/TID/children, and a worker may be a
+ * grandchild (apache's, forked by a child). */
+static int tree_of(pid_t root, pid_t *tree, int max)
+{
+    static pid_t pids[4096], parents[4096];
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL && n < 4096) {
+        pid_t pid = (pid_t) atoi(e->d_name);
+        if (pid <= 0)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        const char *after = strrchr(buf, ')');
+        int ppid;
+        if (after != NULL && sscanf(after + 1, " %*c %d", &ppid) == 1) {
+            pids[n] = pid;
+            parents[n++] = (pid_t) ppid;
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+    int count = 0;
+    tree[count++] = root;
+    for (int done = 0; done < count; done++)
+        for (int i = 0; i < n && count < max; i++)
+            if (parents[i] == tree[done])
+                tree[count++] = pids[i];
+    return count;
+}
+
 long tree_ticks(pid_t pid)
 {
-    long sum = t_cpu_ticks(pid);
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int) pid, (int) pid);
-    FILE *f = fopen(path, "r");
-    if (f != NULL) {
-        int child;
-        while (fscanf(f, "%d", &child) == 1)
-            sum += t_cpu_ticks(child);
-        fclose(f);
+    pid_t tree[512];
+    int n = tree_of(pid, tree, 512);
+    long sum = 0;
+    for (int i = 0; i < n; i++) {
+        long t = t_cpu_ticks(tree[i]);
+        sum += t > 0 ? t : 0;
     }
     return sum;
+}
+
+int tree_size(pid_t pid)
+{
+    pid_t tree[512];
+    return tree_of(pid, tree, 512);
 }

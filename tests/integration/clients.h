@@ -5,6 +5,7 @@
 #define SLUICE_TEST_CLIENTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #define NCLIENTS 40
@@ -17,6 +18,8 @@ struct clients {
 
 /* Connects NCLIENTS clients to 127.0.0.1:port, each sending request (if not NULL). */
 void clients_connect_all(struct clients *c, int port, const char *request);
+/* The same with a request of len bytes (which may hold NUL bytes). */
+void clients_connect_len(struct clients *c, int port, const char *request, size_t len);
 /* Reads answers for up to ms, returning early once `target` clients are
  * served. With answer not NULL every answer must start as it does and a close
  * without an answer fails the test; with NULL any bytes count as an answer. */
@@ -27,7 +30,9 @@ void clients_close_one_served(struct clients *c);
 void clients_close_served(struct clients *c);
 /* Closes every client still open. */
 void clients_close_all(struct clients *c);
-/* CPU ticks of pid and of its children (nginx's workers). */
+/* CPU ticks of pid and of all its descendants (nginx's workers, postgres's
+ * backends), and how many processes that is. */
 long tree_ticks(pid_t pid);
+int tree_size(pid_t pid);
 
 #endif

@@ -11,9 +11,18 @@ struct t_proc leftovers_spawn(struct leftovers *l, const char *const *argv,
                               const char *const *env, bool preload)
 {
     struct t_proc p = t_spawn(argv, env, preload);
-    if (p.pid > 0 && l->nchildren < LEFTOVERS_MAX)
+    if (p.pid > 0 && l->nchildren < LEFTOVERS_MAX) {
+        l->stop_signal[l->nchildren] = 0;
         l->children[l->nchildren++] = p.pid;
+    }
     return p;
+}
+
+void leftovers_stop_with(struct leftovers *l, pid_t pid, int sig)
+{
+    for (int i = 0; i < l->nchildren; i++)
+        if (l->children[i] == pid)
+            l->stop_signal[i] = sig;
 }
 
 void leftovers_path(struct leftovers *l, const char *path)
@@ -28,13 +37,18 @@ void leftovers_clear(struct leftovers *l)
         pid_t pid = l->children[i];
         if (waitpid(pid, NULL, WNOHANG) != 0)
             continue;   /* reaped already (or gone): not ours to signal */
-        kill(pid, SIGTERM);   /* nginx's master ends its workers */
+        /* nginx's master ends its workers */
+        kill(pid, l->stop_signal[i] != 0 ? l->stop_signal[i] : SIGTERM);
         for (int t = 0; t < l->term_polls && waitpid(pid, NULL, WNOHANG) == 0; t++)
             t_sleep_ms(50);
         if (waitpid(pid, NULL, WNOHANG) == 0) {
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
         }
+        /* Its workers, if they outlived it: the child leads its own process
+         * group (t_spawn), whose id no other process can take while one of
+         * them lives. */
+        kill(-pid, SIGKILL);
     }
     l->nchildren = 0;
     for (int i = 0; i < l->npaths; i++) {

@@ -41,8 +41,7 @@ void servers_leave_nothing_behind(void)
 
 /* --- the servers ------------------------------------------------------------- */
 
-static void arg(struct site *s, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void arg(struct site *s, int i, const char *fmt, ...)
+void servers_arg(struct site *s, int i, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -51,17 +50,19 @@ static void arg(struct site *s, int i, const char *fmt, ...)
     s->argv[i] = s->args[i];
 }
 
-static void argv_of(struct site *s, const char *const *list)
+void servers_argv_of(struct site *s, const char *const *list)
 {
     int i = 0;
-    for (; list[i] != NULL; i++)
-        arg(s, i, "%s", list[i]);
+    for (; list[i] != NULL; i++) {
+        cr_assert_lt(i, (int) (sizeof s->args / sizeof s->args[0]), "too many arguments");
+        servers_arg(s, i, "%s", list[i]);
+    }
     s->argv[i] = NULL;
 }
 
 /* Writes tests/helpers/servers/NAME.in into the site's dir as NAME with @DIR@,
- * @PORT@, @UPPORT@ and @SENDFILE@ filled in; returns its path. */
-static const char *config_from(struct site *s, const char *name, const char *sendfile)
+ * @PORT@, @UPPORT@, @SENDFILE@ and @VARIANT@ filled in; returns its path. */
+const char *servers_config(struct site *s, const char *name, const char *sendfile)
 {
     char in[256];
     snprintf(in, sizeof in, "tests/helpers/servers/%s.in", name);
@@ -74,14 +75,15 @@ static const char *config_from(struct site *s, const char *name, const char *sen
     char port[16], upport[16];
     snprintf(port, sizeof port, "%d", s->port);
     snprintf(upport, sizeof upport, "%d", s->upport);
-    const char *keys[] = { "@DIR@", "@PORT@", "@UPPORT@", "@SENDFILE@" };
-    const char *values[] = { s->dir, port, upport, sendfile != NULL ? sendfile : "on" };
+    const char *keys[] = { "@DIR@", "@PORT@", "@UPPORT@", "@SENDFILE@", "@VARIANT@" };
+    const char *values[] = { s->dir, port, upport, sendfile != NULL ? sendfile : "on",
+                             s->sv->variant != NULL ? s->sv->variant : "" };
     size_t o = 0;
     for (const char *p = text; *p != '\0' && o < sizeof out - 128;) {
         int k = 0;
-        while (k < 4 && strncmp(p, keys[k], strlen(keys[k])) != 0)
+        while (k < 5 && strncmp(p, keys[k], strlen(keys[k])) != 0)
             k++;
-        if (k < 4) {
+        if (k < 5) {
             o += (size_t) snprintf(out + o, sizeof out - o, "%s", values[k]);
             p += strlen(keys[k]);
         } else {
@@ -97,7 +99,7 @@ static const char *config_from(struct site *s, const char *name, const char *sen
     return s->conf;
 }
 
-static const char *helper_script(const char *name)
+const char *servers_script(const char *name)
 {
     static char path[4][256];
     static int next;
@@ -110,16 +112,16 @@ static const char *helper_script(const char *name)
 
 static void setup_node_http(struct site *s)
 {
-    const char *a[] = { "/usr/bin/node", helper_script("node_http.js"), "", s->big, NULL };
-    argv_of(s, a);
-    arg(s, 2, "%d", s->port);
+    const char *a[] = { "/usr/bin/node", servers_script("node_http.js"), "", s->big, NULL };
+    servers_argv_of(s, a);
+    servers_arg(s, 2, "%d", s->port);
 }
 
 static void setup_node_net(struct site *s)
 {
-    const char *a[] = { "/usr/bin/node", helper_script("node_net.js"), "", s->big, NULL };
-    argv_of(s, a);
-    arg(s, 2, "%d", s->port);
+    const char *a[] = { "/usr/bin/node", servers_script("node_net.js"), "", s->big, NULL };
+    servers_argv_of(s, a);
+    servers_arg(s, 2, "%d", s->port);
 }
 
 /* The Java sources, compiled once per build into BUILD/servers-java. */
@@ -130,7 +132,7 @@ static const char *java_classes(void)
     const char *names[] = { "JavaNio", "JavaHttp" };
     for (int i = 0; i < 2; i++) {
         char src[256], cls[300];
-        snprintf(src, sizeof src, "%s", helper_script(names[i]));
+        snprintf(src, sizeof src, "%s", servers_script(names[i]));
         strcat(src, ".java");
         snprintf(cls, sizeof cls, "%s/%s.class", dir, names[i]);
         struct stat a, b;
@@ -150,8 +152,8 @@ static void setup_java(struct site *s, const char *cls)
 {
     const char *a[] = { "/usr/bin/java", "-Dsun.net.httpserver.idleInterval=60", "-cp",
                         java_classes(), cls, "", s->big, NULL };
-    argv_of(s, a);
-    arg(s, 5, "%d", s->port);
+    servers_argv_of(s, a);
+    servers_arg(s, 5, "%d", s->port);
 }
 
 static void setup_java_nio(struct site *s)
@@ -166,49 +168,51 @@ static void setup_java_http(struct site *s)
 
 static void setup_webrick(struct site *s)
 {
-    const char *a[] = { "/usr/bin/ruby", helper_script("webrick.rb"), "", s->big, NULL };
-    argv_of(s, a);
-    arg(s, 2, "%d", s->port);
+    const char *a[] = { "/usr/bin/ruby", servers_script("webrick.rb"), "", s->big, NULL };
+    servers_argv_of(s, a);
+    servers_arg(s, 2, "%d", s->port);
 }
 
-static void setup_puma(struct site *s)
+/* With -w variant (0 when not given: one process). */
+void servers_setup_puma(struct site *s)
 {
     const char *a[] = { "/usr/bin/puma", "-b", "", "-t", "4:4", "-e", "production", "--no-config",
-                        helper_script("puma.ru"), NULL };
-    argv_of(s, a);
-    arg(s, 2, "tcp://127.0.0.1:%d", s->port);
+                        "-w", s->sv->variant != NULL ? s->sv->variant : "0",
+                        servers_script("puma.ru"), NULL };
+    servers_argv_of(s, a);
+    servers_arg(s, 2, "tcp://127.0.0.1:%d", s->port);
     snprintf(s->big_env, sizeof s->big_env, "SERVERS_BIG=%s", s->big);
     s->env[0] = s->big_env;
 }
 
 static void setup_lighttpd(struct site *s)
 {
-    const char *conf = config_from(s, "lighttpd.conf", NULL);
+    const char *conf = servers_config(s, "lighttpd.conf", NULL);
     const char *a[] = { "/usr/sbin/lighttpd", "-D", "-f", conf, NULL };
-    argv_of(s, a);
+    servers_argv_of(s, a);
 }
 
 static void setup_haproxy(struct site *s)
 {
-    const char *conf = config_from(s, "haproxy.cfg", NULL);
+    const char *conf = servers_config(s, "haproxy.cfg", NULL);
     const char *a[] = { "/usr/sbin/haproxy", "-db", "-f", conf, NULL };
-    argv_of(s, a);
+    servers_argv_of(s, a);
 }
 
 static void setup_memcached(struct site *s)
 {
     const char *a[] = { "/usr/bin/memcached", "-l", "127.0.0.1", "-p", "", "-U", "0", "-u", "root",
                         "-m", "256", "-I", "32m", NULL };
-    argv_of(s, a);
-    arg(s, 4, "%d", s->port);
+    servers_argv_of(s, a);
+    servers_arg(s, 4, "%d", s->port);
 }
 
 static void setup_nginx_with(struct site *s, const char *sendfile)
 {
-    const char *conf = config_from(s, "nginx.conf", sendfile);
+    const char *conf = servers_config(s, "nginx.conf", sendfile);
     const char *a[] = { "/usr/sbin/nginx", "-p", s->dir, "-c", conf, "-e", "", NULL };
-    argv_of(s, a);
-    arg(s, 6, "%s/error.log", s->dir);
+    servers_argv_of(s, a);
+    servers_arg(s, 6, "%s/error.log", s->dir);
 }
 
 static void setup_nginx(struct site *s)
@@ -221,13 +225,15 @@ static void setup_nginx_sendfile_off(struct site *s)
     setup_nginx_with(s, "off");
 }
 
-static void setup_uvicorn(struct site *s)
+/* With --workers N (variant; 1 when not given: one process). */
+void servers_setup_uvicorn(struct site *s)
 {
     const char *a[] = { PY, "-m", "uvicorn", "--loop", "uvloop", "--app-dir",
-                        helper_script(""), "asgi_app:app", "--host", "127.0.0.1", "--port", "",
-                        "--timeout-keep-alive", "60", "--log-level", "warning", NULL };
-    argv_of(s, a);
-    arg(s, 11, "%d", s->port);
+                        servers_script(""), "asgi_app:app", "--host", "127.0.0.1", "--port", "",
+                        "--timeout-keep-alive", "60", "--log-level", "warning", "--workers",
+                        s->sv->variant != NULL ? s->sv->variant : "1", NULL };
+    servers_argv_of(s, a);
+    servers_arg(s, 11, "%d", s->port);
     snprintf(s->big_env, sizeof s->big_env, "SERVERS_BIG=%s", s->big);
     s->env[0] = s->big_env;
 }
@@ -259,35 +265,36 @@ static void prime_memcached(struct site *s)
 
 
 const struct server srv_node_http = { "node http", "/usr/bin/node", setup_node_http, HTTP_HI,
-    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_node_net = { "node net", "/usr/bin/node", setup_node_net, "hi\n",
-    "hi\n", "big\n", "", false, false, NULL };
+    "hi\n", "big\n", "", false, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_java_nio = { "java nio", "/usr/bin/javac", setup_java_nio, "hi\n",
-    "hi\n", "big\n", "", false, false, NULL };
+    "hi\n", "big\n", "", false, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_java_http = { "java httpserver", "/usr/bin/javac", setup_java_http,
-    HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+    HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_webrick = { "webrick",
     "/usr/bin/ruby -e 'require \"webrick\"' >/dev/null 2>&1", setup_webrick, HTTP_HI,
-    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
-const struct server srv_puma = { "puma", "/usr/bin/puma", setup_puma, HTTP_HI, "HTTP/1.1 200",
-    HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
+const struct server srv_puma = { "puma", "/usr/bin/puma", servers_setup_puma, HTTP_HI,
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_lighttpd = { "lighttpd", "/usr/sbin/lighttpd", setup_lighttpd, HTTP_HI,
-    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_haproxy = { "haproxy", "/usr/sbin/haproxy", setup_haproxy, HTTP_HI,
-    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, true, NULL };
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, true, NULL, 0, NULL, 0, NULL };
 const struct server srv_memcached = { "memcached", "/usr/bin/memcached", setup_memcached,
-    "version\r\n", "VERSION ", "get big\r\n", "\r\n", false, false, prime_memcached };
+    "version\r\n", "VERSION ", "get big\r\n", "\r\n", false, false, prime_memcached, 0, NULL, 0,
+    NULL };
 const struct server srv_nginx = { "nginx", "/usr/sbin/nginx", setup_nginx, HTTP_HI,
-    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 const struct server srv_nginx_sendfile_off = { "nginx sendfile off", "/usr/sbin/nginx",
     setup_nginx_sendfile_off, HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false,
-    NULL };
+    NULL, 0, NULL, 0, NULL };
 const struct server srv_nginx_proxy = { "nginx proxy_pass", "/usr/sbin/nginx",
     setup_nginx_sendfile_off, HTTP_HI, "HTTP/1.1 200", HTTP_BIG("/proxied/big"), "\r\n\r\n", true,
-    false, NULL };
+    false, NULL, 0, NULL, 0, NULL };
 const struct server srv_uvicorn = { "uvicorn uvloop",
-    "/usr/lib/python3/dist-packages/uvloop/__init__.py", setup_uvicorn, HTTP_HI, "HTTP/1.1 200",
-    HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL };
+    "/usr/lib/python3/dist-packages/uvloop/__init__.py", servers_setup_uvicorn, HTTP_HI,
+    "HTTP/1.1 200", HTTP_BIG("/big"), "\r\n\r\n", true, false, NULL, 0, NULL, 0, NULL };
 
 /* --- starting and stopping one ------------------------------------------------ */
 
@@ -409,6 +416,8 @@ static void *read_output(void *arg)
     return NULL;
 }
 
+static void settle(struct site *s);
+
 /* Starts the server (bare or preloaded with `settings`) and waits until it listens. */
 void servers_start(struct site *s, const char *const *settings, bool preload)
 {
@@ -430,13 +439,75 @@ void servers_start(struct site *s, const char *const *settings, bool preload)
     for (int i = 0; settings != NULL && settings[i] != NULL && n < 7; i++)
         s->env[n++] = settings[i];
     s->proc = spawn(s->argv, s->env, preload);
+    if (s->stop_signal != 0)
+        leftovers_stop_with(&leftovers, s->proc.pid, s->stop_signal);
     s->output = calloc(1, sizeof *s->output);
     s->output->fds[0] = s->proc.out_fd;
     s->output->fds[1] = s->proc.err_fd;
     cr_assert_eq(pthread_create(&s->output->thread, NULL, read_output, s->output), 0);
-    cr_assert(wait_listening(s->port, 20000), "%s did not listen on %d", s->sv->name, s->port);
+    int governed = servers_governed_port(s);
+    if (!wait_listening(governed, 20000)) {
+        atomic_store(&s->output->stop, true);
+        pthread_join(s->output->thread, NULL);
+        cr_assert_fail("%s did not listen on %d; it printed [%s]", s->sv->name, governed,
+                       s->output->err);
+    }
+    if (s->sv->setup_front != NULL) {
+        s->sv->setup_front(s);
+        s->up = spawn(s->front_argv, NULL, false);
+        cr_assert(wait_listening(s->port, 10000), "the front of %s did not listen", s->sv->name);
+    }
+    if (s->sv->processes > 0)
+        settle(s);
     if (s->sv->prime != NULL)
         s->sv->prime(s);
+}
+
+int servers_governed_port(const struct site *s)
+{
+    return s->sv->setup_front != NULL ? s->upport : s->port;
+}
+
+/* Until a service runs all its processes and they have finished starting (no
+ * CPU for 300 ms): a worker still importing its framework would be counted as
+ * the gate's CPU, and one not yet there would take no part in the budget. */
+static void settle(struct site *s)
+{
+    uint64_t end = t_now_ms() + 20000;
+    int n = 0;
+    long spent = 1;
+    while (t_now_ms() < end && (n < s->sv->processes || spent > 0)) {
+        long before = tree_ticks(s->proc.pid);
+        t_sleep_ms(300);
+        spent = tree_ticks(s->proc.pid) - before;
+        n = tree_size(s->proc.pid);
+    }
+    cr_assert_geq(n, s->sv->processes, "%s runs %d processes, not %d", s->sv->name, n,
+                  s->sv->processes);
+}
+
+int servers_inside(int port, pid_t *holders, int *peers, int max)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "ss -tnpH state established '( sport = :%d )' 2>/dev/null", port);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        const char *pid = strstr(line, "pid=");
+        if (pid == NULL)
+            continue;   /* still in the accept queue: no process holds it */
+        if (holders != NULL && n < max) {
+            int peer = -1;
+            sscanf(line, "%*d %*d %*s %*[^:]:%d", &peer);
+            holders[n] = (pid_t) atoi(pid + 4);
+            peers[n] = peer;
+        }
+        n++;
+    }
+    pclose(f);
+    return n;
 }
 
 /* SIGTERM, then the exit status as a number (128+signal if killed). */
@@ -444,7 +515,7 @@ int servers_stop(struct site *s, char **err)
 {
     int code = -1;
     if (s->proc.pid > 0) {
-        kill(s->proc.pid, SIGTERM);
+        kill(s->proc.pid, s->stop_signal != 0 ? s->stop_signal : SIGTERM);
         int status = t_wait(&s->proc, 10000);
         if (status != -1)
             code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
