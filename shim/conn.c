@@ -5,7 +5,7 @@
  * then for a connection, on the slot pool's futex without a timeout, so the
  * kernel gives it exactly the real call's signal behaviour (EINTR, or a restart
  * under SA_RESTART). While every slot is held the listeners are hidden
- * (pause.c). With idle=hold a connection is busy from accept to its last
+ * (pause.c). Threads blocked in accept take turns (ticket.c). With idle=hold a connection is busy from accept to its last
  * close; with idle=free (idle.c) it gives its slot back while idle, so there
  * are objects for every descriptor the process may hold.
  *
@@ -35,6 +35,7 @@
 #include "slots.h"
 #include "stats.h"
 #include "sys.h"
+#include "ticket.h"
 
 #define SHED_BUDGET 256          /* sheds per call before a non-blocking accept returns */
 #define MAX_CONNS (1u << 20)      /* connection objects at most (idle=free) */
@@ -143,17 +144,14 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
     if (sluice_cfg.conn_mode == CONN_SHED)
         return accept_or_shed(fd, addr, len, flags, is_accept4);
     for (;;) {
-        int64_t id = slots_reserve();
-        if (id >= 0) {
-            int r = accept_for_real(fd, addr, len, flags, is_accept4);
-            if (r < 0) {
-                KEEP_ERRNO(slots_untake((uint32_t) id));
-                return r;
-            }
-            record(r, (uint32_t) id, flags);
-            return r;
-        }
-        if (sys_nonblocking(fd)) {
+        /* With threads in line a blocking accept joins it (ticket.c); the
+         * first look costs no system call. A non-blocking accept does not
+         * sleep, so it has no place in the line: it takes a free slot. */
+        int64_t id = ticket_line_empty() ? slots_reserve() : -1;
+        if (id < 0 && !sys_nonblocking(fd)) {
+            if ((id = ticket_reserve(fd)) < 0)
+                return -1;
+        } else if (id < 0 && (id = slots_reserve()) < 0) {
             bool slot_freed;
             KEEP_ERRNO(slot_freed = pause_await_applied());
             if (slot_freed)
@@ -161,8 +159,13 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
             errno = EAGAIN;
             return -1;
         }
-        if (slots_wait(fd) < 0)
-            return -1;
+        int r = accept_for_real(fd, addr, len, flags, is_accept4);
+        if (r < 0) {
+            KEEP_ERRNO(slots_untake((uint32_t) id));
+            return r;
+        }
+        record(r, (uint32_t) id, flags);
+        return r;
     }
 }
 
@@ -235,6 +238,7 @@ void conn_atfork_child(void)
 {
     /* fdtab already dropped the child's references: it holds no slots. */
     slots_atfork_child();
+    ticket_atfork_child();
     idle_atfork_child();
     STAT_SET(conn_busy, 0);
     STAT_SET(conn_idle, 0);
