@@ -5,7 +5,9 @@
  * then for a connection, on the slot pool's futex without a timeout, so the
  * kernel gives it exactly the real call's signal behaviour (EINTR, or a restart
  * under SA_RESTART). While every slot is held the listeners are hidden
- * (pause.c). Threads blocked in accept take turns (ticket.c). With idle=hold a connection is busy from accept to its last
+ * (pause.c). Threads blocked in accept take turns (ticket.c). With a queue
+ * timeout or maximum, sluice times the waits in the accept queue and answers
+ * those that waited too long (queue.c). With idle=hold a connection is busy from accept to its last
  * close; with idle=free (idle.c) it gives its slot back while idle, so there
  * are objects for every descriptor the process may hold.
  *
@@ -31,6 +33,8 @@
 #include "log.h"
 #include "overlay.h"
 #include "pause.h"
+#include "queue.h"
+#include "retry_after.h"
 #include "shed.h"
 #include "slots.h"
 #include "stats.h"
@@ -70,6 +74,8 @@ static void record(int fd, uint32_t slot, int flags)
         atomic_store(&e->ino, (uint64_t) st.st_ino);
     atomic_store(&e->conn, (uint32_t) cid + 1);
     STAT_ADD(conn_accepted, 1);
+    if (sluice_cfg.retry_after_auto || queue_on())
+        retry_after_slot_used(sys_mono_ns());
     STAT_ADD(conn_in_flight, 1);
     slots_held();
     errno = saved;
@@ -141,6 +147,9 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
      * has one, so no fork of it can copy a lock that thread holds. */
     gate_thread_ensure();
     pause_note_listener(fd);
+    bool queued = queue_on();
+    if (queued)
+        queue_note_listener(fd);
     if (sluice_cfg.conn_mode == CONN_SHED)
         return accept_or_shed(fd, addr, len, flags, is_accept4);
     for (;;) {
@@ -159,7 +168,12 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
             errno = EAGAIN;
             return -1;
         }
+        /* The queue (queue.c) counts what leaves the kernel's accept queue. */
+        if (queued)
+            queue_enter();
         int r = accept_for_real(fd, addr, len, flags, is_accept4);
+        if (queued)
+            KEEP_ERRNO(queue_leave(fd, r >= 0));
         if (r < 0) {
             KEEP_ERRNO(slots_untake((uint32_t) id));
             return r;
@@ -232,6 +246,7 @@ void conn_init(void)
     fdtab_hook_conn(conn_governs, conn_release, conn_addref);
     pause_init();
     shed_init();
+    queue_init();
 }
 
 void conn_atfork_child(void)
@@ -245,4 +260,5 @@ void conn_atfork_child(void)
     pause_atfork_child();
     STAT_SET(conn_in_flight, 0);
     shed_atfork_child();
+    queue_atfork_child();
 }

@@ -3,6 +3,7 @@
 #ifndef SLUICE_SHED_H
 #define SLUICE_SHED_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "common.h"
 
@@ -22,5 +23,15 @@ void shed_atfork_child(void) SLUICE_INTERNAL;
 /* fn runs on the thread each time it wakes, at least once a second (pause.c:
  * re-checks held slots while paused and keeps the paused time current). */
 void gate_thread_on_tick(void (*fn)(uint64_t now_ns)) SLUICE_INTERNAL;
+
+/* The waiting queue (queue.c): arrival(fd) runs on the thread when a watched
+ * listener has a new connection; tick each time it wakes; due() says when it
+ * must wake next (absolute CLOCK_MONOTONIC ns, 0: no need). */
+void gate_thread_on_queue(void (*arrival)(int fd), void (*tick)(uint64_t now_ns),
+                          uint64_t (*due)(void)) SLUICE_INTERNAL;
+/* On the thread: watch listener fd for arrivals (edge-triggered) or stop. 0 or -1. */
+int gate_thread_watch(int fd, bool watch) SLUICE_INTERNAL;
+/* SLUICE_RETRY_AFTER=auto: the Retry-After the answer says from now on (1..60). */
+void shed_retry_after(unsigned seconds) SLUICE_INTERNAL;
 
 #endif

@@ -16,6 +16,12 @@
 struct sluice_stats sluice_stats;
 
 static void (*_Atomic refresh)(void);
+static size_t (*_Atomic section)(char *buf, size_t cap);
+
+void stats_add_section(size_t (*fn)(char *buf, size_t cap))
+{
+    atomic_store_explicit(&section, fn, memory_order_release);
+}
 
 void stats_on_render(void (*fn)(void))
 {
@@ -46,5 +52,8 @@ size_t stats_render(char *buf, size_t cap)
     } while (0);
     SLUICE_METRICS(RENDER)
 #undef RENDER
+    size_t (*more)(char *, size_t) = atomic_load_explicit(&section, memory_order_acquire);
+    if (more != NULL)
+        len += more(buf + len, cap - len);
     return len;
 }

@@ -50,6 +50,9 @@ extern struct sluice_stats sluice_stats SLUICE_INTERNAL;
 /* fn runs before each render: a gate that keeps a figure elsewhere copies it
  * into sluice_stats then. */
 void stats_on_render(void (*fn)(void)) SLUICE_INTERNAL;
+/* fn renders more of the text after the counters (the waiting queue's
+ * figures, its histogram); it returns the length it wrote (at most cap). */
+void stats_add_section(size_t (*fn)(char *buf, size_t cap)) SLUICE_INTERNAL;
 /* Renders the exposition text into buf; returns its length (truncated to cap). */
 size_t stats_render(char *buf, size_t cap) SLUICE_INTERNAL;
 
