@@ -1,10 +1,9 @@
-/* queue_stats.c — the waiting queue's figures (see queue_stats.h), rendered in
- * the Prometheus text format after the counters of stats.h: gauges for the
- * queue's length, its oldest wait and the Retry-After estimate, counters of the
- * connections answered (timed out, queue full), the histogram
- * sluice_queue_wait_seconds of the waits of served connections, and TcpExt
- * ListenOverflows/ListenDrops from /proc/net/netstat, when sluice started and
- * now (host-wide figures: the kernel counts every listener together). */
+/* queue_stats.c — the waiting queue's figures (see queue_stats.h): the gauges
+ * and counters of stats.h (length, oldest wait, answered totals, the
+ * Retry-After estimate, TcpExt ListenOverflows/ListenDrops from
+ * /proc/net/netstat when sluice started and now: host-wide figures, the kernel
+ * counts every listener together), and the histogram sluice_queue_wait_seconds
+ * of the waits of served connections, rendered after them. */
 #include "real.h"
 
 #include "queue_stats.h"
@@ -24,9 +23,6 @@ static const uint64_t bucket_ms[] = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 
 
 static _Atomic uint64_t buckets[NBUCKETS + 1];   /* the last: beyond every bound */
 static _Atomic uint64_t wait_sum_ns, served;
-static _Atomic uint64_t timed_out, full;
-static _Atomic uint64_t length, oldest;
-static int64_t overflows_start = -1, drops_start = -1;
 static bool queue_is_on;
 
 void queue_stats_served(uint64_t wait_ns, uint64_t now_ns)
@@ -42,13 +38,16 @@ void queue_stats_served(uint64_t wait_ns, uint64_t now_ns)
 
 void queue_stats_answered(bool late)
 {
-    atomic_fetch_add_explicit(late ? &timed_out : &full, 1, memory_order_relaxed);
+    if (late)
+        STAT_ADD(queue_timed_out, 1);
+    else
+        STAT_ADD(queue_full, 1);
 }
 
 void queue_stats_now(uint64_t waiting, uint64_t ahead, uint64_t oldest_ns, uint64_t now_ns)
 {
-    atomic_store_explicit(&length, waiting, memory_order_relaxed);
-    atomic_store_explicit(&oldest, oldest_ns, memory_order_relaxed);
+    STAT_SET(queue_length, (int64_t) waiting);
+    STAT_SET(queue_oldest_ns, (int64_t) oldest_ns);
     retry_after_update(ahead, now_ns);
 }
 
@@ -124,34 +123,30 @@ static const char *secs(uint64_t ns, char *out)
     return out;
 }
 
-#define METRIC(name, type, help) "# HELP " name " " help "\n# TYPE " name " " type "\n"
+#define HISTOGRAM "sluice_queue_wait_seconds"
 
+static void refresh(void)
+{
+    int64_t o, d;
+    if (queue_is_on)
+        read_netstat(&o, &d);
+    else
+        o = d = -1;
+    STAT_SET(listen_overflows, o);
+    STAT_SET(listen_drops, d);
+    unsigned ra = sluice_cfg.retry_after_auto ? retry_after_estimate() : sluice_cfg.retry_after_s;
+    STAT_SET(retry_after_ns, (int64_t) ra * 1000000000);
+}
+
+/* The histogram (the counters above it are stats.h's). */
 static size_t render(char *buf, size_t cap)
 {
     size_t len = 0;
     char t[32];
-    if (put(buf, cap, &len, METRIC("sluice_retry_after_seconds", "gauge",
-                                   "Retry-After the shed answer would carry now (the estimate)")
-            "sluice_retry_after_seconds %u\n", retry_after_estimate()) != 0)
-        return len;
     if (!queue_is_on)
         return len;
-    int64_t o, d;
-    read_netstat(&o, &d);
-    if (put(buf, cap, &len,
-            METRIC("sluice_queue_length", "gauge", "Connections waiting for a slot in the accept queues")
-            "sluice_queue_length %llu\n"
-            METRIC("sluice_queue_oldest_wait_seconds", "gauge", "How long the oldest waiting connection has waited")
-            "sluice_queue_oldest_wait_seconds %s\n"
-            METRIC("sluice_queue_timed_out_total", "counter", "Waiting connections answered after SLUICE_QUEUE_TIMEOUT")
-            "sluice_queue_timed_out_total %llu\n"
-            METRIC("sluice_queue_full_total", "counter", "Waiting connections answered beyond SLUICE_QUEUE_MAX")
-            "sluice_queue_full_total %llu\n",
-            (unsigned long long) atomic_load(&length), secs(atomic_load(&oldest), t),
-            (unsigned long long) atomic_load(&timed_out), (unsigned long long) atomic_load(&full)) != 0)
-        return len;
-    if (put(buf, cap, &len, METRIC("sluice_queue_wait_seconds", "histogram",
-                                   "How long served connections waited in the queue")) != 0)
+    if (put(buf, cap, &len, "# HELP " HISTOGRAM " How long served connections waited in the queue\n"
+            "# TYPE " HISTOGRAM " histogram\n") != 0)
         return len;
     uint64_t cum = 0;
     for (unsigned b = 0; b <= NBUCKETS; b++) {
@@ -162,31 +157,21 @@ static size_t render(char *buf, size_t cap)
                      (unsigned long long) (bucket_ms[b] % 1000));
         else
             strcpy(le, "+Inf");
-        if (put(buf, cap, &len, "sluice_queue_wait_seconds_bucket{le=\"%s\"} %llu\n", le,
-                (unsigned long long) cum) != 0)
+        if (put(buf, cap, &len, HISTOGRAM "_bucket{le=\"%s\"} %llu\n", le, (unsigned long long) cum) != 0)
             return len;
     }
-    put(buf, cap, &len,
-        "sluice_queue_wait_seconds_sum %s\nsluice_queue_wait_seconds_count %llu\n"
-        METRIC("sluice_listen_overflows_start", "gauge", "The kernel's TcpExt ListenOverflows when sluice started (host-wide)")
-        "sluice_listen_overflows_start %lld\n"
-        METRIC("sluice_listen_overflows", "gauge", "The kernel's TcpExt ListenOverflows now (host-wide)")
-        "sluice_listen_overflows %lld\n"
-        METRIC("sluice_listen_drops_start", "gauge", "The kernel's TcpExt ListenDrops when sluice started (host-wide)")
-        "sluice_listen_drops_start %lld\n"
-        METRIC("sluice_listen_drops", "gauge", "The kernel's TcpExt ListenDrops now (host-wide)")
-        "sluice_listen_drops %lld\n",
-        secs(atomic_load(&wait_sum_ns), t), (unsigned long long) atomic_load(&served),
-        (long long) overflows_start, (long long) o, (long long) drops_start, (long long) d);
+    put(buf, cap, &len, HISTOGRAM "_sum %s\n" HISTOGRAM "_count %llu\n",
+        secs(atomic_load(&wait_sum_ns), t), (unsigned long long) atomic_load(&served));
     return len;
 }
 
 void queue_stats_init(bool queue_enabled)
 {
     queue_is_on = queue_enabled;
-    if (!queue_enabled && !sluice_cfg.retry_after_auto)
-        return;
+    int64_t o = -1, d = -1;
     if (queue_enabled)
-        read_netstat(&overflows_start, &drops_start);
-    stats_add_section(render);
+        read_netstat(&o, &d);
+    STAT_SET(listen_overflows_start, o);
+    STAT_SET(listen_drops_start, d);
+    stats_add_section(refresh, render);
 }

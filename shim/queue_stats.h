@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include "common.h"
 
-/* Registers the rendering (when the queue or SLUICE_RETRY_AFTER=auto is on)
- * and reads the kernel's overflow counters once. */
+/* Registers the refresh and the histogram's rendering, and reads the
+ * kernel's overflow counters once (with the queue on). */
 void queue_stats_init(bool queue_enabled) SLUICE_INTERNAL;
 /* The program accepted a connection that waited wait_ns in the queue. */
 void queue_stats_served(uint64_t wait_ns, uint64_t now_ns) SLUICE_INTERNAL;

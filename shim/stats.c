@@ -16,11 +16,13 @@
 struct sluice_stats sluice_stats;
 
 static void (*_Atomic refresh)(void);
+static void (*_Atomic section_refresh)(void);
 static size_t (*_Atomic section)(char *buf, size_t cap);
 
-void stats_add_section(size_t (*fn)(char *buf, size_t cap))
+void stats_add_section(void (*refresh_fn)(void), size_t (*render)(char *buf, size_t cap))
 {
-    atomic_store_explicit(&section, fn, memory_order_release);
+    atomic_store_explicit(&section_refresh, refresh_fn, memory_order_release);
+    atomic_store_explicit(&section, render, memory_order_release);
 }
 
 void stats_on_render(void (*fn)(void))
@@ -34,6 +36,9 @@ size_t stats_render(char *buf, size_t cap)
     void (*fn)(void) = atomic_load_explicit(&refresh, memory_order_acquire);
     if (fn != NULL)
         fn();
+    void (*fn2)(void) = atomic_load_explicit(&section_refresh, memory_order_acquire);
+    if (fn2 != NULL)
+        fn2();
 #define RENDER(field, name, type, help) \
     do { \
         int64_t v_ = atomic_load_explicit(&sluice_stats.field, memory_order_relaxed); \

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -283,4 +284,230 @@ Test(queue, burst_nginx_proxy_to_slow_upstream, .timeout = 60)
     burst(port, 1000, "nginx proxy_pass");
     t_stop(&n, 2000);
     t_stop(&u, 2000);
+}
+
+/* --- SLUICE_QUEUE_MAX and SLUICE_RETRY_AFTER=auto ------------------------------- */
+
+/* One slot, 1 s requests, at most 3 waiting. After three requests the rate is
+ * known (about one a second). Then c1 is served and c2..c5 arrive 200 ms
+ * apart: c5 makes four waiting, so c2, the oldest, is answered at once, with
+ * Retry-After for the three ahead of a newcomer plus one: 4 s. c2 comes back
+ * after that and is served at once: the wait it was told lies within 50% of
+ * the time it really waited for a slot (from the 503 to its service). With a
+ * fixed Retry-After: 1 it would come back into a queue of two and wait 3.2 s. */
+Test(queue, retry_after_auto_tells_the_real_wait, .timeout = 60)
+{
+    int port = t_free_port();
+    const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_QUEUE_MAX=3", "SLUICE_RETRY_AFTER=auto", NULL };
+    struct t_proc p = start_uvicorn(port, "asyncio", env, true);
+    static struct hc h[8];
+    for (int i = 0; i < 3; i++) {
+        http_connect(&h[0], port, 100 + i);
+        http_collect(h, 1, 5000);
+        cr_assert_eq(answer_of(&h[0], 100 + i, NULL), 200, "warm-up %d: [%s]", i, h[0].buf);
+    }
+    for (int i = 1; i <= 5; i++) {
+        http_connect(&h[i], port, i);
+        if (i < 5)
+            t_sleep_ms(200);
+    }
+    uint64_t c5_at = h[5].t_conn;
+    /* c2's answer comes first, at once. */
+    http_collect(&h[2], 1, 3000);
+    int ra = 0;
+    cr_assert_eq(answer_of(&h[2], 2, &ra), 503, "c2, the oldest of four, got [%s]", h[2].buf);
+    cr_assert_leq(h[2].t_first - c5_at, 300, "c2 answered %llu ms after the fourth arrived",
+                  (unsigned long long) (h[2].t_first - c5_at));
+    uint64_t told_at = h[2].t_first;
+    t_sleep_ms(ra * 1000);
+    http_connect(&h[6], port, 6);
+    http_collect(&h[6], 1, 15000);
+    cr_assert_eq(answer_of(&h[6], 6, NULL), 200, "the retry got [%s]", h[6].buf);
+    double real = (double) (h[6].t_first - 1000 - told_at) / 1000.0;
+    cr_log_info("Retry-After %d s, real wait for a slot %.2f s", ra, real);
+    cr_assert(ra >= 0.5 * real && ra <= 1.5 * real, "Retry-After %d s, but the real wait was %.2f s",
+              ra, real);
+    http_collect(&h[1], 5, 8000);
+    for (int i = 1; i <= 5; i++)
+        cr_assert(i == 2 || answer_of(&h[i], i, NULL) == 200, "c%d: [%s]", i, h[i].buf);
+    t_stop(&p, 2000);
+}
+
+/* --- sustained overload: open-loop arrivals ------------------------------------- */
+
+struct olc {
+    int fd;
+    uint64_t t_start, t_connected, t_first;
+    char buf[1024];
+    size_t len;
+    bool reset, done;
+};
+
+/* Arrivals every gap_ms for run_ms (non-blocking connects: a dropped SYN does
+ * not hold up the schedule), each sending GET /i; reads until every client is
+ * done or wait_ms after the last arrival. Returns how many started. */
+static int open_loop(int port, int gap_ms, int run_ms, int wait_ms, struct olc *c, int max)
+{
+    int n = 0;
+    uint64_t t0 = t_now_ms(), last = t0 + (uint64_t) run_ms;
+    static struct pollfd p[MAXC];
+    for (;;) {
+        uint64_t now = t_now_ms();
+        while (n < max && now < last && now >= t0 + (uint64_t) (n * gap_ms)) {
+            memset(&c[n], 0, sizeof c[n]);
+            c[n].fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
+                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+            c[n].t_start = now;
+            int r = connect(c[n].fd, (struct sockaddr *) &a, sizeof a);
+            cr_assert(r == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
+            n++;
+        }
+        int open = 0;
+        for (int i = 0; i < n; i++) {
+            p[i] = (struct pollfd) { .fd = c[i].done ? -1 : c[i].fd,
+                                     .events = c[i].t_connected ? POLLIN : POLLOUT };
+            open += !c[i].done;
+        }
+        if ((now >= last && open == 0) || now >= last + (uint64_t) wait_ms)
+            break;
+        if (poll(p, (nfds_t) n, 10) <= 0)
+            continue;
+        now = t_now_ms();
+        for (int i = 0; i < n; i++) {
+            if (c[i].done || p[i].revents == 0)
+                continue;
+            if (c[i].t_connected == 0) {
+                int err = 0;
+                socklen_t el = sizeof err;
+                getsockopt(c[i].fd, SOL_SOCKET, SO_ERROR, &err, &el);
+                if (err != 0) {
+                    c[i].reset = true;
+                    c[i].done = true;
+                    continue;
+                }
+                c[i].t_connected = now;
+                char req[96];
+                int len = snprintf(req, sizeof req, "GET /%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", i);
+                cr_assert_eq(write(c[i].fd, req, (size_t) len), len);
+                continue;
+            }
+            char tmp[1024];
+            ssize_t got = read(c[i].fd, tmp, sizeof tmp);
+            if (got > 0) {
+                if (c[i].t_first == 0)
+                    c[i].t_first = now;
+                size_t take = sizeof c[i].buf - 1 - c[i].len;
+                take = (size_t) got < take ? (size_t) got : take;
+                memcpy(c[i].buf + c[i].len, tmp, take);
+                c[i].len += take;
+            } else if (got == 0 || errno != EAGAIN) {
+                c[i].reset = got < 0;
+                c[i].done = true;
+            }
+        }
+    }
+    for (int i = 0; i < n; i++)
+        close(c[i].fd);
+    return n;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+/* Two slots, 500 ms requests (4 a second), arrivals 12 a second for 4 s, a
+ * backlog of 16. With a 1 s queue timeout every request is answered (200 or
+ * 503), none is reset, the served waited at most the timeout (p99), and no
+ * SYN is dropped for a full accept queue (no connect takes a retransmission's
+ * second). Bare pause, the same load: the accept queue overflows (connects
+ * wait for SYN retransmissions). */
+Test(queue, sustained_overload_is_answered_without_listen_overflows, .timeout = 90)
+{
+    enum { GAP = 83, RUN = 4000 };
+    static struct olc c[MAXC];
+    int port = t_free_port();
+    const char *env[] = { "SLUICE_CONN_MAX=2", "SLUICE_QUEUE_TIMEOUT=1s", "SLUICE_BACKLOG=16",
+                          "QUEUE_SLOW_MS=500", NULL };
+    struct t_proc p = start_uvicorn(port, "asyncio", env, true);
+    int n = open_loop(port, GAP, RUN, 3000, c, MAXC);
+    t_stop(&p, 2000);
+    int served = 0, shed = 0, slow_connects = 0;
+    static uint64_t waits[MAXC];
+    for (int i = 0; i < n; i++) {
+        struct hc h = { .reset = c[i].reset, .len = c[i].len };
+        memcpy(h.buf, c[i].buf, c[i].len);
+        int a = answer_of(&h, i, NULL);
+        cr_assert(a != 0, "client %d: no complete answer (reset %d): [%.120s]", i, c[i].reset, c[i].buf);
+        slow_connects += c[i].t_connected - c[i].t_start >= 900;
+        if (a == 200)
+            waits[served++] = c[i].t_first - 500 - c[i].t_start;
+        else
+            shed++;
+    }
+    qsort(waits, (size_t) served, sizeof waits[0], cmp_u64);
+    uint64_t p99 = served > 0 ? waits[(served * 99) / 100 - (served * 99 % 100 == 0)] : 0;
+    cr_log_info("queue: %d arrivals, %d served, %d answered 503, p99 wait %llu ms, %d slow connects",
+                n, served, shed, (unsigned long long) p99, slow_connects);
+    cr_assert_geq(served, 12, "only %d served", served);
+    cr_assert_leq(p99, 1000 + 150, "p99 wait of the served %llu ms", (unsigned long long) p99);
+    cr_assert_eq(slow_connects, 0, "%d connects waited for a SYN retransmission", slow_connects);
+
+    /* Bare pause under the same load. */
+    port = t_free_port();
+    const char *bare[] = { "SLUICE_CONN_MAX=2", "SLUICE_BACKLOG=16", "QUEUE_SLOW_MS=500", NULL };
+    p = start_uvicorn(port, "asyncio", bare, true);
+    n = open_loop(port, GAP, RUN, 0, c, MAXC);
+    t_stop(&p, 2000);
+    int bare_slow = 0;
+    for (int i = 0; i < n; i++)
+        bare_slow += c[i].t_connected == 0 || c[i].t_connected - c[i].t_start >= 900;
+    cr_log_info("bare pause: %d of %d connects waited a second or more", bare_slow, n);
+    cr_assert_gt(bare_slow, 0, "bare pause had no listen overflow: the load is too light to compare");
+}
+
+/* --- descriptors: 200 clients on a process limited to 64 ------------------------- */
+
+Test(queue, low_nofile_many_clients_no_spin_no_emfile, .timeout = 90)
+{
+    enum { N = 200 };
+    int port = t_free_port();
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    const char *argv[] = { "/bin/sh", "-c",
+                           "ulimit -n 64 && exec " PY " -m uvicorn --loop asyncio --app-dir \"$1\" "
+                           "queue_slow_asgi:app --host 127.0.0.1 --port \"$2\" --log-level warning",
+                           "sh", t_source("tests/helpers"), ports, NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=2", "SLUICE_QUEUE_TIMEOUT=1s", "QUEUE_SLOW_MS=300", NULL };
+    struct t_proc p = leftovers_spawn(&leftovers, argv, env, true);
+    cr_assert(t_wait_listening(port, 10000), "uvicorn did not listen");
+    static struct hc h[N];
+    long t0 = tree_ticks(p.pid);
+    uint64_t m0 = t_now_ms();
+    for (int i = 0; i < N; i++)
+        http_connect(&h[i], port, i);
+    http_collect(h, N, 20000);
+    long ticks = tree_ticks(p.pid) - t0;
+    uint64_t ms = t_now_ms() - m0;
+    kill(p.pid, SIGTERM);
+    char *err = t_slurp(p.err_fd, 2000);
+    t_stop(&p, 2000);
+    int served = 0, shed = 0;
+    for (int i = 0; i < N; i++) {
+        int a = answer_of(&h[i], i, NULL);
+        cr_assert(a != 0, "client %d: no complete answer (reset %d): [%.120s]", i, h[i].reset, h[i].buf);
+        served += a == 200;
+        shed += a == 503;
+    }
+    cr_log_info("%d served, %d answered 503 in %llu ms; server CPU %ld ticks", served, shed,
+                (unsigned long long) ms, ticks);
+    cr_assert(err == NULL || (strstr(err, "Too many open files") == NULL && strstr(err, "EMFILE") == NULL),
+              "the program ran out of descriptors: %s", err);
+    cr_assert_geq(shed, N / 2, "only %d of %d shed", shed, N);
+    /* 100 ticks a second: a spinning core would use about ms / 10. */
+    cr_assert_leq(ticks, (long) (ms / 10) * 2 / 5, "server used %ld ticks in %llu ms", ticks,
+                  (unsigned long long) ms);
+    free(err);
 }
