@@ -16,6 +16,8 @@
 #  5. Shed answers per second against nginx's limit_conn (shed.sh).
 #  6. The filesystem gate not binding: instructions and system calls per
 #     uncontended read, a cat/sort workload in host scope (fs.sh).
+#  7. The waiting queue: hand-off latency, paused CPU with 1,000 queued, 20 s
+#     of 3x overload bare pause against SLUICE_QUEUE_TIMEOUT (queue.sh).
 # Every figure goes into one Markdown table, printed and written to
 # $BUILD/bench.md. About 5 minutes.
 # BENCH_ROUNDS (default 5) sets the number of alternating rounds,
@@ -155,6 +157,10 @@ took shed
 eval "$("$HERE/fs.sh")"
 took fs
 
+# --- 7. the waiting queue ----------------------------------------------------------
+eval "$("$HERE/queue.sh")"
+took queue
+
 # --- the table ---------------------------------------------------------------------
 row() {  # row FIGURE BARE SLUICE MEASURED TARGET DIR THRESHOLD (no DIR: no verdict)
     echo "| $1 | $2 | $3 | $4 | $5 | ${6:+$(verdict "$4" "$7" "$6")} |"
@@ -209,6 +215,14 @@ pre_cpu_r=$(pair_ratio "$pre_cpu" "$bare_cpu") gated_cpu_r=$(pair_ratio "$gated_
         "$fs_make_bare" "$fs_make_fs2" "$fs_make_fs2_r" "<= 1.15" le 1.15
     row "fs: make -j8 of this project, host scope SLUICE_FS_MAX=8: wall time over bare" \
         "$fs_make_bare" "$fs_make_fs8" "$fs_make_fs8_r" "<= 1.05" le 1.05
+    row "queue: hand-off µs, slot freed to a blocked accept's return, median (bare pause / queue)" \
+        "$queue_bare_handoff_blocking_median" "$queue_handoff_blocking_median" "$queue_handoff_blocking_median" "< 100" lt 100
+    row "queue: hand-off µs, p99 (bare pause / queue)" \
+        "$queue_bare_handoff_blocking_p99" "$queue_handoff_blocking_p99" "$queue_handoff_blocking_p99" "< 100" lt 100
+    row "queue: hand-off µs to an epoll loop's accept, median / p99" \
+        "" "$queue_handoff_epoll_median" "$queue_handoff_epoll_p99" ""
+    row "queue: paused CPU % of one core, 1,032 queued (bare pause / queue)" \
+        "$queue_bare_paused_cpu" "$queue_paused_cpu" "$queue_paused_cpu" "< 1" lt 1
     echo
     echo "Details:"
     echo
@@ -239,6 +253,9 @@ pre_cpu_r=$(pair_ratio "$pre_cpu" "$bare_cpu") gated_cpu_r=$(pair_ratio "$gated_
     echo "  no settings $fs_sort_pre, SLUICE_FS_MAX=1000 $fs_sort_gated: $fs_sort_per_line more per line written, though"
     echo "  /dev/null is never gated: each stdio call still goes through the gate's dispatch (fileno, the"
     echo "  descriptor's kind looked up twice, enter/leave) before the real call, whatever the stream."
+    echo "- queue: uvicorn, 2 slots, 500 ms requests, open-loop 12 arrivals/s for ${queue_overload_seconds}s, backlog 64;"
+    echo "  arrivals served shed resets unanswered p50_wait_ms p99_wait_ms slow_connects (SYN retransmitted):"
+    echo "  bare pause: $queue_overload_bare; SLUICE_QUEUE_TIMEOUT=1s: $queue_overload_queue."
     echo "- time since the start, after each part:${TIMES%,}."
 } > "$OUT"
 cat "$OUT"
