@@ -48,6 +48,7 @@
 #define MAX_QLISTENERS 64
 #define RING (1u << 16)          /* stamps per listener (the backlog is smaller) */
 #define BATCH 256                /* connections answered per wake at most */
+#define STATS_NS 100000000ull    /* the figures' refresh while arrivals come */
 
 struct qlistener {
     _Atomic int fd_plus_one;
@@ -271,9 +272,15 @@ static void queue_tick(uint64_t now)
         due[i] = full && qls[i].watched ? due_count(&qls[i], now) : 0;
         total_due += due[i];
     }
-    uint64_t oldest, ahead;
-    uint64_t waiting = queued_now(now, due, &oldest, &ahead);
-    queue_stats_now(waiting, ahead, oldest, now);
+    /* The figures (a walk of the queue) at most every STATS_NS, and before
+     * answering (the answer carries the estimate): not on every arrival. */
+    static uint64_t figured;
+    if (total_due != 0 || now - figured >= STATS_NS) {
+        figured = now;
+        uint64_t oldest, ahead;
+        uint64_t waiting = queued_now(now, due, &oldest, &ahead);
+        queue_stats_now(waiting, ahead, oldest, now);
+    }
     if (total_due == 0)
         return;
     atomic_store(&expiring, 1);
