@@ -315,8 +315,11 @@ static uint64_t queue_due(void)
 
 void queue_init(void)
 {
-    queue_enabled = sluice_cfg.conn_max != 0 && sluice_cfg.conn_mode == CONN_PAUSE
-                    && (sluice_cfg.queue_timeout_ns != 0 || sluice_cfg.queue_max != 0);
+    bool asked = sluice_cfg.queue_timeout_ns != 0 || sluice_cfg.queue_max != 0;
+    queue_enabled = asked && sluice_cfg.conn_max != 0 && sluice_cfg.conn_mode == CONN_PAUSE;
+    if (asked && !queue_enabled)
+        log_warn("SLUICE_QUEUE_TIMEOUT and SLUICE_QUEUE_MAX apply to the pause mode with "
+                 "SLUICE_CONN_MAX: ignored");
     queue_stats_init(queue_enabled);
     /* With SLUICE_RETRY_AFTER=auto the tick keeps the estimate current even
      * without a queue (shed mode: a queue of length zero). */

@@ -197,7 +197,7 @@ static int answer_of(struct hc *h, int i, int *retry_after)
  * slow_ms per request with 2 slots and a 2 s queue timeout. Every client gets
  * a complete 200 or 503, none is reset, none waits in the queue longer than the
  * timeout + 150 ms, and the served are served in arrival order. */
-static void burst(int port, int slow_ms, const char *what)
+static int burst(int port, int slow_ms, const char *what)
 {
     enum { N = 40, TIMEOUT_MS = 2000 };
     static struct hc h[N];
@@ -235,6 +235,7 @@ static void burst(int port, int slow_ms, const char *what)
     cr_log_info("%s: %d served, %d answered 503", what, served, shed);
     cr_assert_geq(served, 4, "%s: only %d served", what, served);
     cr_assert_geq(shed, 20, "%s: only %d answered 503", what, shed);
+    return served;
 }
 
 static struct t_proc start_uvicorn(int port, const char *loop, const char *const *env, bool governed)
@@ -251,12 +252,82 @@ static struct t_proc start_uvicorn(int port, const char *loop, const char *const
 
 static const char *const queue_env[] = { "SLUICE_CONN_MAX=2", "SLUICE_QUEUE_TIMEOUT=2s", NULL };
 
+static long stat_of(const char *text, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(text, key);
+    return p != NULL ? atol(p + strlen(key)) : -1;
+}
+
+/* Also the figures: every 503 counted as timed out, every 200 in the wait
+ * histogram, all of them within 2.5 s. */
 Test(queue, burst_uvicorn_asyncio, .timeout = 60)
 {
     int port = t_free_port();
-    struct t_proc p = start_uvicorn(port, "asyncio", queue_env, true);
-    burst(port, 1000, "uvicorn asyncio");
+    char stats[128], stats_env[160];
+    snprintf(stats, sizeof stats, "/tmp/sluice-queue-stats-%d.prom", (int) getpid());
+    snprintf(stats_env, sizeof stats_env, "SLUICE_STATS=%s", stats);
+    leftovers_path(&leftovers, stats);
+    const char *env[] = { queue_env[0], queue_env[1], stats_env, "SLUICE_STATS_INTERVAL=100ms", NULL };
+    struct t_proc p = start_uvicorn(port, "asyncio", env, true);
+    int served = burst(port, 1000, "uvicorn asyncio");
+    t_sleep_ms(300);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = fopen(stats, "r");
+    cr_assert_not_null(f, "no stats file %s", stats);
+    cr_assert_geq(getdelim(&text, &len, '\0', f), 0);
+    fclose(f);
     t_stop(&p, 2000);
+    cr_assert_eq(stat_of(text, "sluice_queue_timed_out_total"), 40 - served, "[%s]", text);
+    cr_assert_eq(stat_of(text, "sluice_queue_wait_seconds_count"), served, "[%s]", text);
+    cr_assert_eq(stat_of(text, "sluice_queue_wait_seconds_bucket{le=\"2.500\"}"), served, "[%s]", text);
+    cr_assert_eq(stat_of(text, "sluice_queue_wait_seconds_bucket{le=\"+Inf\"}"), served, "[%s]", text);
+    cr_assert_eq(stat_of(text, "sluice_queue_length"), 0, "[%s]", text);
+    cr_assert_geq(stat_of(text, "sluice_listen_overflows_start"), 0, "[%s]", text);
+    free(text);
+}
+
+/* A pool of threads blocked in accept on a blocking listener: sluice's
+ * thread answers the late without ever blocking in that listener's accept,
+ * and a freed slot still goes to the next one waiting. */
+Test(queue, blocking_pool_answers_the_late, .timeout = 30)
+{
+    int port = t_free_port();
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    const char *argv[] = { t_helper("conn_threaded"), ports, "8", NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=4", "SLUICE_QUEUE_TIMEOUT=1s", NULL };
+    struct t_proc srv = leftovers_spawn(&leftovers, argv, env, true);
+    cr_assert(t_wait_listening(port, 5000), "server did not listen");
+    int fd[12];
+    for (int i = 0; i < 12; i++)
+        cr_assert_geq(fd[i] = t_connect(port), 0);
+    for (int i = 0; i < 4; i++) {
+        char *got = t_slurp_some(fd[i], 2000);
+        cr_assert_str_eq(got, "hi\n", "held client %d got [%s]", i, got);
+        free(got);
+    }
+    uint64_t t0 = t_now_ms();
+    for (int i = 4; i < 8; i++) {
+        char *got = t_slurp_some(fd[i], 3000);
+        cr_assert(strncmp(got, "HTTP/1.1 503", 12) == 0, "waiting client %d got [%s]", i, got);
+        free(got);
+    }
+    uint64_t took = t_now_ms() - t0;
+    cr_assert_leq(took, 1400, "the late were answered after %llu ms", (unsigned long long) took);
+    /* Four more now; one slot comes free: the first of them is served. */
+    for (int i = 8; i < 12; i++)
+        cr_assert_geq(fd[i] = t_connect(port), 0);
+    close(fd[0]);
+    char *got = t_slurp_some(fd[8], 2000);
+    cr_assert_str_eq(got, "hi\n", "the next client got [%s]", got);
+    free(got);
+    for (int i = 1; i < 12; i++)
+        if (i < 4 || i >= 8)
+            close(fd[i]);
+    t_stop(&srv, 1000);
 }
 
 Test(queue, burst_uvicorn_uvloop, .timeout = 60)
