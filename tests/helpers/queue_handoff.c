@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 static int lsock, epoll_mode;
+static int ready_pipe[2];   /* the acceptor says "accepted" here: the main thread sleeps, not spins */
 static _Atomic int accepted_fd = -1;
 static _Atomic uint64_t accepted_at;
 
@@ -52,16 +53,19 @@ static void *acceptor(void *arg)
         uint64_t t = now_ns();
         atomic_store(&accepted_at, t);
         atomic_store(&accepted_fd, c);
+        char one = 1;
+        if (write(ready_pipe[1], &one, 1) != 1)
+            abort();
     }
     return NULL;
 }
 
 static int take_accepted(void)
 {
-    int c;
-    while ((c = atomic_exchange(&accepted_fd, -1)) < 0)
-        ;
-    return c;
+    char one;
+    if (read(ready_pipe[0], &one, 1) != 1)
+        abort();
+    return atomic_exchange(&accepted_fd, -1);
 }
 
 static int client(struct sockaddr_in *a)
@@ -97,6 +101,8 @@ int main(int argc, char **argv)
         perror("listen");
         return 1;
     }
+    if (pipe(ready_pipe) != 0)
+        return 1;
     pthread_t t;
     pthread_create(&t, NULL, acceptor, NULL);
     int first = client(&a);
