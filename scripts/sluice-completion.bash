@@ -3,7 +3,7 @@
 
 _sluice_flags="--conn-max --conn-mode --conn-idle --shed --retry-after --backlog --ports
 --write-high --write-timeout --hold-reads --fs-max --fs-scope --fs-key --fs-timeout
---stats --log --strict --help --version --print-env --check --queue-timeout --queue-max"
+--stats --log --strict --help --version --print-env --check --queue-timeout --queue-max --queue-order"
 
 # COMPREPLY from compgen, one word a line (file names may hold spaces).
 _sluice_reply()
@@ -54,6 +54,7 @@ _sluice()
         --conn-mode) _sluice_reply -W "pause shed" -- "$cur"; return ;;
         --conn-idle) _sluice_reply -W "hold free" -- "$cur"; return ;;
         --shed) _sluice_reply -W "http503 http429 close reset" -- "$cur"; return ;;
+        --queue-order) _sluice_reply -W "fifo lifo" -- "$cur"; return ;;
         --fs-scope) _sluice_reply -W "process host" -- "$cur"; return ;;
         --log) _sluice_reply -W "error warn info debug" -- "$cur"; return ;;
         --write-high) _sluice_reply -W "16K 64K 256K 1M 4M" -- "$cur"; return ;;

@@ -18,10 +18,11 @@ static const char *const conn_modes[] = { "pause", "shed", NULL };
 static const char *const conn_idles[] = { "hold", "free", NULL };
 static const char *const shed_kinds[] = { "http503", "http429", "close", "reset", NULL };
 static const char *const fs_scopes[] = { "process", "host", NULL };
+static const char *const queue_orders[] = { "fifo", "lifo", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
 enum form { F_COUNT, F_SIZE, F_DURATION, F_BOOL, F_ENUM, F_PORTS, F_KEY, F_PATH, F_SECONDS,
-            F_RETRY };
+            F_RETRY, F_ORDER };
 
 struct setting {
     const char *name;
@@ -47,6 +48,7 @@ static const struct setting settings[] = {
     S("SLUICE_BACKLOG", F_COUNT, "a whole number from 1 to 1000000", &sluice_cfg.backlog, NULL),
     S("SLUICE_QUEUE_TIMEOUT", F_DURATION, "a duration such as 250ms, 2s or 1m (a plain number is seconds)", &sluice_cfg.queue_timeout_ns, NULL),
     S("SLUICE_QUEUE_MAX", F_COUNT, "a whole number from 1 to 1000000", &sluice_cfg.queue_max, NULL),
+    D("SLUICE_QUEUE_ORDER", F_ORDER, "fifo or lifo", &sluice_cfg.queue_lifo, queue_orders, "fifo"),
     S("SLUICE_CONN_PORTS", F_PORTS, "a comma-separated list of ports, such as 8080,8443", NULL, NULL),
     S("SLUICE_WRITE_HIGH", F_SIZE, "a size in bytes below 2G, with K, M or G for powers of 1024, such as 64K", &sluice_cfg.write_high, NULL),
     S("SLUICE_WRITE_TIMEOUT", F_DURATION, "a duration such as 250ms, 2s or 1m (a plain number is seconds)", &sluice_cfg.write_timeout_ns, NULL),
@@ -111,6 +113,13 @@ static bool apply(const struct setting *st, const char *value)
         return parse_ports(value, sluice_cfg.ports, SLUICE_MAX_PORTS, &sluice_cfg.nports);
     case F_SECONDS:
         return parse_uint_range(value, 0, 86400, st->target);
+    case F_ORDER: {
+        int i = parse_enum(value, st->words);
+        if (i < 0)
+            return false;
+        *(bool *) st->target = i == 1;
+        return true;
+    }
     case F_RETRY:
         if (strcmp(value, "auto") == 0) {
             sluice_cfg.retry_after_auto = true;

@@ -34,6 +34,7 @@
 #include "overlay.h"
 #include "pause.h"
 #include "queue.h"
+#include "queue_lifo.h"
 #include "retry_after.h"
 #include "shed.h"
 #include "slots.h"
@@ -168,12 +169,31 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
             errno = EAGAIN;
             return -1;
         }
+        /* Newest first (queue_lifo.c): a held connection before the kernel's. */
+        int r = queued ? lifo_take(fd, addr, len, flags) : -1;
+        if (r >= 0) {
+            record(r, (uint32_t) id, flags);
+            return r;
+        }
         /* The queue (queue.c) counts what leaves the kernel's accept queue. */
         if (queued)
             queue_enter();
-        int r = accept_for_real(fd, addr, len, flags, is_accept4);
+        socklen_t len_given = len != NULL ? *len : 0;
+        bool popped = false;
+        for (;;) {
+            r = accept_for_real(fd, addr, len, flags, is_accept4);
+            if (r < 0 || !queued || !lifo_doorbell(fd, r))
+                break;
+            /* sluice's doorbell: the newest held connection instead. */
+            if (len != NULL)
+                *len = len_given;
+            if ((r = lifo_take(fd, addr, len, flags)) >= 0) {
+                popped = true;
+                break;
+            }
+        }
         if (queued)
-            KEEP_ERRNO(queue_leave(fd, r >= 0));
+            KEEP_ERRNO(queue_leave(fd, r >= 0 && !popped));
         if (r < 0) {
             KEEP_ERRNO(slots_untake((uint32_t) id));
             return r;

@@ -24,7 +24,9 @@
  * listener shared by several processes (one accept queue, several sluices)
  * counts only its own process's accepts; SLUICE_QUEUE_MAX cannot exceed the
  * listen backlog (the kernel refuses the rest), and beyond it the OLDEST is
- * answered (the queue is the kernel's, newcomers join at its tail). */
+ * answered (the queue is the kernel's, newcomers join at its tail).
+ * SLUICE_QUEUE_ORDER=lifo holds the waiting connections instead
+ * (queue_lifo.c); the thread's watching and ticking stay here. */
 #include "real.h"
 
 #include "queue.h"
@@ -39,6 +41,7 @@
 #include "config.h"
 #include "fdtab.h"
 #include "log.h"
+#include "queue_lifo.h"
 #include "queue_stats.h"
 #include "retry_after.h"
 #include "shed.h"
@@ -83,6 +86,7 @@ static struct qlistener *find(int fd)
 
 void queue_note_listener(int fd)
 {
+    lifo_note_listener(fd);
     if (!queue_enabled || find(fd) != NULL)
         return;
     for (int i = 0; i < MAX_QLISTENERS; i++) {
@@ -110,7 +114,7 @@ void queue_leave(int fd, bool accepted)
             uint64_t k = atomic_fetch_add(&q->accepted, 1);
             _Atomic uint64_t *st = atomic_load_explicit(&q->stamps, memory_order_acquire);
             uint64_t now = sys_mono_ns(), wait = 0;
-            if (st != NULL && k < atomic_load(&q->arrived)) {
+            if (st != NULL && k < atomic_load(&q->arrived) && !lifo_on()) {
                 uint64_t t = atomic_load_explicit(&st[k % RING], memory_order_relaxed);
                 wait = now > t ? now - t : 0;
             }
@@ -264,8 +268,14 @@ static void queue_tick(uint64_t now)
         }
         if (full != q->watched && gate_thread_watch(fd, full) == 0)
             q->watched = full;
-        if (q->watched)
+        if (q->watched && !lifo_on())
             sync_listener(q, now);
+    }
+    if (lifo_on()) {
+        /* Newest first: the connections are held on queue_lifo.c's stacks. */
+        uint64_t oldest, held = lifo_tick(now, &oldest);
+        queue_stats_now(held, 0, oldest, now);
+        return;
     }
     uint64_t due[MAX_QLISTENERS], total_due = 0;
     for (int i = 0; i < MAX_QLISTENERS && atomic_load(&qls[i].fd_plus_one) != 0; i++) {
@@ -294,6 +304,8 @@ static void queue_tick(uint64_t now)
 /* When the thread must look next: the oldest connection's deadline. */
 static uint64_t queue_due(void)
 {
+    if (lifo_on())
+        return lifo_due();
     if (sluice_cfg.queue_timeout_ns == 0)
         return 0;
     uint64_t first = 0;
@@ -315,11 +327,12 @@ static uint64_t queue_due(void)
 
 void queue_init(void)
 {
-    bool asked = sluice_cfg.queue_timeout_ns != 0 || sluice_cfg.queue_max != 0;
+    bool asked = sluice_cfg.queue_timeout_ns != 0 || sluice_cfg.queue_max != 0 || sluice_cfg.queue_lifo;
     queue_enabled = asked && sluice_cfg.conn_max != 0 && sluice_cfg.conn_mode == CONN_PAUSE;
     if (asked && !queue_enabled)
-        log_warn("SLUICE_QUEUE_TIMEOUT and SLUICE_QUEUE_MAX apply to the pause mode with "
-                 "SLUICE_CONN_MAX: ignored");
+        log_warn("SLUICE_QUEUE_TIMEOUT, SLUICE_QUEUE_MAX and SLUICE_QUEUE_ORDER apply to the pause "
+                 "mode with SLUICE_CONN_MAX: ignored");
+    lifo_init(queue_enabled);
     queue_stats_init(queue_enabled);
     /* With SLUICE_RETRY_AFTER=auto the tick keeps the estimate current even
      * without a queue (shed mode: a queue of length zero). */
@@ -330,6 +343,7 @@ void queue_init(void)
 void queue_atfork_child(void)
 {
     /* The child's accepts are its own; the parent's thread did not come. */
+    lifo_atfork_child();
     for (int i = 0; i < MAX_QLISTENERS; i++) {
         atomic_store(&qls[i].accepted, 0);
         atomic_store(&qls[i].arrived, 0);

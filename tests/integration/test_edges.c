@@ -460,10 +460,12 @@ PAUSE_TEST(select)
 
 /* SLUICE_CONN_MAX=1 with a 1 s queue timeout: B waits behind A and is
  * answered by sluice at its deadline (the loop never sees it); C, which came
- * later, must still be shown to the loop when A closes, whatever it waits with. */
-static void queue_case(const char *waiter)
+ * later, must still be shown to the loop when A closes, whatever it waits with
+ * (with lifo, C is held by sluice: its doorbell must wake every kind of waiter). */
+static void queue_case(const char *waiter, bool lifo)
 {
-    const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_QUEUE_TIMEOUT=1s", NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_QUEUE_TIMEOUT=1s",
+                          lifo ? "SLUICE_QUEUE_ORDER=lifo" : NULL, NULL };
     struct line_server srv;
     start_server(&srv, waiter, env);
     long cpu0 = t_cpu_ticks(srv.proc.pid);
@@ -490,7 +492,11 @@ static void queue_case(const char *waiter)
 #define QUEUE_TEST(waiter)                                                                 \
     Test(edges, queue_timeout_##waiter, .timeout = 20)                                     \
     {                                                                                      \
-        queue_case(#waiter);                                                               \
+        queue_case(#waiter, false);                                                        \
+    }                                                                                      \
+    Test(edges, queue_lifo_##waiter, .timeout = 20)                                        \
+    {                                                                                      \
+        queue_case(#waiter, true);                                                         \
     }
 
 QUEUE_TEST(edge)

@@ -582,3 +582,113 @@ Test(queue, low_nofile_many_clients_no_spin_no_emfile, .timeout = 90)
                   (unsigned long long) ms);
     free(err);
 }
+
+/* --- SLUICE_QUEUE_ORDER=lifo ------------------------------------------------------ */
+
+/* The burst again, newest first: after the first two (served on arrival),
+ * every served client came later than every client answered 503. */
+static void burst_lifo(int port, const char *what)
+{
+    enum { N = 40 };
+    static struct hc h[N];
+    for (int i = 0; i < N; i++) {
+        http_connect(&h[i], port, i);
+        t_sleep_ms(3);
+    }
+    http_collect(h, N, 15000);
+    int served = 0, newest_shed = -1, oldest_served = N;
+    for (int i = 0; i < N; i++) {
+        int a = answer_of(&h[i], i, NULL);
+        cr_assert(a != 0, "%s: client %d got no complete answer (reset %d): [%.200s]", what, i,
+                  h[i].reset, h[i].buf);
+        uint64_t waited = h[i].t_first - h[i].t_conn - (a == 200 ? 1000u : 0u);
+        cr_assert((int64_t) waited <= 2000 + 150, "%s: client %d waited %llu ms", what, i,
+                  (unsigned long long) waited);
+        if (a == 200 && i >= 2) {
+            served++;
+            if (i < oldest_served)
+                oldest_served = i;
+        } else if (a == 503) {
+            newest_shed = i;
+        }
+    }
+    cr_log_info("%s: served 0, 1 and %d from client %d on; newest answered 503: %d", what, served,
+                oldest_served, newest_shed);
+    cr_assert_geq(served, 2, "%s: only %d served after the first two", what, served);
+    cr_assert_gt(oldest_served, newest_shed, "%s: client %d served, yet %d (newer) answered 503",
+                 what, oldest_served, newest_shed);
+}
+
+static const char *const lifo_env[] = { "SLUICE_CONN_MAX=2", "SLUICE_QUEUE_TIMEOUT=2s",
+                                        "SLUICE_QUEUE_ORDER=lifo", NULL };
+
+Test(queue, lifo_burst_uvicorn_uvloop_serves_newest_first, .timeout = 60)
+{
+    int port = t_free_port();
+    struct t_proc p = start_uvicorn(port, "uvloop", lifo_env, true);
+    burst_lifo(port, "uvicorn uvloop lifo");
+    t_stop(&p, 2000);
+}
+
+Test(queue, lifo_burst_nginx_proxy_serves_newest_first, .timeout = 60)
+{
+    int up = t_free_port(), port = t_free_port();
+    struct t_proc u = start_uvicorn(up, "asyncio", NULL, false);
+    char dir[64];
+    nginx_make_site(dir, sizeof dir, "/tmp/sluice-queue-nginx-XXXXXX", 1, &leftovers);
+    char servers[512];
+    snprintf(servers, sizeof servers,
+             "  server { listen 127.0.0.1:%d;\n"
+             "    location / { proxy_pass http://127.0.0.1:%d; proxy_http_version 1.1; } }",
+             port, up);
+    const int ports[] = { port, 0 };
+    struct t_proc n = nginx_start(dir, "", servers, lifo_env, true, ports, &leftovers);
+    burst_lifo(port, "nginx proxy_pass lifo");
+    t_stop(&n, 2000);
+    t_stop(&u, 2000);
+}
+
+/* lifo holds the waiting connections itself: under ulimit -n 64 it keeps a
+ * quarter of the free numbers to the program, answers the rest at once, and
+ * the program never runs out of descriptors. */
+Test(queue, lifo_low_nofile_many_clients_no_spin_no_emfile, .timeout = 90)
+{
+    enum { N = 200 };
+    int port = t_free_port();
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    const char *argv[] = { "/bin/sh", "-c",
+                           "ulimit -n 64 && exec " PY " -m uvicorn --loop asyncio --app-dir \"$1\" "
+                           "queue_slow_asgi:app --host 127.0.0.1 --port \"$2\" --log-level warning",
+                           "sh", t_source("tests/helpers"), ports, NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=2", "SLUICE_QUEUE_TIMEOUT=1s", "SLUICE_QUEUE_ORDER=lifo",
+                          "QUEUE_SLOW_MS=300", NULL };
+    struct t_proc p = leftovers_spawn(&leftovers, argv, env, true);
+    cr_assert(t_wait_listening(port, 10000), "uvicorn did not listen");
+    static struct hc h[N];
+    long t0 = tree_ticks(p.pid);
+    uint64_t m0 = t_now_ms();
+    for (int i = 0; i < N; i++)
+        http_connect(&h[i], port, i);
+    http_collect(h, N, 20000);
+    long ticks = tree_ticks(p.pid) - t0;
+    uint64_t ms = t_now_ms() - m0;
+    kill(p.pid, SIGTERM);
+    char *err = t_slurp(p.err_fd, 2000);
+    t_stop(&p, 2000);
+    int served = 0, shed = 0;
+    for (int i = 0; i < N; i++) {
+        int a = answer_of(&h[i], i, NULL);
+        cr_assert(a != 0, "client %d: no complete answer (reset %d): [%.120s]", i, h[i].reset, h[i].buf);
+        served += a == 200;
+        shed += a == 503;
+    }
+    cr_log_info("lifo: %d served, %d answered 503 in %llu ms; server CPU %ld ticks", served, shed,
+                (unsigned long long) ms, ticks);
+    cr_assert(err == NULL || (strstr(err, "Too many open files") == NULL && strstr(err, "EMFILE") == NULL),
+              "the program ran out of descriptors: %s", err);
+    cr_assert_geq(shed, N / 2, "only %d of %d shed", shed, N);
+    cr_assert_leq(ticks, (long) (ms / 10) * 2 / 5, "server used %ld ticks in %llu ms", ticks,
+                  (unsigned long long) ms);
+    free(err);
+}
