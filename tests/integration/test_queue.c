@@ -692,3 +692,47 @@ Test(queue, lifo_low_nofile_many_clients_no_spin_no_emfile, .timeout = 90)
                   (unsigned long long) ms);
     free(err);
 }
+
+static int local_port(int s)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    cr_assert_eq(getsockname(s, (struct sockaddr *) &a, &len), 0);
+    return ntohs(a.sin_port);
+}
+
+/* lifo hands the program a connection sluice accepted: accept must still give
+ * the peer's address and the program's own flags (blocking, close-on-exec),
+ * and the newest first. A one-at-a-time server: A is served, B then C wait;
+ * A closes: C comes, then B. */
+Test(queue, lifo_accept_gives_the_peer_and_the_programs_flags, .timeout = 30)
+{
+    int port = t_free_port();
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    const char *argv[] = { PY, t_source("tests/helpers/queue_peer.py"), ports, NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_QUEUE_ORDER=lifo", "SLUICE_QUEUE_TIMEOUT=10s", NULL };
+    struct t_proc p = leftovers_spawn(&leftovers, argv, env, true);
+    cr_assert(t_wait_listening(port, 10000), "server did not listen");
+    int a = t_connect(port);
+    t_sleep_ms(300);
+    int b = t_connect(port);
+    t_sleep_ms(100);
+    int c = t_connect(port);
+    t_sleep_ms(300);
+    cr_assert(a >= 0 && b >= 0 && c >= 0);
+    int pa = local_port(a), pb = local_port(b), pc = local_port(c);
+    close(a);
+    t_sleep_ms(300);
+    close(c);
+    t_sleep_ms(300);
+    close(b);
+    t_sleep_ms(300);
+    kill(p.pid, SIGTERM);
+    char *out = t_slurp(p.out_fd, 2000);
+    t_stop(&p, 1000);
+    char want[128];
+    snprintf(want, sizeof want, "%d 0 1\n%d 0 1\n%d 0 1\n", pa, pc, pb);
+    cr_assert_str_eq(out, want, "accepted [%s], expected [%s] (A, then C, then B)", out, want);
+    free(out);
+}
