@@ -6,7 +6,7 @@
 # paused with 1,032 clients queued, over 5 s; (3) sustained overload: uvicorn
 # (2 slots, 500 ms requests: 4 a second) with open-loop arrivals at 12 a second
 # for BENCH_QUEUE_SECONDS (default 20), a listen backlog of 64, bare pause
-# against SLUICE_QUEUE_TIMEOUT=1s. Prints shell assignments (queue_*=...).
+# against SLUICE_QUEUE_TIMEOUT=1s, fifo and lifo. Prints shell assignments (queue_*=...).
 set -eu
 
 BUILD=${BUILD:-build}
@@ -27,6 +27,8 @@ set -- $(handoff blocking SLUICE_QUEUE_TIMEOUT=60s)
 echo "queue_handoff_blocking_median=$1 queue_handoff_blocking_p99=$2 queue_paused_cpu=$3"
 set -- $(handoff epoll SLUICE_QUEUE_TIMEOUT=60s)
 echo "queue_handoff_epoll_median=$1 queue_handoff_epoll_p99=$2 queue_paused_cpu_epoll=$3"
+set -- $(handoff epoll SLUICE_QUEUE_TIMEOUT=60s SLUICE_QUEUE_ORDER=lifo)
+echo "queue_handoff_lifo_epoll_median=$1 queue_handoff_lifo_epoll_p99=$2 queue_paused_cpu_lifo=$3"
 set -- $(handoff blocking)
 echo "queue_bare_handoff_blocking_median=$1 queue_bare_handoff_blocking_p99=$2 queue_bare_paused_cpu=$3"
 
@@ -44,4 +46,5 @@ overload() {  # overload ENV... -> the client's line
 # arrivals served shed resets unanswered p50 p99 slow_connects
 echo "queue_overload_bare='$(overload)'"
 echo "queue_overload_queue='$(overload SLUICE_QUEUE_TIMEOUT=1s)'"
+echo "queue_overload_lifo='$(overload SLUICE_QUEUE_TIMEOUT=1s SLUICE_QUEUE_ORDER=lifo)'"
 echo "queue_overload_seconds=$SPAN"

@@ -221,6 +221,8 @@ pre_cpu_r=$(pair_ratio "$pre_cpu" "$bare_cpu") gated_cpu_r=$(pair_ratio "$gated_
         "$queue_bare_handoff_blocking_p99" "$queue_handoff_blocking_p99" "$queue_handoff_blocking_p99" "< 100" lt 100
     row "queue: hand-off µs to an epoll loop's accept, median / p99" \
         "" "$queue_handoff_epoll_median" "$queue_handoff_epoll_p99" ""
+    row "queue: hand-off µs to an epoll loop's accept with lifo (the doorbell), median / p99" \
+        "" "$queue_handoff_lifo_epoll_median" "$queue_handoff_lifo_epoll_p99" ""
     row "queue: paused CPU % of one core, 1,032 queued (bare pause / queue)" \
         "$queue_bare_paused_cpu" "$queue_paused_cpu" "$queue_paused_cpu" "< 1" lt 1
     echo
@@ -255,7 +257,8 @@ pre_cpu_r=$(pair_ratio "$pre_cpu" "$bare_cpu") gated_cpu_r=$(pair_ratio "$gated_
     echo "  descriptor's kind looked up twice, enter/leave) before the real call, whatever the stream."
     echo "- queue: uvicorn, 2 slots, 500 ms requests, open-loop 12 arrivals/s for ${queue_overload_seconds}s, backlog 64;"
     echo "  arrivals served shed resets unanswered p50_wait_ms p99_wait_ms slow_connects (SYN retransmitted):"
-    echo "  bare pause: $queue_overload_bare; SLUICE_QUEUE_TIMEOUT=1s: $queue_overload_queue."
+    echo "  bare pause: $queue_overload_bare; SLUICE_QUEUE_TIMEOUT=1s: $queue_overload_queue;"
+    echo "  the same with SLUICE_QUEUE_ORDER=lifo: $queue_overload_lifo."
     echo "- time since the start, after each part:${TIMES%,}."
 } > "$OUT"
 cat "$OUT"
