@@ -182,6 +182,15 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
         bool popped = false;
         for (;;) {
             r = accept_for_real(fd, addr, len, flags, is_accept4);
+            if (r < 0 && queued && errno == EAGAIN) {
+                /* sluice's thread may have just taken it onto its stack. */
+                int saved = errno;
+                if ((r = lifo_take(fd, addr, len, flags)) >= 0)
+                    popped = true;
+                else
+                    errno = saved;
+                break;
+            }
             if (r < 0 || !queued || !lifo_doorbell(fd, r))
                 break;
             /* sluice's doorbell: the newest held connection instead. */

@@ -52,6 +52,7 @@
 #define RING (1u << 16)          /* stamps per listener (the backlog is smaller) */
 #define BATCH 256                /* connections answered per wake at most */
 #define STATS_NS 100000000ull    /* the figures' refresh while arrivals come */
+#define RETRY_NS 10000000ull     /* answering put off by an accept under way */
 
 struct qlistener {
     _Atomic int fd_plus_one;
@@ -65,6 +66,7 @@ struct qlistener {
 static struct qlistener qls[MAX_QLISTENERS];
 static _Atomic int accepting;    /* program accepts in progress */
 static _Atomic int expiring;     /* the thread is taking connections */
+static uint64_t retry_at;        /* the thread's: no look before this (0: none) */
 static bool queue_enabled;
 
 bool queue_on(void)
@@ -190,8 +192,15 @@ static void answer(struct qlistener *q, uint64_t count, uint64_t now)
     for (uint64_t i = 0; i < count; i++) {
         /* Never block: the listener may be in blocking mode. */
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (REAL(poll)(&p, 1, 0) != 1 || !(p.revents & POLLIN))
+        if (REAL(poll)(&p, 1, 0) != 1 || !(p.revents & POLLIN)) {
+            /* Nothing there after all (taken by a process sluice does not
+             * see): the stamps are stale. No accept of ours is under way
+             * (the handshake), so the queue is empty: forget them. */
+            uint64_t a = atomic_load(&q->arrived), k = atomic_load(&q->accepted);
+            if (a > k)
+                atomic_compare_exchange_strong(&q->accepted, &k, a);
             return;
+        }
         int c = REAL(accept4)(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0)
             return;
@@ -273,7 +282,13 @@ static void queue_tick(uint64_t now)
     }
     if (lifo_on()) {
         /* Newest first: the connections are held on queue_lifo.c's stacks. */
-        uint64_t oldest, held = lifo_tick(now, &oldest);
+        /* The same handshake as for answering: the thread takes from the
+         * kernel's queue only while no accept of the program's is under way
+         * (one blocked in a blocking listener's accept must get what comes). */
+        atomic_store(&expiring, 1);
+        bool may_take = atomic_load(&accepting) == 0;
+        uint64_t oldest, held = lifo_tick(now, &oldest, may_take);
+        atomic_store(&expiring, 0);
         queue_stats_now(held, 0, oldest, now);
         return;
     }
@@ -294,10 +309,15 @@ static void queue_tick(uint64_t now)
     if (total_due == 0)
         return;
     atomic_store(&expiring, 1);
-    if (atomic_load(&accepting) == 0 && !slots_any_free())
+    if (atomic_load(&accepting) == 0 && !slots_any_free()) {
         for (int i = 0; i < MAX_QLISTENERS && atomic_load(&qls[i].fd_plus_one) != 0; i++)
             if (due[i] != 0)
                 answer(&qls[i], due[i], now);
+    } else {
+        /* An accept is under way, or a slot just came free: look again soon,
+         * not at once (a past deadline would make the thread spin). */
+        retry_at = now + RETRY_NS;
+    }
     atomic_store(&expiring, 0);
 }
 
@@ -308,6 +328,7 @@ static uint64_t queue_due(void)
         return lifo_due();
     if (sluice_cfg.queue_timeout_ns == 0)
         return 0;
+    uint64_t floor_at = retry_at;
     uint64_t first = 0;
     for (int i = 0; i < MAX_QLISTENERS; i++) {
         struct qlistener *q = &qls[i];
@@ -322,7 +343,7 @@ static uint64_t queue_due(void)
         if (first == 0 || d < first)
             first = d;
     }
-    return first;
+    return first != 0 && first < floor_at ? floor_at : first;
 }
 
 void queue_init(void)

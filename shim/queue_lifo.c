@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -204,6 +205,10 @@ static void drain(struct lstack *s, int fd, uint64_t now)
     if (sluice_cfg.queue_max != 0 && sluice_cfg.queue_max < cap)
         cap = sluice_cfg.queue_max;
     for (int i = 0; i < DRAIN_MAX; i++) {
+        /* Never block: the listener may be in blocking mode. */
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (REAL(poll)(&p, 1, 0) != 1 || !(p.revents & POLLIN))
+            return;
         struct held h = { .alen = sizeof h.addr, .stamp = now };
         h.fd = REAL(accept4)(fd, (struct sockaddr *) &h.addr, &h.alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (h.fd < 0)
@@ -266,10 +271,13 @@ static void ring(struct lstack *s, int fd)
     atomic_store(&s->bell, b + 1);
 }
 
-uint64_t lifo_tick(uint64_t now, uint64_t *oldest_ns)
+uint64_t lifo_tick(uint64_t now, uint64_t *oldest_ns, bool may_take)
 {
     uint64_t total = 0, oldest = 0;
-    bool full = !slots_any_free();
+    /* Every slot bound to a connection: a slot merely reserved may belong to a
+     * thread blocked in the listener's accept, which the stack must not starve
+     * (the doorbell reaches it instead). */
+    bool full = slots_full();
     for (int i = 0; i < MAX_LISTENERS; i++) {
         struct lstack *s = &stacks[i];
         int fd = atomic_load(&s->fd_plus_one) - 1;
@@ -282,7 +290,7 @@ uint64_t lifo_tick(uint64_t now, uint64_t *oldest_ns)
                 continue;
             s->h = m;
         }
-        if (full)
+        if (full && may_take)
             drain(s, fd, now);
         while (sluice_cfg.queue_timeout_ns != 0 && atomic_load(&s->held_now) > 0
                && now - s->h[s->bottom].stamp >= sluice_cfg.queue_timeout_ns)

@@ -19,10 +19,11 @@ int lifo_take(int fd, struct sockaddr *addr, socklen_t *len, int flags) SLUICE_I
 /* Whether c, just accepted from listener fd, is sluice's own doorbell (it is
  * then closed here and must not reach the program). */
 bool lifo_doorbell(int fd, int c) SLUICE_INTERNAL;
-/* sluice's thread: takes arrivals while paused, answers the late and the
- * excess (oldest first), rings the doorbell when a slot is free. Returns how
- * many are held, *oldest_ns the oldest's wait. */
-uint64_t lifo_tick(uint64_t now, uint64_t *oldest_ns) SLUICE_INTERNAL;
+/* sluice's thread: takes arrivals while paused (if may_take: no accept of the
+ * program's is under way), answers the late and the excess (oldest first),
+ * rings the doorbell when a slot is free. Returns how many are held,
+ * *oldest_ns the oldest's wait. */
+uint64_t lifo_tick(uint64_t now, uint64_t *oldest_ns, bool may_take) SLUICE_INTERNAL;
 /* When the oldest held connection is due (0: none). */
 uint64_t lifo_due(void) SLUICE_INTERNAL;
 void lifo_atfork_child(void) SLUICE_INTERNAL;

@@ -291,16 +291,19 @@ Test(queue, burst_uvicorn_asyncio, .timeout = 60)
 
 /* A pool of threads blocked in accept on a blocking listener: sluice's
  * thread answers the late without ever blocking in that listener's accept,
- * and a freed slot still goes to the next one waiting. */
-Test(queue, blocking_pool_answers_the_late, .timeout = 30)
+ * and a freed slot still goes to the next one waiting (the newest with lifo,
+ * whose stack must not starve a thread blocked in the kernel's accept). */
+static void blocking_pool_case(bool lifo)
 {
     int port = t_free_port();
     char ports[16];
     snprintf(ports, sizeof ports, "%d", port);
     const char *argv[] = { t_helper("conn_threaded"), ports, "8", NULL };
-    const char *env[] = { "SLUICE_CONN_MAX=4", "SLUICE_QUEUE_TIMEOUT=1s", NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=4", "SLUICE_QUEUE_TIMEOUT=1s",
+                          lifo ? "SLUICE_QUEUE_ORDER=lifo" : NULL, NULL };
     struct t_proc srv = leftovers_spawn(&leftovers, argv, env, true);
     cr_assert(t_wait_listening(port, 5000), "server did not listen");
+    long ticks0 = tree_ticks(srv.pid);
     int fd[12];
     for (int i = 0; i < 12; i++)
         cr_assert_geq(fd[i] = t_connect(port), 0);
@@ -317,17 +320,32 @@ Test(queue, blocking_pool_answers_the_late, .timeout = 30)
     }
     uint64_t took = t_now_ms() - t0;
     cr_assert_leq(took, 1400, "the late were answered after %llu ms", (unsigned long long) took);
-    /* Four more now; one slot comes free: the first of them is served. */
+    /* Four more now; one slot comes free: the first of them is served (the
+     * last with lifo). */
     for (int i = 8; i < 12; i++)
         cr_assert_geq(fd[i] = t_connect(port), 0);
+    t_sleep_ms(100);
     close(fd[0]);
-    char *got = t_slurp_some(fd[8], 2000);
+    char *got = t_slurp_some(fd[lifo ? 11 : 8], 2000);
     cr_assert_str_eq(got, "hi\n", "the next client got [%s]", got);
     free(got);
+    t_sleep_ms(500);   /* paused again, clients waiting: nothing may spin */
+    long ticks = tree_ticks(srv.pid) - ticks0;
+    cr_assert_leq(ticks, 25, "the server used %ld ticks: spinning", ticks);
     for (int i = 1; i < 12; i++)
         if (i < 4 || i >= 8)
             close(fd[i]);
     t_stop(&srv, 1000);
+}
+
+Test(queue, blocking_pool_answers_the_late, .timeout = 30)
+{
+    blocking_pool_case(false);
+}
+
+Test(queue, lifo_blocking_pool_answers_the_late_and_serves_the_newest, .timeout = 30)
+{
+    blocking_pool_case(true);
 }
 
 Test(queue, burst_uvicorn_uvloop, .timeout = 60)
