@@ -4,7 +4,7 @@
 _sluice_flags="--conn-max --conn-mode --conn-idle --shed --retry-after --backlog --ports
 --write-high --write-timeout --hold-reads --fs-max --fs-scope --fs-key --fs-timeout
 --stats --log --strict --help --version --print-env --check
---conn-scope --conn-key"
+--conn-scope --conn-key --queue-timeout --queue-max --queue-order"
 
 # COMPREPLY from compgen, one word a line (file names may hold spaces).
 _sluice_reply()
@@ -55,12 +55,13 @@ _sluice()
         --conn-mode) _sluice_reply -W "pause shed" -- "$cur"; return ;;
         --conn-idle) _sluice_reply -W "hold free" -- "$cur"; return ;;
         --shed) _sluice_reply -W "http503 http429 close reset" -- "$cur"; return ;;
+        --queue-order) _sluice_reply -W "fifo lifo" -- "$cur"; return ;;
         --fs-scope|--conn-scope) _sluice_reply -W "process host" -- "$cur"; return ;;
         --log) _sluice_reply -W "error warn info debug" -- "$cur"; return ;;
         --write-high) _sluice_reply -W "16K 64K 256K 1M 4M" -- "$cur"; return ;;
-        --write-timeout|--fs-timeout) _sluice_reply -W "100ms 250ms 1s 2s 10s 1m" -- "$cur"; return ;;
-        --retry-after) _sluice_reply -W "1 2 5 10 30 60" -- "$cur"; return ;;
-        --conn-max|--fs-max|--backlog) _sluice_reply -W "1 2 4 8 16 32 64 128 256 512 1024" -- "$cur"; return ;;
+        --write-timeout|--fs-timeout|--queue-timeout) _sluice_reply -W "100ms 250ms 1s 2s 10s 1m" -- "$cur"; return ;;
+        --retry-after) _sluice_reply -W "auto 1 2 5 10 30 60" -- "$cur"; return ;;
+        --conn-max|--fs-max|--backlog|--queue-max) _sluice_reply -W "1 2 4 8 16 32 64 128 256 512 1024" -- "$cur"; return ;;
         --fs-key)
             # The keys of host budgets this user already has.
             local keys

@@ -19,9 +19,11 @@ static const char *const conn_idles[] = { "hold", "free", NULL };
 static const char *const shed_kinds[] = { "http503", "http429", "close", "reset", NULL };
 static const char *const fs_scopes[] = { "process", "host", NULL };
 static const char *const conn_scopes[] = { "process", "host", NULL };
+static const char *const queue_orders[] = { "fifo", "lifo", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
-enum form { F_COUNT, F_SIZE, F_DURATION, F_BOOL, F_ENUM, F_PORTS, F_KEY, F_PATH, F_SECONDS };
+enum form { F_COUNT, F_SIZE, F_DURATION, F_BOOL, F_ENUM, F_PORTS, F_KEY, F_PATH, F_SECONDS,
+            F_RETRY, F_ORDER };
 
 struct setting {
     const char *name;
@@ -43,10 +45,13 @@ static const struct setting settings[] = {
     D("SLUICE_CONN_MODE", F_ENUM, "pause or shed", &sluice_cfg.conn_mode, conn_modes, "pause"),
     D("SLUICE_CONN_IDLE", F_ENUM, "hold or free", &sluice_cfg.conn_idle, conn_idles, "hold"),
     D("SLUICE_SHED", F_ENUM, "http503, http429, close or reset", &sluice_cfg.shed, shed_kinds, "http503"),
-    D("SLUICE_RETRY_AFTER", F_SECONDS, "whole seconds from 0 to 86400", &sluice_cfg.retry_after_s, NULL, "1"),
+    D("SLUICE_RETRY_AFTER", F_RETRY, "whole seconds from 0 to 86400, or auto", &sluice_cfg.retry_after_s, NULL, "1"),
     S("SLUICE_BACKLOG", F_COUNT, "a whole number from 1 to 1000000", &sluice_cfg.backlog, NULL),
     D("SLUICE_CONN_SCOPE", F_ENUM, "process or host", &sluice_cfg.conn_scope, conn_scopes, "process"),
     D("SLUICE_CONN_KEY", F_KEY, "1 to 64 letters, digits, '.', '_' or '-'", sluice_cfg.conn_key, NULL, "default"),
+    S("SLUICE_QUEUE_TIMEOUT", F_DURATION, "a duration such as 250ms, 2s or 1m (a plain number is seconds)", &sluice_cfg.queue_timeout_ns, NULL),
+    S("SLUICE_QUEUE_MAX", F_COUNT, "a whole number from 1 to 1000000", &sluice_cfg.queue_max, NULL),
+    D("SLUICE_QUEUE_ORDER", F_ORDER, "fifo or lifo", &sluice_cfg.queue_lifo, queue_orders, "fifo"),
     S("SLUICE_CONN_PORTS", F_PORTS, "a comma-separated list of ports, such as 8080,8443", NULL, NULL),
     S("SLUICE_WRITE_HIGH", F_SIZE, "a size in bytes below 2G, with K, M or G for powers of 1024, such as 64K", &sluice_cfg.write_high, NULL),
     S("SLUICE_WRITE_TIMEOUT", F_DURATION, "a duration such as 250ms, 2s or 1m (a plain number is seconds)", &sluice_cfg.write_timeout_ns, NULL),
@@ -110,6 +115,19 @@ static bool apply(const struct setting *st, const char *value)
     case F_PORTS:
         return parse_ports(value, sluice_cfg.ports, SLUICE_MAX_PORTS, &sluice_cfg.nports);
     case F_SECONDS:
+        return parse_uint_range(value, 0, 86400, st->target);
+    case F_ORDER: {
+        int i = parse_enum(value, st->words);
+        if (i < 0)
+            return false;
+        *(bool *) st->target = i == 1;
+        return true;
+    }
+    case F_RETRY:
+        if (strcmp(value, "auto") == 0) {
+            sluice_cfg.retry_after_auto = true;
+            return true;
+        }
         return parse_uint_range(value, 0, 86400, st->target);
     case F_ENUM: {
         int i = parse_enum(value, st->words);

@@ -27,6 +27,10 @@ struct sluice_config {
     enum shed_kind shed;             /* SLUICE_SHED */
     uint32_t retry_after_s;          /* SLUICE_RETRY_AFTER (default 1) */
     uint32_t backlog;                /* SLUICE_BACKLOG */
+    bool retry_after_auto;           /* SLUICE_RETRY_AFTER=auto */
+    uint64_t queue_timeout_ns;       /* SLUICE_QUEUE_TIMEOUT */
+    uint32_t queue_max;              /* SLUICE_QUEUE_MAX */
+    bool queue_lifo;                 /* SLUICE_QUEUE_ORDER=lifo (default fifo) */
     uint16_t ports[SLUICE_MAX_PORTS];/* SLUICE_CONN_PORTS */
     uint32_t nports;                 /* 0: every TCP and UNIX stream listener */
     enum conn_scope conn_scope;      /* SLUICE_CONN_SCOPE */

@@ -5,7 +5,9 @@
  * then for a connection, on the slot pool's futex without a timeout, so the
  * kernel gives it exactly the real call's signal behaviour (EINTR, or a restart
  * under SA_RESTART). While every slot is held the listeners are hidden
- * (pause.c). With idle=hold a connection is busy from accept to its last
+ * (pause.c). Threads blocked in accept take turns (ticket.c). With a queue
+ * timeout or maximum, sluice times the waits in the accept queue and answers
+ * those that waited too long (queue.c). With idle=hold a connection is busy from accept to its last
  * close; with idle=free (idle.c) it gives its slot back while idle, so there
  * are objects for every descriptor the process may hold.
  *
@@ -31,10 +33,14 @@
 #include "log.h"
 #include "overlay.h"
 #include "pause.h"
+#include "queue.h"
+#include "queue_lifo.h"
+#include "retry_after.h"
 #include "shed.h"
 #include "slots.h"
 #include "stats.h"
 #include "sys.h"
+#include "ticket.h"
 
 #define SHED_BUDGET 256          /* sheds per call before a non-blocking accept returns */
 #define MAX_CONNS (1u << 20)      /* connection objects at most (idle=free) */
@@ -69,6 +75,8 @@ static void record(int fd, uint32_t slot, int flags)
         atomic_store(&e->ino, (uint64_t) st.st_ino);
     atomic_store(&e->conn, (uint32_t) cid + 1);
     STAT_ADD(conn_accepted, 1);
+    if (sluice_cfg.retry_after_auto || queue_on())
+        retry_after_slot_used(sys_mono_ns());
     STAT_ADD(conn_in_flight, 1);
     slots_held(slot);
     errno = saved;
@@ -140,20 +148,20 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
      * has one, so no fork of it can copy a lock that thread holds. */
     gate_thread_ensure();
     pause_note_listener(fd);
+    bool queued = queue_on();
+    if (queued)
+        queue_note_listener(fd);
     if (sluice_cfg.conn_mode == CONN_SHED)
         return accept_or_shed(fd, addr, len, flags, is_accept4);
     for (;;) {
-        int64_t id = slots_reserve();
-        if (id >= 0) {
-            int r = accept_for_real(fd, addr, len, flags, is_accept4);
-            if (r < 0) {
-                KEEP_ERRNO(slots_untake((uint32_t) id));
-                return r;
-            }
-            record(r, (uint32_t) id, flags);
-            return r;
-        }
-        if (sys_nonblocking(fd)) {
+        /* With threads in line a blocking accept joins it (ticket.c); the
+         * first look costs no system call. A non-blocking accept does not
+         * sleep, so it has no place in the line: it takes a free slot. */
+        int64_t id = ticket_line_empty() ? slots_reserve() : -1;
+        if (id < 0 && !sys_nonblocking(fd)) {
+            if ((id = ticket_reserve(fd)) < 0)
+                return -1;
+        } else if (id < 0 && (id = slots_reserve()) < 0) {
             bool slot_freed;
             KEEP_ERRNO(slot_freed = pause_await_applied());
             if (slot_freed)
@@ -161,8 +169,46 @@ int conn_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool i
             errno = EAGAIN;
             return -1;
         }
-        if (slots_wait(fd) < 0)
-            return -1;
+        /* Newest first (queue_lifo.c): a held connection before the kernel's. */
+        int r = queued ? lifo_take(fd, addr, len, flags) : -1;
+        if (r >= 0) {
+            record(r, (uint32_t) id, flags);
+            return r;
+        }
+        /* The queue (queue.c) counts what leaves the kernel's accept queue. */
+        if (queued)
+            queue_enter();
+        socklen_t len_given = len != NULL ? *len : 0;
+        bool popped = false;
+        for (;;) {
+            r = accept_for_real(fd, addr, len, flags, is_accept4);
+            if (r < 0 && queued && errno == EAGAIN) {
+                /* sluice's thread may have just taken it onto its stack. */
+                int saved = errno;
+                if ((r = lifo_take(fd, addr, len, flags)) >= 0)
+                    popped = true;
+                else
+                    errno = saved;
+                break;
+            }
+            if (r < 0 || !queued || !lifo_doorbell(fd, r))
+                break;
+            /* sluice's doorbell: the newest held connection instead. */
+            if (len != NULL)
+                *len = len_given;
+            if ((r = lifo_take(fd, addr, len, flags)) >= 0) {
+                popped = true;
+                break;
+            }
+        }
+        if (queued)
+            KEEP_ERRNO(queue_leave(fd, r >= 0 && !popped));
+        if (r < 0) {
+            KEEP_ERRNO(slots_untake((uint32_t) id));
+            return r;
+        }
+        record(r, (uint32_t) id, flags);
+        return r;
     }
 }
 
@@ -232,6 +278,7 @@ void conn_init(void)
     fdtab_hook_conn(conn_governs, conn_release, conn_addref);
     pause_init();
     shed_init();
+    queue_init();
 }
 
 void conn_atfork_prepare(void)
@@ -243,10 +290,12 @@ void conn_atfork_child(void)
 {
     /* fdtab already dropped the child's references: it holds no slots. */
     slots_atfork_child();
+    ticket_atfork_child();
     idle_atfork_child();
     STAT_SET(conn_busy, 0);
     STAT_SET(conn_idle, 0);
     pause_atfork_child();
     STAT_SET(conn_in_flight, 0);
     shed_atfork_child();
+    queue_atfork_child();
 }

@@ -156,7 +156,7 @@ static void sync_pause(void)
             /* Only a kick: the thread was started with the first listener
              * (conn_accept, before any slot is taken), since this may run in a signal handler
              * (a close there frees a slot), where pthread_create may not. */
-            if (want)
+            if (want || sluice_cfg.queue_lifo)   /* lifo: a freed slot rings the doorbell */
                 gate_thread_kick();
         }
         unsigned left = atomic_fetch_sub(&pause_changes_pending, mine) - mine;

@@ -22,9 +22,13 @@
  * timeout is the head's and expiry pops from the head, with no scan.
  *
  * The thread (started the first time it is needed, all signals blocked) also
- * does the pause's periodic work (gate_thread_on_tick), at least once a second.
+ * does the pause's periodic work (gate_thread_on_tick), at least once a second,
+ * and the waiting queue's (gate_thread_on_queue): it watches the listeners for
+ * arrivals and wakes when the oldest waiting connection is due. With
+ * SLUICE_RETRY_AFTER=auto the answer's Retry-After is the queue's estimate.
  * In host scope, while its process is paused, it sleeps on the shared budget
- * instead (gate_thread_on_park), looking at its own events between sleeps. */
+ * instead (gate_thread_on_park), looking at its own events (the queue's too)
+ * between sleeps of at most 50 ms. */
 #include "real.h"
 
 #include "shed.h"
@@ -59,6 +63,18 @@ static _Atomic int thread_epfd = -1, thread_efd = -1;
 static void (*_Atomic on_tick)(uint64_t now_ns);   /* the pause's periodic work */
 static bool (*_Atomic on_park)(uint64_t now_ns);   /* host scope: sleeps on the budget */
 static _Atomic int tick_within_ms;      /* the next tick is wanted this soon (0: no wish) */
+/* The waiting queue's (queue.c): a connection arrived on a watched listener;
+ * its own periodic work; when it wants the thread next (absolute ns, 0: none). */
+static void (*_Atomic on_arrival)(int fd);
+static void (*_Atomic on_queue_tick)(uint64_t now_ns);
+static uint64_t (*_Atomic queue_due)(void);
+#define LISTENER_TAG (1ull << 62)      /* epoll data: a watched listener's fd */
+/* SLUICE_RETRY_AFTER=auto: the answer for each whole second 1..60, and which
+ * one is sent now (queue.c's estimate). */
+#define AUTO_MAX 60
+static char auto_answers[AUTO_MAX + 1][192];
+static size_t auto_lens[AUTO_MAX + 1];
+static _Atomic unsigned auto_now;
 static _Atomic int handoff[SHED_CAP];   /* shed socket + 1, waiting for the thread */
 static _Atomic unsigned handoff_next;   /* where the next hand-off starts looking */
 static _Atomic int shed_held;           /* shed sockets handed off, not yet closed */
@@ -196,6 +212,13 @@ static void *gate_thread(void *arg)
         /* At least once a second, even idle: this thread must not keep alive a
          * process whose own threads have all ended (see threads.h). */
         int timeout = TICK_MS;
+        uint64_t (*due)(void) = atomic_load_explicit(&queue_due, memory_order_acquire);
+        uint64_t when = due != NULL ? due() : 0;
+        if (when != 0) {
+            int ms = when > now ? (int) ((when - now + 999999u) / 1000000u) : 0;
+            if (ms < timeout)
+                timeout = ms;
+        }
         if (live_head >= 0) {
             uint64_t d = lingering[live_head].deadline;
             int ms = d > now ? (int) ((d - now) / 1000000u) + 1 : 0;
@@ -222,6 +245,12 @@ static void *gate_thread(void *arg)
                 (void) !REAL(read)(efd, &junk, sizeof junk);
                 continue;
             }
+            if (evs[i].data.u64 & LISTENER_TAG) {
+                void (*arrived)(int) = atomic_load_explicit(&on_arrival, memory_order_acquire);
+                if (arrived != NULL)
+                    arrived((int) (evs[i].data.u64 & ~LISTENER_TAG));
+                continue;
+            }
             int at = (int) evs[i].data.u64;
             if (at >= 0 && at < SHED_CAP && lingering[at].fd >= 0)
                 discard(at, evs[i].events, sink, sizeof sink);
@@ -237,6 +266,9 @@ static void *gate_thread(void *arg)
         void (*tick)(uint64_t) = atomic_load_explicit(&on_tick, memory_order_acquire);
         if (tick != NULL)
             tick(now);
+        void (*qtick)(uint64_t) = atomic_load_explicit(&on_queue_tick, memory_order_acquire);
+        if (qtick != NULL)
+            qtick(now);
     }
     return NULL;
 }
@@ -256,6 +288,33 @@ void gate_thread_tick_within(int ms)
     int cur = atomic_load(&tick_within_ms);
     while ((cur == 0 || ms < cur) && !atomic_compare_exchange_weak(&tick_within_ms, &cur, ms))
         ;
+}
+
+void gate_thread_on_queue(void (*arrival)(int fd), void (*tick)(uint64_t now_ns),
+                          uint64_t (*due)(void))
+{
+    atomic_store_explicit(&on_arrival, arrival, memory_order_release);
+    atomic_store_explicit(&on_queue_tick, tick, memory_order_release);
+    atomic_store_explicit(&queue_due, due, memory_order_release);
+}
+
+int gate_thread_watch(int fd, bool watch)
+{
+    int epfd = atomic_load(&thread_epfd);
+    if (epfd < 0)
+        return -1;
+    struct epoll_event ev = { .events = watch ? EPOLLIN | EPOLLET : 0,
+                              .data.u64 = LISTENER_TAG | (uint64_t) fd };
+    int r;
+    KEEP_ERRNO(r = REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &ev) == 0 ? 0
+                   : errno == ENOENT ? REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &ev) : -1);
+    return r;
+}
+
+void shed_retry_after(unsigned seconds)
+{
+    atomic_store_explicit(&auto_now, seconds < 1 ? 1 : seconds > AUTO_MAX ? AUTO_MAX : seconds,
+                          memory_order_relaxed);
 }
 
 void gate_thread_ensure(void)
@@ -326,8 +385,11 @@ void shed_connection(int c)
         errno = saved;
         return;
     }
-    if (sluice_cfg.shed != SHED_CLOSE)
-        (void) !REAL(send)(c, shed_answer, shed_answer_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sluice_cfg.shed != SHED_CLOSE) {
+        unsigned a = atomic_load_explicit(&auto_now, memory_order_relaxed);
+        (void) !REAL(send)(c, a != 0 ? auto_answers[a] : shed_answer,
+                           a != 0 ? auto_lens[a] : shed_answer_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
     shutdown(c, SHUT_WR);
     gate_thread_ensure();
     /* From here the socket is sluice's: a program closing every descriptor must
@@ -360,11 +422,18 @@ void shed_init(void)
                                                          : "503 Service Unavailable";
     const char *body = sluice_cfg.shed == SHED_HTTP429 ? "Too many requests, retry later.\n"
                                                        : "Server busy, retry later.\n";
-    int n = snprintf(shed_answer, sizeof shed_answer,
-                     "HTTP/1.1 %s\r\nRetry-After: %u\r\nConnection: close\r\n"
-                     "Content-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s",
-                     status, sluice_cfg.retry_after_s, strlen(body), body);
+    const char *form = "HTTP/1.1 %s\r\nRetry-After: %u\r\nConnection: close\r\n"
+                       "Content-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s";
+    int n = snprintf(shed_answer, sizeof shed_answer, form, status, sluice_cfg.retry_after_s,
+                     strlen(body), body);
     shed_answer_len = n > 0 ? (size_t) n : 0;
+    if (sluice_cfg.retry_after_auto) {
+        for (unsigned s = 1; s <= AUTO_MAX; s++) {
+            n = snprintf(auto_answers[s], sizeof auto_answers[s], form, status, s, strlen(body), body);
+            auto_lens[s] = n > 0 && (size_t) n < sizeof auto_answers[s] ? (size_t) n : 0;
+        }
+        shed_retry_after(1);
+    }
 }
 
 void shed_atfork_child(void)

@@ -29,4 +29,14 @@ void gate_thread_on_park(bool (*fn)(uint64_t now_ns)) SLUICE_INTERNAL;
 /* The next tick is wanted within ms (the thread's next wait is that short). */
 void gate_thread_tick_within(int ms) SLUICE_INTERNAL;
 
+/* The waiting queue (queue.c): arrival(fd) runs on the thread when a watched
+ * listener has a new connection; tick each time it wakes; due() says when it
+ * must wake next (absolute CLOCK_MONOTONIC ns, 0: no need). */
+void gate_thread_on_queue(void (*arrival)(int fd), void (*tick)(uint64_t now_ns),
+                          uint64_t (*due)(void)) SLUICE_INTERNAL;
+/* On the thread: watch listener fd for arrivals (edge-triggered) or stop. 0 or -1. */
+int gate_thread_watch(int fd, bool watch) SLUICE_INTERNAL;
+/* SLUICE_RETRY_AFTER=auto: the Retry-After the answer says from now on (1..60). */
+void shed_retry_after(unsigned seconds) SLUICE_INTERNAL;
+
 #endif

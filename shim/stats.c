@@ -17,6 +17,14 @@ struct sluice_stats sluice_stats;
 
 #define REFRESH_MAX 4
 static void (*_Atomic refresh[REFRESH_MAX])(void);
+static void (*_Atomic section_refresh)(void);
+static size_t (*_Atomic section)(char *buf, size_t cap);
+
+void stats_add_section(void (*refresh_fn)(void), size_t (*render)(char *buf, size_t cap))
+{
+    atomic_store_explicit(&section_refresh, refresh_fn, memory_order_release);
+    atomic_store_explicit(&section, render, memory_order_release);
+}
 
 void stats_on_render(void (*fn)(void))
 {
@@ -35,6 +43,9 @@ size_t stats_render(char *buf, size_t cap)
         if (fn != NULL)
             fn();
     }
+    void (*fn2)(void) = atomic_load_explicit(&section_refresh, memory_order_acquire);
+    if (fn2 != NULL)
+        fn2();
 #define RENDER(field, name, type, help) \
     do { \
         int64_t v_ = atomic_load_explicit(&sluice_stats.field, memory_order_relaxed); \
@@ -53,5 +64,8 @@ size_t stats_render(char *buf, size_t cap)
     } while (0);
     SLUICE_METRICS(RENDER)
 #undef RENDER
+    size_t (*more)(char *, size_t) = atomic_load_explicit(&section, memory_order_acquire);
+    if (more != NULL)
+        len += more(buf + len, cap - len);
     return len;
 }

@@ -35,7 +35,16 @@
     X(fs_wait_ns,        "sluice_fs_wait_seconds_total", "counter", "Time waited for filesystem tokens") \
     X(fs_timeouts,       "sluice_fs_timeouts_total",     "counter", "Filesystem operations failed by SLUICE_FS_TIMEOUT") \
     X(fs_in_use,         "sluice_fs_tokens_in_use",      "gauge",   "Filesystem tokens held now (this process)") \
-    X(fs_limit,          "sluice_fs_tokens_limit",       "gauge",   "SLUICE_FS_MAX (0: off)")
+    X(fs_limit,          "sluice_fs_tokens_limit",       "gauge",   "SLUICE_FS_MAX (0: off)") \
+    X(queue_length,      "sluice_queue_length",          "gauge",   "Connections waiting for a slot in the accept queues (SLUICE_QUEUE_*)") \
+    X(queue_oldest_ns,   "sluice_queue_oldest_wait_seconds","gauge","How long the oldest waiting connection has waited") \
+    X(queue_timed_out,   "sluice_queue_timed_out_total", "counter", "Waiting connections answered after SLUICE_QUEUE_TIMEOUT") \
+    X(queue_full,        "sluice_queue_full_total",      "counter", "Waiting connections answered beyond SLUICE_QUEUE_MAX") \
+    X(retry_after_ns,    "sluice_retry_after_seconds",   "gauge",   "Retry-After the shed answer carries now (SLUICE_RETRY_AFTER=auto: the estimate)") \
+    X(listen_overflows_start,"sluice_listen_overflows_start","gauge","TcpExt ListenOverflows when sluice started (host-wide; -1: unknown)") \
+    X(listen_overflows,  "sluice_listen_overflows",      "gauge",   "TcpExt ListenOverflows now (host-wide; -1: unknown)") \
+    X(listen_drops_start,"sluice_listen_drops_start",    "gauge",   "TcpExt ListenDrops when sluice started (host-wide; -1: unknown)") \
+    X(listen_drops,      "sluice_listen_drops",          "gauge",   "TcpExt ListenDrops now (host-wide; -1: unknown)")
 
 struct sluice_stats {
 #define STATS_FIELD(field, name, type, help) _Atomic int64_t field;
@@ -51,6 +60,10 @@ extern struct sluice_stats sluice_stats SLUICE_INTERNAL;
 /* fn runs before each render: a gate that keeps a figure elsewhere copies it
  * into sluice_stats then (up to four gates). */
 void stats_on_render(void (*fn)(void)) SLUICE_INTERNAL;
+/* A section after the counters (the waiting queue's histogram): refresh runs
+ * before each render (it may update counters), render writes its text and
+ * returns the length (at most cap). */
+void stats_add_section(void (*refresh)(void), size_t (*render)(char *buf, size_t cap)) SLUICE_INTERNAL;
 /* Renders the exposition text into buf; returns its length (truncated to cap). */
 size_t stats_render(char *buf, size_t cap) SLUICE_INTERNAL;
 

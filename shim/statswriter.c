@@ -28,7 +28,7 @@ static void write_file(bool final)
     if (sluice_cfg.stats_path[0] == '\0' || child_silent)
         return;
     int saved = errno;
-    char text[8192];
+    char text[16384];
     size_t len = statsfile_header(text, sizeof text);
     len += stats_render(text + len, sizeof text - len);
     statsfile_write(text, len, final);

@@ -19,6 +19,8 @@
 #  7. The host-scope connection budget: instructions and system calls per
 #     accept+close against process scope; CPU of 4 paused workers with 1,000
 #     clients waiting (connhost.sh).
+#  8. The waiting queue: hand-off latency, paused CPU with 1,000 queued, 20 s
+#     of 3x overload bare pause against SLUICE_QUEUE_TIMEOUT (queue.sh).
 # Every figure goes into one Markdown table, printed and written to
 # $BUILD/bench.md. About 5 minutes.
 # BENCH_ROUNDS (default 5) sets the number of alternating rounds,
@@ -161,6 +163,9 @@ took fs
 # --- 7. host-scope connection budget ----------------------------------------------------
 eval "$("$HERE/connhost.sh")"
 took connhost
+# --- 8. the waiting queue ----------------------------------------------------------
+eval "$("$HERE/queue.sh")"
+took queue
 
 # --- the table ---------------------------------------------------------------------
 row() {  # row FIGURE BARE SLUICE MEASURED TARGET DIR THRESHOLD (no DIR: no verdict)
@@ -227,6 +232,16 @@ pre_cpu_r=$(pair_ratio "$pre_cpu" "$bare_cpu") gated_cpu_r=$(pair_ratio "$gated_
     [ "$connhost_paused_queued" -ge "$connhost_paused_waiting" ] || connhost_paused_cpu="n/a"
     row "paused (4 workers, host scope SLUICE_CONN_MAX=4, 4 held): CPU % of one core with $connhost_paused_queued clients in the accept queue" \
         "" "$connhost_paused_cpu" "$connhost_paused_cpu" "< 1" lt 1
+    row "queue: hand-off µs, slot freed to a blocked accept's return, median (bare pause / queue)" \
+        "$queue_bare_handoff_blocking_median" "$queue_handoff_blocking_median" "$queue_handoff_blocking_median" "< 100" lt 100
+    row "queue: hand-off µs, p99 (bare pause / queue)" \
+        "$queue_bare_handoff_blocking_p99" "$queue_handoff_blocking_p99" "$queue_handoff_blocking_p99" "< 100" lt 100
+    row "queue: hand-off µs to an epoll loop's accept, median / p99" \
+        "" "$queue_handoff_epoll_median" "$queue_handoff_epoll_p99" ""
+    row "queue: hand-off µs to an epoll loop's accept with lifo (the doorbell), median / p99" \
+        "" "$queue_handoff_lifo_epoll_median" "$queue_handoff_lifo_epoll_p99" ""
+    row "queue: paused CPU % of one core, 1,032 queued (bare pause / queue)" \
+        "$queue_bare_paused_cpu" "$queue_paused_cpu" "$queue_paused_cpu" "< 1" lt 1
     echo
     echo "Details:"
     echo
@@ -257,6 +272,10 @@ pre_cpu_r=$(pair_ratio "$pre_cpu" "$bare_cpu") gated_cpu_r=$(pair_ratio "$gated_
     echo "  no settings $fs_sort_pre, SLUICE_FS_MAX=1000 $fs_sort_gated: $fs_sort_per_line more per line written, though"
     echo "  /dev/null is never gated: each stdio call still goes through the gate's dispatch (fileno, the"
     echo "  descriptor's kind looked up twice, enter/leave) before the real call, whatever the stream."
+    echo "- queue: uvicorn, 2 slots, 500 ms requests, open-loop 12 arrivals/s for ${queue_overload_seconds}s, backlog 64;"
+    echo "  arrivals served shed resets unanswered p50_wait_ms p99_wait_ms slow_connects (SYN retransmitted):"
+    echo "  bare pause: $queue_overload_bare; SLUICE_QUEUE_TIMEOUT=1s: $queue_overload_queue;"
+    echo "  the same with SLUICE_QUEUE_ORDER=lifo: $queue_overload_lifo."
     echo "- time since the start, after each part:${TIMES%,}."
 } > "$OUT"
 cat "$OUT"

@@ -5,7 +5,9 @@
  * registrations as well as level-triggered epoll, poll and select. Each helper
  * (helpers/edge_*.c) waits with no timeout and never retries on its own; the
  * test's deadline is the only bound, and a missed event fails it. Every byte is
- * checked against the stream it should be (helpers/drain_gen.h). */
+ * checked against the stream it should be (helpers/drain_gen.h). With a queue
+ * timeout, a connection sluice answers at its deadline leaves the next one
+ * to be shown to every kind of waiter. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -455,6 +457,55 @@ PAUSE_TEST(exclusive_edge)
 PAUSE_TEST(level)
 PAUSE_TEST(poll)
 PAUSE_TEST(select)
+
+/* SLUICE_CONN_MAX=1 with a 1 s queue timeout: B waits behind A and is
+ * answered by sluice at its deadline (the loop never sees it); C, which came
+ * later, must still be shown to the loop when A closes, whatever it waits with
+ * (with lifo, C is held by sluice: its doorbell must wake every kind of waiter). */
+static void queue_case(const char *waiter, bool lifo)
+{
+    const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_QUEUE_TIMEOUT=1s",
+                          lifo ? "SLUICE_QUEUE_ORDER=lifo" : NULL, NULL };
+    struct line_server srv;
+    start_server(&srv, waiter, env);
+    long cpu0 = t_cpu_ticks(srv.proc.pid);
+    int a = t_connect(srv.port), b = t_connect(srv.port);
+    cr_assert(a >= 0 && b >= 0);
+    expect_answer(a, "a", "ok a\n", "first connection");
+    cr_assert_eq(write(b, "b\n", 2), 2);
+    t_sleep_ms(500);
+    int c = t_connect(srv.port);
+    cr_assert_geq(c, 0);
+    expect_silence(c, "c", "third connection while the first is open");
+    char *got = ask(b, NULL, DEADLINE_MS);
+    cr_assert(strncmp(got, "HTTP/1.1 503", 12) == 0, "%s: the waiting connection got \"%s\"", waiter, got);
+    free(got);
+    close(a);
+    expect_answer(c, NULL, "ok c\n", "third connection after the first closed");
+    long cpu = t_cpu_ticks(srv.proc.pid) - cpu0;
+    close(b);
+    close(c);
+    t_stop(&srv.proc, 1000);
+    cr_assert_leq(cpu, 10, "%s: %ld ticks of CPU while paused: spinning", waiter, cpu);
+}
+
+#define QUEUE_TEST(waiter)                                                                 \
+    Test(edges, queue_timeout_##waiter, .timeout = 20)                                     \
+    {                                                                                      \
+        queue_case(#waiter, false);                                                        \
+    }                                                                                      \
+    Test(edges, queue_lifo_##waiter, .timeout = 20)                                        \
+    {                                                                                      \
+        queue_case(#waiter, true);                                                         \
+    }
+
+QUEUE_TEST(edge)
+QUEUE_TEST(oneshot)
+QUEUE_TEST(exclusive)
+QUEUE_TEST(exclusive_edge)
+QUEUE_TEST(level)
+QUEUE_TEST(poll)
+QUEUE_TEST(select)
 
 /* SLUICE_CONN_MAX=1 with SLUICE_CONN_IDLE=free: A is answered and goes idle,
  * B takes the slot; A's next request is held back (hidden) until B is
