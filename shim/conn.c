@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "autolimit.h"
 #include "config.h"
 #include "fdtab.h"
 #include "idle.h"
@@ -225,6 +226,8 @@ void conn_init(void)
         if ((sluice_cfg.conn_idle == CONN_IDLE_FREE && idle_init(conns) != 0)
             || slots_init(nslots, conns) != 0)
             log_error("cannot allocate %u connection slots: the connection limit is off", nslots);
+        else
+            autolimit_init();
     }
     fdtab_hook_conn(conn_governs, conn_release, conn_addref);
     pause_init();
@@ -241,4 +244,5 @@ void conn_atfork_child(void)
     pause_atfork_child();
     STAT_SET(conn_in_flight, 0);
     shed_atfork_child();
+    autolimit_atfork_child();
 }

@@ -54,7 +54,11 @@ static _Atomic long nofile_limit;       /* RLIMIT_NOFILE's soft limit */
 
 static _Atomic int thread_state;        /* 0 none, 1 starting (or failed), 2 running */
 static _Atomic int thread_epfd = -1, thread_efd = -1;
-static void (*_Atomic on_tick)(uint64_t now_ns);   /* the pause's periodic work */
+#define TICKERS 4
+static void (*_Atomic on_tick[TICKERS])(uint64_t now_ns);   /* periodic work (pause, auto) */
+static _Atomic uint32_t tick_ms = TICK_MS;  /* the shortest period asked for */
+#define WATCH_ID (UINT64_MAX - 1)         /* epoll data of the watched descriptor */
+static void (*watch_fn)(uint64_t now_ns); /* the thread's own */
 static _Atomic int handoff[SHED_CAP];   /* shed socket + 1, waiting for the thread */
 static _Atomic unsigned handoff_next;   /* where the next hand-off starts looking */
 static _Atomic int shed_held;           /* shed sockets handed off, not yet closed */
@@ -186,12 +190,12 @@ static void *gate_thread(void *arg)
     threads_adopt_self();
     int epfd = atomic_load(&thread_epfd), efd = atomic_load(&thread_efd);
     char sink[16384];
-    uint64_t refreshed = sys_mono_ns();
+    uint64_t refreshed = sys_mono_ns(), alone_checked = 0;
     for (;;) {
         uint64_t now = sys_mono_ns();
         /* At least once a second, even idle: this thread must not keep alive a
          * process whose own threads have all ended (see threads.h). */
-        int timeout = TICK_MS;
+        int timeout = (int) atomic_load_explicit(&tick_ms, memory_order_relaxed);
         if (live_head >= 0) {
             uint64_t d = lingering[live_head].deadline;
             int ms = d > now ? (int) ((d - now) / 1000000u) + 1 : 0;
@@ -200,12 +204,19 @@ static void *gate_thread(void *arg)
         }
         struct epoll_event evs[64];
         int n = REAL(epoll_wait)(epfd, evs, 64, timeout);
-        if (n == 0)
+        if (n == 0 && now - alone_checked >= TICK_MS * 1000000ull) {
+            alone_checked = now;   /* once a second, however fast the ticks */
             threads_exit_if_only_ours();
+        }
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u64 == UINT64_MAX) {
                 uint64_t junk;
                 (void) !REAL(read)(efd, &junk, sizeof junk);
+                continue;
+            }
+            if (evs[i].data.u64 == WATCH_ID) {
+                if (watch_fn != NULL)
+                    watch_fn(sys_mono_ns());
                 continue;
             }
             int at = (int) evs[i].data.u64;
@@ -220,16 +231,46 @@ static void *gate_thread(void *arg)
             refreshed = now;
             refresh_nofile();
         }
-        void (*tick)(uint64_t) = atomic_load_explicit(&on_tick, memory_order_acquire);
-        if (tick != NULL)
-            tick(now);
+        for (int t = 0; t < TICKERS; t++) {
+            void (*tick)(uint64_t) = atomic_load_explicit(&on_tick[t], memory_order_acquire);
+            if (tick != NULL)
+                tick(now);
+        }
     }
     return NULL;
 }
 
 void gate_thread_on_tick(void (*fn)(uint64_t now_ns))
 {
-    atomic_store_explicit(&on_tick, fn, memory_order_release);
+    for (int t = 0; t < TICKERS; t++) {
+        void (*none)(uint64_t) = NULL;
+        if (atomic_load(&on_tick[t]) == fn
+            || atomic_compare_exchange_strong(&on_tick[t], &none, fn))
+            return;
+    }
+}
+
+void gate_thread_tick_ms(uint32_t ms)
+{
+    if (ms < 1)
+        ms = 1;
+    if (ms > TICK_MS)
+        ms = TICK_MS;
+    atomic_store_explicit(&tick_ms, ms, memory_order_relaxed);
+}
+
+int gate_thread_watch(int fd, uint32_t events, void (*fn)(uint64_t now_ns))
+{
+    int epfd = atomic_load(&thread_epfd);
+    struct epoll_event ev = { .events = events, .data.u64 = WATCH_ID };
+    if (epfd < 0 || watch_fn != NULL)
+        return -1;
+    watch_fn = fn;
+    if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        watch_fn = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 void gate_thread_ensure(void)
@@ -361,5 +402,6 @@ void shed_atfork_child(void)
         fdtab_close_own(efd);
     atomic_store(&shed_held, 0);
     atomic_store(&handoff_kicked, false);
+    watch_fn = NULL;
     atomic_store(&thread_state, 0);
 }

@@ -20,7 +20,14 @@ void gate_thread_kick(void) SLUICE_INTERNAL;
 void shed_atfork_child(void) SLUICE_INTERNAL;
 
 /* fn runs on the thread each time it wakes, at least once a second (pause.c:
- * re-checks held slots while paused and keeps the paused time current). */
+ * re-checks held slots while paused and keeps the paused time current); up
+ * to four such functions. */
 void gate_thread_on_tick(void (*fn)(uint64_t now_ns)) SLUICE_INTERNAL;
+/* The thread wakes at least every ms milliseconds (1..1000; autolimit.c
+ * samples faster while requests are in service). */
+void gate_thread_tick_ms(uint32_t ms) SLUICE_INTERNAL;
+/* From the thread itself: fn runs when fd reports one of events (one
+ * descriptor at most: autolimit.c's pressure trigger). 0, or -1. */
+int gate_thread_watch(int fd, uint32_t events, void (*fn)(uint64_t now_ns)) SLUICE_INTERNAL;
 
 #endif

@@ -6,7 +6,14 @@
  * and a count of free ones, which is also the futex word blocking waiters
  * sleep on. Waiters are woken one per freed slot, oldest first (the kernel's
  * futex queue is FIFO). A freed slot wakes at once: the futex for blocking
- * waiters, the idle queue (hook), then the pause (hook) for listeners. */
+ * waiters, the idle queue (hook), then the pause (hook) for listeners.
+ *
+ * The limit in force may be lowered and raised (SLUICE_CONN_MAX=auto) within
+ * the slots allocated: raising counts slots free; lowering takes free slots
+ * back and, for the part still held, records a debt that the next releases
+ * pay instead of counting their slot free. So an admission stays the one
+ * compare-and-swap on free_slots, and a fixed limit never has a debt (one
+ * relaxed load per release). */
 #include "slots.h"
 
 #include <pthread.h>
@@ -27,6 +34,10 @@ static _Atomic uint32_t free_slots;       /* futex word */
 static _Atomic uint32_t slot_hint;
 static _Atomic uint32_t slots_in_use;     /* busy slots bound to a connection */
 static _Atomic int slot_waiters;
+static _Atomic uint32_t limit_now;        /* the limit in force (<= nslots) */
+static _Atomic uint32_t slot_debt;        /* slots to drop as they are released */
+static _Atomic uint64_t *slot_since;      /* per busy slot: when it was bound */
+static void (*_Atomic request_done)(uint64_t ns);
 
 static struct {
     void (*_Atomic slot_freed)(void);
@@ -67,6 +78,7 @@ int slots_init(uint32_t n, uint32_t conns)
     busy_slot = b;
     nslots = n;
     atomic_store(&free_slots, n);
+    atomic_store(&limit_now, n);
     return 0;
 }
 
@@ -101,7 +113,85 @@ bool slots_any_free(void)
 
 bool slots_full(void)
 {
-    return atomic_load(&slots_in_use) >= nslots;
+    return atomic_load(&slots_in_use) >= atomic_load_explicit(&limit_now, memory_order_relaxed);
+}
+
+uint32_t slots_limit(void)
+{
+    return atomic_load_explicit(&limit_now, memory_order_relaxed);
+}
+
+uint32_t slots_busy(void)
+{
+    return atomic_load_explicit(&slots_in_use, memory_order_relaxed);
+}
+
+/* One slot of the debt paid by a release; false if there is none. */
+static bool pay_debt(void)
+{
+    uint32_t d = atomic_load(&slot_debt);
+    do {
+        if (d == 0)
+            return false;
+    } while (!atomic_compare_exchange_weak(&slot_debt, &d, d - 1));
+    return true;
+}
+
+static void count_free(uint32_t n)
+{
+    atomic_fetch_add(&free_slots, n);
+    if (atomic_load(&slot_waiters) != 0)
+        sys_futex_wake(&free_slots, (int) n, true);
+}
+
+void slots_set_limit(uint32_t n)
+{
+    if (n < 1)
+        n = 1;
+    if (n > nslots)
+        n = nslots;
+    uint32_t old = atomic_load(&limit_now);
+    if (n == old)
+        return;
+    atomic_store(&limit_now, n);
+    if (n > old) {
+        uint32_t up = n - old;
+        while (up > 0 && pay_debt())
+            up--;
+        if (up > 0)
+            count_free(up);
+        void (*slot_freed)(void) = HOOK(slot_freed);
+        if (slot_freed != NULL)
+            slot_freed();
+    } else {
+        /* Owe it all first (releases pay from now on), then pay what is free. */
+        atomic_fetch_add(&slot_debt, old - n);
+        for (;;) {
+            uint32_t f = atomic_load(&free_slots);
+            if (f == 0 || atomic_load(&slot_debt) == 0)
+                break;
+            if (!atomic_compare_exchange_weak(&free_slots, &f, f - 1))
+                continue;
+            if (!pay_debt()) {
+                count_free(1);   /* a release paid it meanwhile: give it back */
+                break;
+            }
+        }
+    }
+    void (*fullness)(void) = HOOK(fullness);
+    if (fullness != NULL)
+        fullness();
+}
+
+int slots_time_requests(void (*done)(uint64_t ns))
+{
+    void *m = mmap(NULL, sizeof(uint64_t) * nslots, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    atomic_store_explicit(&request_done, done, memory_order_release);
+    atomic_store_explicit(&slot_since, m, memory_order_release);
+    return 0;
 }
 
 int64_t slots_reserve(void)
@@ -125,12 +215,18 @@ int64_t slots_reserve(void)
 void slots_bind(uint32_t s, uint32_t cid)
 {
     atomic_store(&busy_slot[s], cid + 1);
+    _Atomic uint64_t *since = atomic_load_explicit(&slot_since, memory_order_relaxed);
+    if (since != NULL)
+        atomic_store_explicit(&since[s], sys_mono_ns(), memory_order_relaxed);
 }
 
-/* Empties busy slot s (its owner's to empty), counts it free, wakes one waiter. */
+/* Empties busy slot s (its owner's to empty), counts it free (or pays the
+ * debt of a lowered limit with it), wakes one waiter. */
 void slots_untake(uint32_t s)
 {
     atomic_store(&busy_slot[s], 0);
+    if (atomic_load_explicit(&slot_debt, memory_order_relaxed) != 0 && pay_debt())
+        return;
     atomic_fetch_add(&free_slots, 1);
     if (atomic_load(&slot_waiters) != 0)
         sys_futex_wake(&free_slots, 1, true);
@@ -147,7 +243,7 @@ int64_t slots_take(uint32_t cid)
 void slots_held(void)
 {
     STAT_ADD(conn_busy, 1);
-    if (atomic_fetch_add(&slots_in_use, 1) + 1 >= nslots) {
+    if (atomic_fetch_add(&slots_in_use, 1) + 1 >= atomic_load_explicit(&limit_now, memory_order_relaxed)) {
         void (*fullness)(void) = HOOK(fullness);
         if (fullness != NULL)
             fullness();
@@ -157,6 +253,13 @@ void slots_held(void)
 void slots_release(uint32_t s)
 {
     STAT_ADD(conn_busy, -1);
+    _Atomic uint64_t *since = atomic_load_explicit(&slot_since, memory_order_relaxed);
+    if (since != NULL) {
+        void (*done)(uint64_t) = atomic_load_explicit(&request_done, memory_order_acquire);
+        uint64_t t0 = atomic_load_explicit(&since[s], memory_order_relaxed), now = sys_mono_ns();
+        if (done != NULL && t0 != 0 && now > t0)
+            done(now - t0);
+    }
     uint32_t before = atomic_fetch_sub(&slots_in_use, 1);
     slots_untake(s);
     /* Idle connections that asked first get it before the listeners wake. */
@@ -164,7 +267,7 @@ void slots_release(uint32_t s)
     if (slot_freed != NULL)
         slot_freed();
     void (*fullness)(void) = HOOK(fullness);
-    if (before >= nslots && fullness != NULL)
+    if (before >= atomic_load_explicit(&limit_now, memory_order_relaxed) && fullness != NULL)
         fullness();
 }
 
@@ -270,7 +373,8 @@ void slots_atfork_child(void)
         madvise(busy_slot, sizeof(uint32_t) * nslots, MADV_DONTNEED);
     }
     atomic_store(&conn_hint, 0);
-    atomic_store(&free_slots, nslots);
+    atomic_store(&free_slots, atomic_load(&limit_now));
+    atomic_store(&slot_debt, 0);
     atomic_store(&slots_in_use, 0);
     atomic_store(&slot_waiters, 0);
 }
