@@ -19,6 +19,7 @@
  * WINDOW_NS (at least WINDOW_MIN_SAMPLES, at most WINDOW_MAX_NS) rather than
  * single requests; the long average spans LONG_WINDOWS windows (about 5 s, not
  * 600 samples) so the no-load figure follows a program whose work changed;
+ * it falls as fast as that but rises 600 times slower, and
  * queue = sqrt(limit) (Gradient2 offers it as an option; its default, 4,
  * keeps a small limit from going under 8); it begins in slow start (growth by
  * completions, at most doubling per window) until latency first rises; and
@@ -141,8 +142,13 @@ static void close_window(struct autoctl *c, uint64_t now)
         }
     } else if (c->long_windows < 10) {
         c->long_ns = (c->long_ns * c->long_windows + short_ns) / (c->long_windows + 1);
-    } else {
+    } else if (short_ns < c->long_ns) {
         c->long_ns += (short_ns - c->long_ns) * 2.0 / (LONG_WINDOWS + 1);
+    } else {
+        /* Upwards only slowly (Gradient2's 600): a latency raised by the
+         * load itself must not become the no-load figure. The probes
+         * measure a program whose work really grew. */
+        c->long_ns += (short_ns - c->long_ns) / 600.0;
     }
     c->long_windows++;
     if (c->long_ns / short_ns > 2)
@@ -251,7 +257,8 @@ uint32_t autoctl_step(struct autoctl *c, const struct autoctl_sample *s)
         lim = 1;
     if (lim > c->ceiling)
         lim = c->ceiling;
-    if (lim != c->limit || cut)
+    /* Why it last moved, or why it does not grow: memory holding it back. */
+    if (lim != c->limit || cut || (why == AUTO_REASON_MEMORY && c->est > lim))
         c->reason = why;
     c->limit = lim;
     return lim;
