@@ -23,8 +23,10 @@
  * queue = sqrt(limit) (Gradient2 offers it as an option; its default, 4,
  * keeps a small limit from going under 8); it begins in slow start (growth by
  * completions, at most doubling per window) until latency first rises; and
- * every PROBE_EVERY_NS the no-load value is measured again at a quarter of the
- * limit (Envoy's adaptive concurrency does the same with its minRTT window).
+ * the no-load value is measured again with AUTOCTL_START in service every
+ * PROBE_EVERY_NS, and sooner once latency has stayed up for RISING_WINDOWS
+ * (Envoy's adaptive concurrency measures its minRTT so, at a fixed low
+ * concurrency, on a timer).
  *
  * Pressure. A PSI event halves the limit (at most once per PRESSURE_HOLD_NS)
  * and holds growth meanwhile. */
@@ -41,6 +43,8 @@
 #define SMOOTHING 0.2
 #define LONG_WINDOWS 50
 #define PROBE_EVERY_NS (30 * NS)
+#define PROBE_SOONEST_NS (3 * NS)
+#define RISING_WINDOWS 10
 #define PRESSURE_HOLD_NS NS
 
 void autoctl_init(struct autoctl *c, uint32_t ceiling, uint64_t mark)
@@ -134,14 +138,21 @@ static void close_window(struct autoctl *c, uint64_t now)
     c->latency_ns = (uint64_t) short_ns;
     if (c->probe_until != 0) {
         /* The first window drains what the lower limit left over; the second
-         * is the no-load figure. */
+         * is the no-load figure. The estimate waits meanwhile. */
         if (++c->probe_windows >= 2) {
             c->long_ns = short_ns;
+            c->noload_ns = (uint64_t) short_ns;
             c->probe_until = 0;
             c->last_probe = now;
+            c->rising_windows = 0;
         }
-    } else if (c->long_windows < 10) {
-        c->long_ns = (c->long_ns * c->long_windows + short_ns) / (c->long_windows + 1);
+        return;
+    }
+    if (c->long_windows < 10) {
+        /* The first windows run at the starting limit, the nearest to no
+         * load there will be: their lowest is the first no-load figure. */
+        if (c->long_windows == 0 || short_ns < c->long_ns)
+            c->long_ns = short_ns;
     } else if (short_ns < c->long_ns) {
         c->long_ns += (short_ns - c->long_ns) * 2.0 / (LONG_WINDOWS + 1);
     } else {
@@ -173,8 +184,14 @@ static void close_window(struct autoctl *c, uint64_t now)
         c->est = c->ceiling;
     if (c->est < 1)
         c->est = 1;
+    c->rising_windows = gradient < 1.0 ? c->rising_windows + 1 : 0;
+    /* Measure the no-load value again now and then, and sooner when latency
+     * has stayed up for RISING_WINDOWS: the program's work may have grown
+     * (a probe tells that from a queue: at AUTOCTL_START in service, a
+     * queue is gone and slower work is not). */
     if (c->probe_until == 0 && !c->slow_start && c->last_probe != 0
-        && now - c->last_probe >= PROBE_EVERY_NS) {
+        && (now - c->last_probe >= PROBE_EVERY_NS
+            || (c->rising_windows >= RISING_WINDOWS && now - c->last_probe >= PROBE_SOONEST_NS))) {
         c->probe_until = now + WINDOW_MAX_NS * 4;   /* bounded even without samples */
         c->probe_windows = 0;
     }
@@ -208,8 +225,10 @@ static void learn_latency(struct autoctl *c, const struct autoctl_sample *s)
     c->win_busy_max = s->busy;
     c->win_est0 = c->est;
     c->win_grown = 0;
-    if (c->probe_until != 0 && s->now_ns >= c->probe_until)
+    if (c->probe_until != 0 && s->now_ns >= c->probe_until) {
         c->probe_until = 0;   /* too few requests to measure: try again later */
+        c->last_probe = s->now_ns;
+    }
 }
 
 /* --- together ------------------------------------------------------------------------ */
@@ -227,9 +246,8 @@ uint32_t autoctl_step(struct autoctl *c, const struct autoctl_sample *s)
     uint32_t lim = (uint32_t) c->est;
     enum autoctl_reason why = c->slow_start ? AUTO_REASON_START : AUTO_REASON_LATENCY;
     if (c->probe_until != 0) {
-        uint32_t probe = lim / 4 > AUTOCTL_START ? lim / 4 : AUTOCTL_START;
-        if (probe < lim)
-            lim = probe;
+        if (lim > AUTOCTL_START)
+            lim = AUTOCTL_START;
     }
     if (c->mark != 0 && s->usage != 0) {
         learn_memory(c, s);

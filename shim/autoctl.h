@@ -50,7 +50,7 @@ struct autoctl {
     double long_ns;
     uint32_t long_windows;
     uint64_t last_probe, probe_until;
-    uint32_t probe_windows;
+    uint32_t probe_windows, rising_windows;
     uint64_t pressure_hold_until;
 };
 
