@@ -5,7 +5,8 @@
  * service (two windows of PEAK_WINDOW_NS, so old figures age out). The cost of
  * one more request is the slope between the highest number observed and the
  * next lower one (or the program at rest): a cost shared by all requests (a
- * transient one at a time, a cache) is not charged to each. The limit is the
+ * transient one at a time, a cache) is not charged to each; but it is never
+ * taken under three quarters of the average cost per request. The limit is the
  * number whose projected peak stays under the mark. Nothing is admitted while
  * usage is over the mark, or while usage plus one request's cost would be.
  * Growth needs evidence: it starts at AUTOCTL_START and grows by one per
@@ -16,17 +17,19 @@
  * gradient = clamp(tolerance * long / short, 0.5, 1); limit = limit * gradient
  * + queue, smoothed; no growth while fewer than half the limit are in use.
  * What differs here: samples are the mean service time of windows of
- * WINDOW_NS (at least WINDOW_MIN_SAMPLES, at most WINDOW_MAX_NS) rather than
- * single requests; the long average spans LONG_WINDOWS windows (about 5 s, not
- * 600 samples) so the no-load figure follows a program whose work changed;
- * it falls as fast as that but rises 600 times slower, and
- * queue = sqrt(limit) (Gradient2 offers it as an option; its default, 4,
- * keeps a small limit from going under 8); it begins in slow start (growth by
- * completions, at most doubling per window) until latency first rises; and
- * the no-load value is measured again with AUTOCTL_START in service every
+ * WINDOW_NS and at least WINDOW_MIN_SAMPLES requests, rather than single
+ * requests. The long figure (the no-load latency) starts as the lowest
+ * of the first windows, falls like an average of LONG_WINDOWS windows but
+ * rises 600 windows slowly (a latency raised by the load must not become the
+ * no-load figure), and is measured again with AUTOCTL_START in service every
  * PROBE_EVERY_NS, and sooner once latency has stayed up for RISING_WINDOWS
  * (Envoy's adaptive concurrency measures its minRTT so, at a fixed low
- * concurrency, on a timer).
+ * concurrency, on a timer): that is how a program whose work grew is told
+ * from a queue. queue = sqrt(limit) while latency is within tolerance
+ * (Gradient2 offers it as an option) and 1 above it (its default, 4, keeps a
+ * small limit from going under 8 and holds latency further above the
+ * tolerance). It begins in slow start (growth by completions, at most
+ * doubling per window) until latency first rises.
  *
  * Pressure. A PSI event halves the limit (at most once per PRESSURE_HOLD_NS)
  * and holds growth meanwhile. */
@@ -106,8 +109,12 @@ static uint32_t memory_cap(struct autoctl *c)
         }
     uint64_t avg = pm > base ? (pm - base) / m : 0;
     uint64_t slope = pm > plo ? (pm - plo) / (m - lo) : 0;
-    /* A slope far under the average is noise (a level seen only briefly). */
-    uint64_t h = slope != 0 && slope >= avg / 4 ? slope : avg;
+    /* A slope much under the average is more likely noise (a level seen
+     * only briefly, memory the allocator kept) than a shared cost: it may
+     * take off at most a quarter. */
+    uint64_t h = slope > avg / 4 * 3 ? slope : avg / 4 * 3;
+    if (h == 0)
+        h = avg;
     c->request_bytes = h;
     if (h == 0)
         return 0;
@@ -175,7 +182,7 @@ static void close_window(struct autoctl *c, uint64_t now)
     if (c->slow_start && gradient < 1.0 && c->long_windows > 1)
         c->slow_start = false;   /* its growth is per request finished: learn_latency */
     if (!c->slow_start && (gradient < 1.0 || (!app_limited && !held))) {
-        double next = c->est * gradient + root(c->est);
+        double next = c->est * gradient + (gradient < 1.0 ? 1.0 : root(c->est));
         if (held && next > c->est)
             next = c->est;
         c->est = c->est * (1 - SMOOTHING) + next * SMOOTHING;
@@ -215,10 +222,12 @@ static void learn_latency(struct autoctl *c, const struct autoctl_sample *s)
         c->est += add;
         c->win_grown += add;
     }
+    /* A window needs WINDOW_MIN_SAMPLES, however long that takes: one odd
+     * request (a health check's connection) is not a latency. */
     uint64_t age = s->now_ns - c->win_start;
-    if ((age >= WINDOW_NS && c->win_done >= WINDOW_MIN_SAMPLES) || (age >= WINDOW_MAX_NS && c->win_done > 0))
+    if (age >= WINDOW_NS && c->win_done >= WINDOW_MIN_SAMPLES)
         close_window(c, s->now_ns);
-    else if (age < WINDOW_MAX_NS)
+    else if (age < WINDOW_MAX_NS || c->win_done > 0)
         return;
     c->win_start = s->now_ns;
     c->win_done = c->win_ns = 0;

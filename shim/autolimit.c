@@ -96,9 +96,10 @@ static void tick(uint64_t now)
     uint32_t lim = autoctl_step(&ctl, &s);
     slots_set_limit(lim);
     if (lim != before)
-        log_debug("auto limit %u -> %u (reason %d, in service %u, memory %llu, per request %llu)",
-                  before, lim, (int) ctl.reason, s.busy, (unsigned long long) s.usage,
-                  (unsigned long long) ctl.request_bytes);
+        log_debug("auto limit %u -> %u (reason %d, in service %u, memory %llu, per request %llu, "
+                  "latency %llu us, no-load %llu us)", before, lim, (int) ctl.reason, s.busy,
+                  (unsigned long long) s.usage, (unsigned long long) ctl.request_bytes,
+                  (unsigned long long) ctl.latency_ns / 1000, (unsigned long long) ctl.noload_ns / 1000);
     if (s.pressure)
         STAT_ADD(auto_pressure, 1);
     STAT_SET(auto_limit, lim);
