@@ -16,20 +16,22 @@
  * Latency. Netflix's Gradient2 (concurrency-limits, Gradient2Limit.java):
  * gradient = clamp(tolerance * long / short, 0.5, 1); limit = limit * gradient
  * + queue, smoothed; no growth while fewer than half the limit are in use.
- * What differs here: samples are the mean service time of windows of
- * WINDOW_NS and at least WINDOW_MIN_SAMPLES requests, rather than single
- * requests. The long figure (the no-load latency) starts as the lowest
- * of the first windows, falls like an average of LONG_WINDOWS windows but
- * rises 600 windows slowly (a latency raised by the load must not become the
- * no-load figure), and is measured again with AUTOCTL_START in service every
- * PROBE_EVERY_NS, and sooner once latency has stayed up for RISING_WINDOWS
- * (Envoy's adaptive concurrency measures its minRTT so, at a fixed low
- * concurrency, on a timer): that is how a program whose work grew is told
- * from a queue. queue = sqrt(limit) while latency is within tolerance
- * (Gradient2 offers it as an option) and 1 above it (its default, 4, keeps a
- * small limit from going under 8 and holds latency further above the
- * tolerance). It begins in slow start (growth by completions, at most
- * doubling per window) until latency first rises.
+ * What differs here: the tolerance is 1.3, not 1.5 (with 1.5 the p99 at
+ * three times the capacity stayed over 3x the unloaded p99); samples are the
+ * mean service time of windows of WINDOW_NS and at least WINDOW_MIN_SAMPLES
+ * requests, rather than single requests. The long figure (the no-load
+ * latency) starts as the lowest of the first windows, falls like an average
+ * of LONG_WINDOWS windows but rises 600 windows slowly (a latency raised by
+ * the load must not become the no-load figure), and is measured again with
+ * AUTOCTL_START in service every PROBE_EVERY_NS, and sooner once the gradient
+ * has stayed at 0.75 or under for RISING_WINDOWS (Envoy's adaptive
+ * concurrency measures its minRTT so, at a fixed low concurrency, on a
+ * timer): that is how a program whose work grew is told from a queue.
+ * queue = sqrt(limit) while latency is within tolerance (Gradient2 offers it
+ * as an option) and 1 above it (its default, 4, keeps a small limit from
+ * going under 8 and holds latency further above the tolerance). It begins in
+ * slow start (growth by completions, at most doubling per window) until
+ * latency first rises, and then halves.
  *
  * Pressure. A PSI event halves the limit (at most once per PRESSURE_HOLD_NS)
  * and holds growth meanwhile. */
@@ -42,7 +44,7 @@
 #define WINDOW_NS (NS / 10)
 #define WINDOW_MAX_NS NS
 #define WINDOW_MIN_SAMPLES 5
-#define TOLERANCE 1.5
+#define TOLERANCE 1.3
 #define SMOOTHING 0.2
 #define LONG_WINDOWS 50
 #define PROBE_EVERY_NS (30 * NS)
@@ -179,8 +181,13 @@ static void close_window(struct autoctl *c, uint64_t now)
         gradient = 1.0;
     if (gradient < 0.5)
         gradient = 0.5;
-    if (c->slow_start && gradient < 1.0 && c->long_windows > 1)
-        c->slow_start = false;   /* its growth is per request finished: learn_latency */
+    /* Slow start (its growth is per request finished: learn_latency) ends
+     * when latency first rises; as TCP's does on a loss, it halves: the
+     * rise shows up a window after the doubling that caused it. */
+    if (c->slow_start && gradient < 1.0 && c->long_windows > 1) {
+        c->slow_start = false;
+        c->est /= 2;
+    }
     if (!c->slow_start && (gradient < 1.0 || (!app_limited && !held))) {
         double next = c->est * gradient + (gradient < 1.0 ? 1.0 : root(c->est));
         if (held && next > c->est)
@@ -191,7 +198,9 @@ static void close_window(struct autoctl *c, uint64_t now)
         c->est = c->ceiling;
     if (c->est < 1)
         c->est = 1;
-    c->rising_windows = gradient < 1.0 ? c->rising_windows + 1 : 0;
+    /* Under overload the gradient stays a little under 1 (the queue term
+     * balances it); far under it, for long, the no-load figure is suspect. */
+    c->rising_windows = gradient <= 0.75 ? c->rising_windows + 1 : 0;
     /* Measure the no-load value again now and then, and sooner when latency
      * has stayed up for RISING_WINDOWS: the program's work may have grown
      * (a probe tells that from a queue: at AUTOCTL_START in service, a
@@ -214,6 +223,13 @@ static void learn_latency(struct autoctl *c, const struct autoctl_sample *s)
     c->win_ns += s->done_ns;
     if (s->busy > c->win_busy_max)
         c->win_busy_max = s->busy;
+    /* Slow start ends as soon as this window's mean so far is over the
+     * tolerance (waiting for the window to close lets the doubling run on). */
+    if (c->slow_start && c->long_windows > 1 && c->win_done >= 3
+        && (double) c->win_ns / (double) c->win_done > TOLERANCE * c->long_ns) {
+        c->slow_start = false;
+        c->est /= 2;
+    }
     /* Slow start: one more per request finished while the limit was in use,
      * at most doubling per window. */
     if (c->slow_start && s->done != 0 && c->win_busy_max + 1 >= c->est
