@@ -44,8 +44,9 @@ def write(path, rows, limit):
            % (WIDTH, height, WIDTH, height),
            '<rect width="100%" height="100%" fill="white"/>',
            '<text x="%d" y="28" font-size="17" font-weight="bold">Server memory during '
-           '12 concurrent requests (cap %d MiB%s)</text>'
-           % (LEFT, limit // mib, "; other caps as marked" if set(caps) != {limit} else "")]
+           '%s concurrent requests (cap %d MiB%s)</text>'
+           % (LEFT, " or ".join(str(c) for c in sorted({r.get("concurrency", 12) for r in rows})),
+              limit // mib, "; other caps as marked" if set(caps) != {limit} else "")]
     # Grid and axes.
     v = 0
     while v <= y_max:
