@@ -16,7 +16,7 @@
  * Latency. Netflix's Gradient2 (concurrency-limits, Gradient2Limit.java):
  * gradient = clamp(tolerance * long / short, 0.5, 1); limit = limit * gradient
  * + queue, smoothed; no growth while fewer than half the limit are in use.
- * What differs here: the tolerance is 1.3, not 1.5 (with 1.5 the p99 at
+ * What differs here: the tolerance is 1.4, not 1.5 (with 1.5 the p99 at
  * three times the capacity stayed over 3x the unloaded p99); samples are the
  * mean service time of windows of WINDOW_NS and at least WINDOW_MIN_SAMPLES
  * requests, rather than single requests. The long figure (the no-load
@@ -44,7 +44,7 @@
 #define WINDOW_NS (NS / 10)
 #define WINDOW_MAX_NS NS
 #define WINDOW_MIN_SAMPLES 5
-#define TOLERANCE 1.3
+#define TOLERANCE 1.4
 #define SMOOTHING 0.2
 #define LONG_WINDOWS 50
 #define PROBE_EVERY_NS (30 * NS)
