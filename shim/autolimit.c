@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "autoctl.h"
 #include "cgroupmem.h"
@@ -45,12 +46,24 @@ static void request_done(uint64_t ns)
     stats_observe(&sluice_hist_request, ns);
 }
 
-static void on_pressure(uint64_t now)
+static void on_pressure(uint64_t now, uint32_t events)
 {
     (void) now;
-    if (psi_fd >= 0) {
-        char junk[64];   /* a FIFO's writes; a trigger has nothing to read */
-        KEEP_ERRNO((void) !REAL(read)(psi_fd, junk, sizeof junk));
+    if (psi_fd < 0)
+        return;
+    if (events & (EPOLLERR | EPOLLHUP)) {
+        /* The file went (its cgroup removed): reported for ever, level-
+         * triggered. Watch no more rather than spin. */
+        log_info("auto limit: the pressure trigger is gone; pressure is no longer watched");
+        gate_thread_unwatch(psi_fd);
+        fdtab_close_own(psi_fd);
+        psi_fd = -1;
+        return;
+    }
+    if (events & EPOLLIN) {
+        char junk[256];   /* a FIFO's writes (a trigger has nothing to read) */
+        while (REAL(read)(psi_fd, junk, sizeof junk) > 0)
+            ;
     }
     atomic_store(&pressure_seen, true);
 }

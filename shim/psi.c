@@ -92,7 +92,9 @@ struct psi_watch psi_open(const char *cgroup_v2_dir)
             len = psi_base64_decode(write_b64, text, sizeof text);
         struct stat st;
         if (stat(watch, &st) == 0 && S_ISFIFO(st.st_mode)) {
-            w.fd = REAL(open)(watch, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+            /* Read-write: a FIFO whose last writer left reports a hang-up
+             * for ever; holding a write end ourselves, it never does. */
+            w.fd = REAL(open)(watch, O_RDWR | O_NONBLOCK | O_CLOEXEC);
             w.events = EPOLLIN;
         } else if (len > 0) {
             w.fd = trigger(watch, text, (size_t) len, false);

@@ -58,7 +58,7 @@ static _Atomic int thread_epfd = -1, thread_efd = -1;
 static void (*_Atomic on_tick[TICKERS])(uint64_t now_ns);   /* periodic work (pause, auto) */
 static _Atomic uint32_t tick_ms = TICK_MS;  /* the shortest period asked for */
 #define WATCH_ID (UINT64_MAX - 1)         /* epoll data of the watched descriptor */
-static void (*watch_fn)(uint64_t now_ns); /* the thread's own */
+static void (*watch_fn)(uint64_t now_ns, uint32_t events); /* the thread's own */
 static _Atomic int handoff[SHED_CAP];   /* shed socket + 1, waiting for the thread */
 static _Atomic unsigned handoff_next;   /* where the next hand-off starts looking */
 static _Atomic int shed_held;           /* shed sockets handed off, not yet closed */
@@ -216,7 +216,7 @@ static void *gate_thread(void *arg)
             }
             if (evs[i].data.u64 == WATCH_ID) {
                 if (watch_fn != NULL)
-                    watch_fn(sys_mono_ns());
+                    watch_fn(sys_mono_ns(), evs[i].events);
                 continue;
             }
             int at = (int) evs[i].data.u64;
@@ -259,7 +259,7 @@ void gate_thread_tick_ms(uint32_t ms)
     atomic_store_explicit(&tick_ms, ms, memory_order_relaxed);
 }
 
-int gate_thread_watch(int fd, uint32_t events, void (*fn)(uint64_t now_ns))
+int gate_thread_watch(int fd, uint32_t events, void (*fn)(uint64_t now_ns, uint32_t events))
 {
     int epfd = atomic_load(&thread_epfd);
     struct epoll_event ev = { .events = events, .data.u64 = WATCH_ID };
@@ -271,6 +271,14 @@ int gate_thread_watch(int fd, uint32_t events, void (*fn)(uint64_t now_ns))
         return -1;
     }
     return 0;
+}
+
+void gate_thread_unwatch(int fd)
+{
+    int epfd = atomic_load(&thread_epfd);
+    if (epfd >= 0)
+        REAL(epoll_ctl)(epfd, EPOLL_CTL_DEL, fd, NULL);
+    watch_fn = NULL;
 }
 
 void gate_thread_ensure(void)

@@ -26,8 +26,10 @@ void gate_thread_on_tick(void (*fn)(uint64_t now_ns)) SLUICE_INTERNAL;
 /* The thread wakes at least every ms milliseconds (1..1000; autolimit.c
  * samples faster while requests are in service). */
 void gate_thread_tick_ms(uint32_t ms) SLUICE_INTERNAL;
-/* From the thread itself: fn runs when fd reports one of events (one
- * descriptor at most: autolimit.c's pressure trigger). 0, or -1. */
-int gate_thread_watch(int fd, uint32_t events, void (*fn)(uint64_t now_ns)) SLUICE_INTERNAL;
+/* From the thread itself: fn runs when fd reports one of events, or an
+ * error or hang-up (one descriptor at most: autolimit.c's pressure trigger).
+ * 0, or -1. unwatch takes it out (before the caller closes it). */
+int gate_thread_watch(int fd, uint32_t events, void (*fn)(uint64_t now_ns, uint32_t events)) SLUICE_INTERNAL;
+void gate_thread_unwatch(int fd) SLUICE_INTERNAL;
 
 #endif

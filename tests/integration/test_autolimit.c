@@ -4,10 +4,12 @@
  * keeps its goodput and the latency of what it serves (bare, it collapses).
  * The short versions of `make bench`'s runs (tests/bench/autolimit.sh). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testlib.h"
@@ -170,4 +172,49 @@ Test(auto, a_latency_bound_service_at_three_times_its_capacity_keeps_goodput_and
     cr_assert_geq(over.goodput, 0.9 * cap.goodput, "goodput %.1f/s of capacity %.1f/s", over.goodput, cap.goodput);
     cr_assert_leq(over.p99, 3 * unloaded.p99, "p99 %.1f ms, unloaded %.1f ms", over.p99, unloaded.p99);
     cr_assert_eq(over.late, 0, "%.0f answered after 2 s", over.late);
+}
+
+/* --- pressure ------------------------------------------------------------------------ */
+
+/* systemd's $MEMORY_PRESSURE_WATCH may name a FIFO it writes to: a write is a
+ * pressure event. The limit halves, the stats say why, and once the writer
+ * has gone sluice's thread does not spin on the FIFO. */
+Test(auto, a_pressure_event_halves_the_limit_and_says_so, .timeout = 60)
+{
+    char fifo[128], stats[128], watch[160], stats_env[160];
+    snprintf(fifo, sizeof fifo, "/tmp/sluice-test-psi-%d", (int) getpid());
+    snprintf(stats, sizeof stats, "/tmp/sluice-test-psi-%d.prom", (int) getpid());
+    unlink(fifo);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(watch, sizeof watch, "MEMORY_PRESSURE_WATCH=%s", fifo);
+    snprintf(stats_env, sizeof stats_env, "SLUICE_STATS=%s", stats);
+    const char *env[] = { "SLUICE_CONN_MAX=auto", "SLUICE_CONN_MODE=shed", watch, stats_env,
+                          "SLUICE_STATS_INTERVAL=100ms", NULL };
+    int port = t_free_port();
+    struct t_proc srv = latency_server(port, env);
+    const char *argv[] = { t_helper("load_client"), num(port), "closed", "12", "4", "2000", NULL };
+    struct t_proc cli = t_spawn(argv, NULL, false);
+    t_sleep_ms(2500);
+    double before = stat_of(stats, "sluice_auto_limit");
+    int w = open(fifo, O_WRONLY | O_NONBLOCK);
+    cr_assert_geq(w, 0, "sluice holds the FIFO open");
+    cr_assert_eq(write(w, "x", 1), 1);
+    close(w);
+    t_sleep_ms(300);
+    double after = stat_of(stats, "sluice_auto_limit");
+    double events = stat_of(stats, "sluice_auto_pressure_events_total");
+    double reason = stat_of(stats, "sluice_auto_limit_reason");
+    cr_assert_eq(t_wait(&cli, 10000), 0);
+    /* Quiet now, the writer gone: sluice's thread sleeps. */
+    long t0 = t_cpu_ticks(srv.pid);
+    t_sleep_ms(1000);
+    long spent = t_cpu_ticks(srv.pid) - t0;
+    t_stop(&srv, 2000);
+    unlink(fifo);
+    unlink(stats);
+    cr_assert_geq(before, 3, "the limit had grown under load (%.0f)", before);
+    cr_assert_eq(events, 1, "one pressure event counted (%.0f)", events);
+    cr_assert(after < before && after <= before / 2 + 1, "limit %.0f -> %.0f", before, after);
+    cr_assert_eq(reason, 3, "the reason is pressure (%.0f)", reason);
+    cr_assert_leq(spent, 5, "%ld ticks of CPU in a quiet second", spent);
 }
