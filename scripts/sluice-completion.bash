@@ -4,7 +4,7 @@
 _sluice_flags="--conn-max --conn-mode --conn-idle --shed --retry-after --backlog --ports
 --write-high --write-timeout --hold-reads --fs-max --fs-scope --fs-key --fs-timeout
 --stats --log --strict --help --version --print-env --check
---conn-scope --conn-key --queue-timeout --queue-max --queue-order"
+--conn-scope --conn-key --queue-timeout --queue-max --queue-order --mem-high"
 
 # COMPREPLY from compgen, one word a line (file names may hold spaces).
 _sluice_reply()
@@ -61,7 +61,9 @@ _sluice()
         --write-high) _sluice_reply -W "16K 64K 256K 1M 4M" -- "$cur"; return ;;
         --write-timeout|--fs-timeout|--queue-timeout) _sluice_reply -W "100ms 250ms 1s 2s 10s 1m" -- "$cur"; return ;;
         --retry-after) _sluice_reply -W "auto 1 2 5 10 30 60" -- "$cur"; return ;;
-        --conn-max|--fs-max|--backlog|--queue-max) _sluice_reply -W "1 2 4 8 16 32 64 128 256 512 1024" -- "$cur"; return ;;
+        --conn-max) _sluice_reply -W "auto 1 2 4 8 16 32 64 128 256 512 1024" -- "$cur"; return ;;
+        --mem-high) _sluice_reply -W "80% 90% 95% 256M 1G" -- "$cur"; return ;;
+        --fs-max|--backlog|--queue-max) _sluice_reply -W "1 2 4 8 16 32 64 128 256 512 1024" -- "$cur"; return ;;
         --fs-key)
             # The keys of host budgets this user already has.
             local keys

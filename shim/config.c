@@ -22,8 +22,8 @@ static const char *const conn_scopes[] = { "process", "host", NULL };
 static const char *const queue_orders[] = { "fifo", "lifo", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
-enum form { F_COUNT, F_SIZE, F_DURATION, F_BOOL, F_ENUM, F_PORTS, F_KEY, F_PATH, F_SECONDS,
-            F_RETRY, F_ORDER };
+enum form { F_CONN_MAX, F_MEM_HIGH, F_COUNT, F_SIZE, F_DURATION, F_BOOL, F_ENUM, F_PORTS, F_KEY, F_PATH,
+            F_SECONDS, F_RETRY, F_ORDER };
 
 struct setting {
     const char *name;
@@ -41,7 +41,8 @@ struct setting {
 #define WRITE_HIGH_MAX 0x7fffffffULL
 
 static const struct setting settings[] = {
-    S("SLUICE_CONN_MAX", F_COUNT, "a whole number from 1 to 1000000", &sluice_cfg.conn_max, NULL),
+    S("SLUICE_CONN_MAX", F_CONN_MAX, "a whole number from 1 to 1000000, auto, or auto:CEILING such as auto:200", &sluice_cfg.conn_max, NULL),
+    S("SLUICE_MEM_HIGH", F_MEM_HIGH, "a size such as 300M, or a percentage of the memory cgroup's limit such as 85%", NULL, NULL),
     D("SLUICE_CONN_MODE", F_ENUM, "pause or shed", &sluice_cfg.conn_mode, conn_modes, "pause"),
     D("SLUICE_CONN_IDLE", F_ENUM, "hold or free", &sluice_cfg.conn_idle, conn_idles, "hold"),
     D("SLUICE_SHED", F_ENUM, "http503, http429, close or reset", &sluice_cfg.shed, shed_kinds, "http503"),
@@ -100,6 +101,8 @@ static bool copy_path(const char *s, char *out)
 static bool apply(const struct setting *st, const char *value)
 {
     switch (st->form) {
+    case F_CONN_MAX: return parse_conn_max(value, st->target, &sluice_cfg.conn_auto);
+    case F_MEM_HIGH: return parse_size_or_percent(value, &sluice_cfg.mem_high, &sluice_cfg.mem_high_pct);
     case F_COUNT: return parse_count(value, st->target);
     case F_SIZE: {
         uint64_t v;
@@ -245,6 +248,23 @@ void config_load(void)
             complain("SLUICE_CONN_KEY", bad_conn_key, accepted, NULL,
                      "it stays unused (it names a budget only with SLUICE_CONN_SCOPE=host)");
         }
+    }
+    /* auto counts requests in service, as idle=free does. */
+    if (sluice_cfg.conn_auto) {
+        const char *idle = getenv("SLUICE_CONN_IDLE");
+        if (idle != NULL && sluice_cfg.conn_idle != CONN_IDLE_FREE)
+            complain("SLUICE_CONN_IDLE", idle, "free with SLUICE_CONN_MAX=auto", NULL,
+                     "auto counts requests in service: SLUICE_CONN_IDLE is free");
+        sluice_cfg.conn_idle = CONN_IDLE_FREE;
+        /* The shared budget's limit is fixed in its file; auto moves one
+         * process's own. */
+        if (sluice_cfg.conn_scope == CONN_SCOPE_HOST) {
+            complain("SLUICE_CONN_SCOPE", "host", "process with SLUICE_CONN_MAX=auto", NULL,
+                     "auto keeps each process's own limit: the scope is process");
+            sluice_cfg.conn_scope = CONN_SCOPE_PROCESS;
+        }
+    } else if (getenv("SLUICE_MEM_HIGH") != NULL) {
+        sluice_log(SLUICE_LOG_WARN, "SLUICE_MEM_HIGH is used only with SLUICE_CONN_MAX=auto: ignored");
     }
     /* A misspelt name is bad input too: it would silently leave a gate off. */
     for (char **e = environ; e != NULL && *e != NULL; e++) {

@@ -21,7 +21,10 @@ enum conn_scope { CONN_SCOPE_PROCESS = 0, CONN_SCOPE_HOST };
 
 /* A value of 0 means "off" for every count, size and duration below. */
 struct sluice_config {
-    uint32_t conn_max;               /* SLUICE_CONN_MAX */
+    uint32_t conn_max;               /* SLUICE_CONN_MAX (with auto: the ceiling) */
+    bool conn_auto;                  /* SLUICE_CONN_MAX=auto[:CEILING] */
+    uint64_t mem_high;               /* SLUICE_MEM_HIGH in bytes (0: not given so) */
+    uint32_t mem_high_pct;           /* SLUICE_MEM_HIGH in % of the cgroup limit */
     enum conn_mode conn_mode;        /* SLUICE_CONN_MODE */
     enum conn_idle conn_idle;        /* SLUICE_CONN_IDLE */
     enum shed_kind shed;             /* SLUICE_SHED */

@@ -27,6 +27,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "autolimit.h"
 #include "config.h"
 #include "fdtab.h"
 #include "idle.h"
@@ -274,6 +275,8 @@ void conn_init(void)
             (void) slots_init_host(nslots, sluice_cfg.conn_key, conns);   /* says why if not */
         else if (slots_init(nslots, conns) != 0)
             log_error("cannot allocate %u connection slots: the connection limit is off", nslots);
+        else
+            autolimit_init();
     }
     fdtab_hook_conn(conn_governs, conn_release, conn_addref);
     pause_init();
@@ -298,4 +301,5 @@ void conn_atfork_child(void)
     STAT_SET(conn_in_flight, 0);
     shed_atfork_child();
     queue_atfork_child();
+    autolimit_atfork_child();
 }

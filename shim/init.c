@@ -17,6 +17,7 @@
 #include "fdtab.h"
 #include "fsgate.h"
 #include "overlay.h"
+#include "slots.h"
 #include "stats.h"
 #include "statswriter.h"
 #include "threads.h"
@@ -61,7 +62,7 @@ static void start(void)
         drain_init();
     if (gates & GATE_FS)
         fsgate_init();
-    STAT_SET(conn_limit, sluice_cfg.conn_max);
+    STAT_SET(conn_limit, sluice_cfg.conn_auto ? slots_limit() : sluice_cfg.conn_max);
     STAT_SET(fs_limit, sluice_cfg.fs_max);
     pthread_atfork(atfork_prepare, NULL, atfork_child);
     atomic_store_explicit(&sluice_gates, gates, memory_order_release);

@@ -73,6 +73,47 @@ bool parse_size(const char *s, uint64_t *out)
     return true;
 }
 
+bool parse_conn_max(const char *s, uint32_t *out, bool *is_auto)
+{
+    if (s == NULL)
+        return false;
+    if (strcmp(s, "auto") == 0) {
+        *out = SLUICE_AUTO_CEILING;
+        *is_auto = true;
+        return true;
+    }
+    if (strncmp(s, "auto:", 5) == 0) {
+        if (!parse_count(s + 5, out))
+            return false;
+        *is_auto = true;
+        return true;
+    }
+    if (!parse_count(s, out))
+        return false;
+    *is_auto = false;
+    return true;
+}
+
+bool parse_size_or_percent(const char *s, uint64_t *bytes, uint32_t *percent)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n >= 2 && s[n - 1] == '%') {
+        char digits[8];
+        if (n - 1 >= sizeof digits)
+            return false;
+        memcpy(digits, s, n - 1);
+        digits[n - 1] = '\0';
+        if (!parse_uint_range(digits, 1, 100, percent))
+            return false;
+        *bytes = 0;
+        return true;
+    }
+    if (!parse_size(s, bytes))
+        return false;
+    *percent = 0;
+    return true;
+}
+
 bool parse_duration_ns(const char *s, uint64_t *out)
 {
     size_t used;

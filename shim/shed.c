@@ -60,7 +60,6 @@ static _Atomic long nofile_limit;       /* RLIMIT_NOFILE's soft limit */
 
 static _Atomic int thread_state;        /* 0 none, 1 starting (or failed), 2 running */
 static _Atomic int thread_epfd = -1, thread_efd = -1;
-static void (*_Atomic on_tick)(uint64_t now_ns);   /* the pause's periodic work */
 static bool (*_Atomic on_park)(uint64_t now_ns);   /* host scope: sleeps on the budget */
 static _Atomic int tick_within_ms;      /* the next tick is wanted this soon (0: no wish) */
 /* The waiting queue's (queue.c): a connection arrived on a watched listener;
@@ -75,6 +74,11 @@ static uint64_t (*_Atomic queue_due)(void);
 static char auto_answers[AUTO_MAX + 1][192];
 static size_t auto_lens[AUTO_MAX + 1];
 static _Atomic unsigned auto_now;
+#define TICKERS 4
+static void (*_Atomic on_tick[TICKERS])(uint64_t now_ns);   /* periodic work (pause, auto) */
+static _Atomic uint32_t tick_ms = TICK_MS;  /* the shortest period asked for */
+#define WATCH_ID (UINT64_MAX - 1)         /* epoll data of the watched descriptor */
+static void (*watch_fn)(uint64_t now_ns, uint32_t events); /* the thread's own */
 static _Atomic int handoff[SHED_CAP];   /* shed socket + 1, waiting for the thread */
 static _Atomic unsigned handoff_next;   /* where the next hand-off starts looking */
 static _Atomic int shed_held;           /* shed sockets handed off, not yet closed */
@@ -211,7 +215,7 @@ static void *gate_thread(void *arg)
         uint64_t now = sys_mono_ns();
         /* At least once a second, even idle: this thread must not keep alive a
          * process whose own threads have all ended (see threads.h). */
-        int timeout = TICK_MS;
+        int timeout = (int) atomic_load_explicit(&tick_ms, memory_order_relaxed);
         uint64_t (*due)(void) = atomic_load_explicit(&queue_due, memory_order_acquire);
         uint64_t when = due != NULL ? due() : 0;
         if (when != 0) {
@@ -234,8 +238,9 @@ static void *gate_thread(void *arg)
             timeout = 0;
         struct epoll_event evs[64];
         int n = REAL(epoll_wait)(epfd, evs, 64, timeout);
-        /* Parked, the thread never idles in epoll_wait: ask once a second. */
-        if (n == 0 && (timeout != 0 || now - alone_checked >= TICK_MS * 1000000ull)) {
+        /* Once a second, however fast the ticks (parked, the thread never idles
+         * in epoll_wait, so it does not wait for a timeout to ask). */
+        if (n == 0 && now - alone_checked >= TICK_MS * 1000000ull) {
             alone_checked = now;
             threads_exit_if_only_ours();
         }
@@ -243,6 +248,11 @@ static void *gate_thread(void *arg)
             if (evs[i].data.u64 == UINT64_MAX) {
                 uint64_t junk;
                 (void) !REAL(read)(efd, &junk, sizeof junk);
+                continue;
+            }
+            if (evs[i].data.u64 == WATCH_ID) {
+                if (watch_fn != NULL)
+                    watch_fn(sys_mono_ns(), evs[i].events);
                 continue;
             }
             if (evs[i].data.u64 & LISTENER_TAG) {
@@ -263,9 +273,11 @@ static void *gate_thread(void *arg)
             refreshed = now;
             refresh_nofile();
         }
-        void (*tick)(uint64_t) = atomic_load_explicit(&on_tick, memory_order_acquire);
-        if (tick != NULL)
-            tick(now);
+        for (int t = 0; t < TICKERS; t++) {
+            void (*tick)(uint64_t) = atomic_load_explicit(&on_tick[t], memory_order_acquire);
+            if (tick != NULL)
+                tick(now);
+        }
         void (*qtick)(uint64_t) = atomic_load_explicit(&on_queue_tick, memory_order_acquire);
         if (qtick != NULL)
             qtick(now);
@@ -275,7 +287,43 @@ static void *gate_thread(void *arg)
 
 void gate_thread_on_tick(void (*fn)(uint64_t now_ns))
 {
-    atomic_store_explicit(&on_tick, fn, memory_order_release);
+    for (int t = 0; t < TICKERS; t++) {
+        void (*none)(uint64_t) = NULL;
+        if (atomic_load(&on_tick[t]) == fn
+            || atomic_compare_exchange_strong(&on_tick[t], &none, fn))
+            return;
+    }
+}
+
+void gate_thread_tick_ms(uint32_t ms)
+{
+    if (ms < 1)
+        ms = 1;
+    if (ms > TICK_MS)
+        ms = TICK_MS;
+    atomic_store_explicit(&tick_ms, ms, memory_order_relaxed);
+}
+
+int gate_thread_watch_one(int fd, uint32_t events, void (*fn)(uint64_t now_ns, uint32_t events))
+{
+    int epfd = atomic_load(&thread_epfd);
+    struct epoll_event ev = { .events = events, .data.u64 = WATCH_ID };
+    if (epfd < 0 || watch_fn != NULL)
+        return -1;
+    watch_fn = fn;
+    if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        watch_fn = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void gate_thread_unwatch_one(int fd)
+{
+    int epfd = atomic_load(&thread_epfd);
+    if (epfd >= 0)
+        REAL(epoll_ctl)(epfd, EPOLL_CTL_DEL, fd, NULL);
+    watch_fn = NULL;
 }
 
 void gate_thread_on_park(bool (*fn)(uint64_t now_ns))
@@ -456,5 +504,6 @@ void shed_atfork_child(void)
         fdtab_close_own(efd);
     atomic_store(&shed_held, 0);
     atomic_store(&handoff_kicked, false);
+    watch_fn = NULL;
     atomic_store(&thread_state, 0);
 }

@@ -21,7 +21,8 @@ void gate_thread_kick(void) SLUICE_INTERNAL;
 void shed_atfork_child(void) SLUICE_INTERNAL;
 
 /* fn runs on the thread each time it wakes, at least once a second (pause.c:
- * re-checks held slots while paused and keeps the paused time current). */
+ * re-checks held slots while paused and keeps the paused time current); up
+ * to four such functions. */
 void gate_thread_on_tick(void (*fn)(uint64_t now_ns)) SLUICE_INTERNAL;
 /* Host scope: fn runs on the thread before each wait for events; true: it has
  * slept already (on the shared budget), so the thread only looks at events. */
@@ -38,5 +39,13 @@ void gate_thread_on_queue(void (*arrival)(int fd), void (*tick)(uint64_t now_ns)
 int gate_thread_watch(int fd, bool watch) SLUICE_INTERNAL;
 /* SLUICE_RETRY_AFTER=auto: the Retry-After the answer says from now on (1..60). */
 void shed_retry_after(unsigned seconds) SLUICE_INTERNAL;
+/* The thread wakes at least every ms milliseconds (1..1000; autolimit.c
+ * samples faster while requests are in service). */
+void gate_thread_tick_ms(uint32_t ms) SLUICE_INTERNAL;
+/* From the thread itself: fn runs when fd reports one of events, or an
+ * error or hang-up (one descriptor at most: autolimit.c's pressure trigger).
+ * 0, or -1. unwatch takes it out (before the caller closes it). */
+int gate_thread_watch_one(int fd, uint32_t events, void (*fn)(uint64_t now_ns, uint32_t events)) SLUICE_INTERNAL;
+void gate_thread_unwatch_one(int fd) SLUICE_INTERNAL;
 
 #endif

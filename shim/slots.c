@@ -13,7 +13,14 @@
  * slots this process holds, which connection holds each, and the hooks. A
  * reserve that finds the budget full tells the pause (a listener still shown
  * must be hidden before the accept answers EAGAIN: another process took the
- * last slot), and blocking waiters sleep on the budget's shared wake word. */
+ * last slot), and blocking waiters sleep on the budget's shared wake word.
+ *
+ * The limit in force may be lowered and raised (SLUICE_CONN_MAX=auto) within
+ * the slots allocated: raising counts slots free; lowering takes free slots
+ * back and, for the part still held, records a debt that the next releases
+ * pay instead of counting their slot free. So an admission stays the one
+ * compare-and-swap on free_slots, and a fixed limit never has a debt (one
+ * relaxed load per release). */
 #include "slots.h"
 
 #include <pthread.h>
@@ -36,7 +43,10 @@ static _Atomic uint32_t slot_hint;
 static _Atomic uint32_t slots_in_use;     /* busy slots bound to a connection */
 static _Atomic int slot_waiters;
 static bool host;                         /* the shared budget is the backend */
-static uint32_t held_trigger;             /* slots_held looks at fullness from this many */
+static _Atomic uint32_t limit_now;        /* the limit in force (<= nslots) */
+static _Atomic uint32_t slot_debt;        /* slots to drop as they are released */
+static _Atomic uint64_t *slot_since;      /* per busy slot: when it was bound */
+static void (*_Atomic request_done)(uint64_t ns);
 
 static struct {
     void (*_Atomic slot_freed)(void);
@@ -76,8 +86,8 @@ int slots_init(uint32_t n, uint32_t conns)
     cap = conns;
     busy_slot = b;
     nslots = n;
-    held_trigger = n;
     atomic_store(&free_slots, n);
+    atomic_store(&limit_now, n);
     return 0;
 }
 
@@ -104,7 +114,6 @@ int slots_init_host(uint32_t limit, const char *key, uint32_t conns)
     if (slots_init(n, conns) != 0)
         return -1;
     host = true;
-    held_trigger = 1;
     stats_on_render(slots_sync_stats);
     return 0;
 }
@@ -151,7 +160,87 @@ bool slots_full(void)
 {
     if (unlikely(host))
         return connhost_usable() && connhost_in_use() >= nslots;
-    return atomic_load(&slots_in_use) >= nslots;
+    return atomic_load(&slots_in_use) >= atomic_load_explicit(&limit_now, memory_order_relaxed);
+}
+
+uint32_t slots_limit(void)
+{
+    return atomic_load_explicit(&limit_now, memory_order_relaxed);
+}
+
+uint32_t slots_busy(void)
+{
+    return atomic_load_explicit(&slots_in_use, memory_order_relaxed);
+}
+
+/* One slot of the debt paid by a release; false if there is none. */
+static bool pay_debt(void)
+{
+    uint32_t d = atomic_load(&slot_debt);
+    do {
+        if (d == 0)
+            return false;
+    } while (!atomic_compare_exchange_weak(&slot_debt, &d, d - 1));
+    return true;
+}
+
+static void count_free(uint32_t n)
+{
+    atomic_fetch_add(&free_slots, n);
+    if (atomic_load(&slot_waiters) != 0)
+        sys_futex_wake(&free_slots, (int) n, true);
+}
+
+void slots_set_limit(uint32_t n)
+{
+    if (host)
+        return;   /* a shared budget keeps the limit its file was made with */
+    if (n < 1)
+        n = 1;
+    if (n > nslots)
+        n = nslots;
+    uint32_t old = atomic_load(&limit_now);
+    if (n == old)
+        return;
+    atomic_store(&limit_now, n);
+    if (n > old) {
+        uint32_t up = n - old;
+        while (up > 0 && pay_debt())
+            up--;
+        if (up > 0)
+            count_free(up);
+        void (*slot_freed)(void) = HOOK(slot_freed);
+        if (slot_freed != NULL)
+            slot_freed();
+    } else {
+        /* Owe it all first (releases pay from now on), then pay what is free. */
+        atomic_fetch_add(&slot_debt, old - n);
+        for (;;) {
+            uint32_t f = atomic_load(&free_slots);
+            if (f == 0 || atomic_load(&slot_debt) == 0)
+                break;
+            if (!atomic_compare_exchange_weak(&free_slots, &f, f - 1))
+                continue;
+            if (!pay_debt()) {
+                count_free(1);   /* a release paid it meanwhile: give it back */
+                break;
+            }
+        }
+    }
+    void (*fullness)(void) = HOOK(fullness);
+    if (fullness != NULL)
+        fullness();
+}
+
+int slots_time_requests(void (*done)(uint64_t ns))
+{
+    void *m = mmap(NULL, sizeof(uint64_t) * nslots, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    atomic_store_explicit(&request_done, done, memory_order_release);
+    atomic_store_explicit(&slot_since, m, memory_order_release);
+    return 0;
 }
 
 static int64_t reserve_host(void)
@@ -193,12 +282,18 @@ int64_t slots_reserve(void)
 void slots_bind(uint32_t s, uint32_t cid)
 {
     atomic_store(&busy_slot[s], cid + 1);
+    _Atomic uint64_t *since = atomic_load_explicit(&slot_since, memory_order_relaxed);
+    if (since != NULL)
+        atomic_store_explicit(&since[s], sys_mono_ns(), memory_order_relaxed);
 }
 
-/* Empties busy slot s (its owner's to empty), counts it free, wakes one waiter. */
+/* Empties busy slot s (its owner's to empty), counts it free (or pays the
+ * debt of a lowered limit with it), wakes one waiter. */
 static inline void untake_local(uint32_t s)
 {
     atomic_store(&busy_slot[s], 0);
+    if (atomic_load_explicit(&slot_debt, memory_order_relaxed) != 0 && pay_debt())
+        return;
     atomic_fetch_add(&free_slots, 1);
     if (atomic_load(&slot_waiters) != 0)
         sys_futex_wake(&free_slots, 1, true);
@@ -233,9 +328,10 @@ static bool held_host(uint32_t s)
 void slots_held(uint32_t s)
 {
     STAT_ADD(conn_busy, 1);
-    /* Process scope: the pool may have become full. Host scope (held_trigger
-     * 1): whether it is full is the shared count's to say. */
-    if (atomic_fetch_add(&slots_in_use, 1) + 1 >= held_trigger && (!host || held_host(s))) {
+    /* Process scope: the pool may have become full. Host scope: whether it is
+     * full is the shared count's to say. */
+    uint32_t in_use = atomic_fetch_add(&slots_in_use, 1) + 1;
+    if (unlikely(host) ? held_host(s) : in_use >= atomic_load_explicit(&limit_now, memory_order_relaxed)) {
         void (*fullness)(void) = HOOK(fullness);
         if (fullness != NULL)
             fullness();
@@ -245,6 +341,13 @@ void slots_held(uint32_t s)
 void slots_release(uint32_t s)
 {
     STAT_ADD(conn_busy, -1);
+    _Atomic uint64_t *since = atomic_load_explicit(&slot_since, memory_order_relaxed);
+    if (since != NULL) {
+        void (*done)(uint64_t) = atomic_load_explicit(&request_done, memory_order_acquire);
+        uint64_t t0 = atomic_load_explicit(&since[s], memory_order_relaxed), now = sys_mono_ns();
+        if (done != NULL && t0 != 0 && now > t0)
+            done(now - t0);
+    }
     uint32_t before = atomic_fetch_sub(&slots_in_use, 1);
     if (unlikely(host)) {
         atomic_store(&busy_slot[s], 0);
@@ -257,7 +360,7 @@ void slots_release(uint32_t s)
     if (slot_freed != NULL)
         slot_freed();
     void (*fullness)(void) = HOOK(fullness);
-    if (before >= nslots && fullness != NULL)
+    if (before >= atomic_load_explicit(&limit_now, memory_order_relaxed) && fullness != NULL)
         fullness();
 }
 
@@ -420,7 +523,8 @@ void slots_atfork_child(void)
         madvise(busy_slot, sizeof(uint32_t) * nslots, MADV_DONTNEED);
     }
     atomic_store(&conn_hint, 0);
-    atomic_store(&free_slots, nslots);
+    atomic_store(&free_slots, atomic_load(&limit_now));
+    atomic_store(&slot_debt, 0);
     atomic_store(&slots_in_use, 0);
     atomic_store(&slot_waiters, 0);
 }

@@ -44,6 +44,19 @@ bool slots_any_free(void) SLUICE_INTERNAL;
 /* Whether every slot holds a connection (the pause condition). */
 bool slots_full(void) SLUICE_INTERNAL;
 
+/* The limit in force, from 1 to slots_count() (SLUICE_CONN_MAX=auto moves it;
+ * otherwise it is slots_count()), and the busy slots held now. */
+uint32_t slots_limit(void) SLUICE_INTERNAL;
+uint32_t slots_busy(void) SLUICE_INTERNAL;
+/* Sets the limit in force (clamped to 1..slots_count()). Raising it frees
+ * slots at once (waiters, the idle queue and the pause hear of it); lowering
+ * it below the slots held stops admissions until enough are released. One
+ * caller at a time (sluice's thread). */
+void slots_set_limit(uint32_t n) SLUICE_INTERNAL;
+/* From now on each busy slot remembers when it was bound, and its release
+ * calls done(ns held). 0, or -1 if the memory cannot be had. */
+int slots_time_requests(void (*done)(uint64_t ns)) SLUICE_INTERNAL;
+
 /* A free busy slot reserved for an accept that has no connection yet (-1 if
  * none); then slots_bind() it to the new connection, or slots_untake() it. */
 int64_t slots_reserve(void) SLUICE_INTERNAL;

@@ -4,6 +4,7 @@
 #define SLUICE_STATS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "common.h"
@@ -44,7 +45,22 @@
     X(listen_overflows_start,"sluice_listen_overflows_start","gauge","TcpExt ListenOverflows when sluice started (host-wide; -1: unknown)") \
     X(listen_overflows,  "sluice_listen_overflows",      "gauge",   "TcpExt ListenOverflows now (host-wide; -1: unknown)") \
     X(listen_drops_start,"sluice_listen_drops_start",    "gauge",   "TcpExt ListenDrops when sluice started (host-wide; -1: unknown)") \
-    X(listen_drops,      "sluice_listen_drops",          "gauge",   "TcpExt ListenDrops now (host-wide; -1: unknown)")
+    X(listen_drops,      "sluice_listen_drops",          "gauge",   "TcpExt ListenDrops now (host-wide; -1: unknown)") \
+    X(auto_limit,        "sluice_auto_limit",            "gauge",   "The limit SLUICE_CONN_MAX=auto keeps now") \
+    X(auto_reason,       "sluice_auto_limit_reason",     "gauge",   "What last moved it: 0 start, 1 memory, 2 latency, 3 pressure") \
+    X(auto_request_bytes,"sluice_auto_request_bytes",    "gauge",   "Learnt memory cost of one more request in service") \
+    X(auto_memory,       "sluice_auto_memory_bytes",     "gauge",   "Memory in use, as last sampled") \
+    X(auto_memory_mark,  "sluice_auto_memory_mark_bytes","gauge",   "The memory mark (0: no memory signal)") \
+    X(auto_noload_ns,    "sluice_auto_noload_latency_seconds","gauge","Service time without load, as learnt") \
+    X(auto_latency_ns,   "sluice_auto_latency_seconds",  "gauge",   "Mean service time of the last window") \
+    X(auto_pressure,     "sluice_auto_pressure_events_total","counter","Memory-pressure events (PSI) that cut the limit")
+
+/* Histograms: H(field, prometheus name, help), rendered as _bucket{le}, _sum
+ * and _count, only once something enabled them. Bounds in seconds. */
+#define SLUICE_HISTOGRAMS(H) \
+    H(request, "sluice_request_seconds", "Service time of requests, input taken to answer drained (SLUICE_CONN_MAX=auto)")
+#define STATS_HIST_BOUNDS_MS { 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000 }
+#define STATS_HIST_BUCKETS 14   /* the bounds and +Inf */
 
 struct sluice_stats {
 #define STATS_FIELD(field, name, type, help) _Atomic int64_t field;
@@ -53,6 +69,17 @@ struct sluice_stats {
 };
 
 extern struct sluice_stats sluice_stats SLUICE_INTERNAL;
+
+struct sluice_hist {
+    _Atomic bool on;
+    _Atomic int64_t bucket[STATS_HIST_BUCKETS];   /* not cumulative: the render sums */
+    _Atomic int64_t sum_ns;
+};
+#define STATS_HIST_FIELD(field, name, help) extern struct sluice_hist sluice_hist_##field SLUICE_INTERNAL;
+SLUICE_HISTOGRAMS(STATS_HIST_FIELD)
+#undef STATS_HIST_FIELD
+/* Counts one observation of ns nanoseconds (a few relaxed atomics). */
+void stats_observe(struct sluice_hist *h, uint64_t ns) SLUICE_INTERNAL;
 
 #define STAT_ADD(field, n) atomic_fetch_add_explicit(&sluice_stats.field, (n), memory_order_relaxed)
 #define STAT_SET(field, v) atomic_store_explicit(&sluice_stats.field, (v), memory_order_relaxed)

@@ -1,5 +1,7 @@
 """A plain SVG line chart of memory over time, one line per run, written by hand so
-that the demo needs nothing beyond Python's standard library.
+that the demo needs nothing beyond Python's standard library. Runs that carry
+"limits" (SLUICE_CONN_MAX=auto: the limit sluice kept, sampled with memory) get
+a thin dotted step line of the same colour against a second axis on the right.
 """
 from xml.sax.saxutils import escape
 
@@ -7,7 +9,7 @@ COLOURS = ["#7f7f7f", "#bcbd22", "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9
            "#17becf", "#8c564b"]
 # Bare runs are dashed, runs under sluice solid.
 WIDTH, PLOT_HEIGHT = 960, 330
-LEFT, RIGHT, TOP = 80, 30, 50
+LEFT, RIGHT, TOP = 80, 60, 50
 LEGEND_LINE = 21
 
 
@@ -22,7 +24,8 @@ def nice_step(span, ticks):
 def write(path, rows, limit):
     mib = 1 << 20
     t_max = max([s[0] for r in rows for s in r["samples"]] + [1.0])
-    y_max = max([s[1] for r in rows for s in r["samples"]] + [limit]) / mib * 1.08
+    caps = [r.get("cap_bytes", limit) for r in rows]
+    y_max = max([s[1] for r in rows for s in r["samples"]] + [limit] + caps) / mib * 1.08
     x_step = nice_step(t_max, 10)
     t_max = x_step * (int(t_max / x_step) + 1)
     y_step = nice_step(y_max, 8)
@@ -41,7 +44,9 @@ def write(path, rows, limit):
            % (WIDTH, height, WIDTH, height),
            '<rect width="100%" height="100%" fill="white"/>',
            '<text x="%d" y="28" font-size="17" font-weight="bold">Server memory during '
-           '12 concurrent requests (cap %d MiB)</text>' % (LEFT, limit // mib)]
+           '%s concurrent requests (cap %d MiB%s)</text>'
+           % (LEFT, " or ".join(str(c) for c in sorted({r.get("concurrency", 12) for r in rows})),
+              limit // mib, "; other caps as marked" if set(caps) != {limit} else "")]
     # Grid and axes.
     v = 0
     while v <= y_max:
@@ -65,11 +70,38 @@ def write(path, rows, limit):
                % (LEFT + plot_w // 2, TOP + plot_h + 38))
     out.append('<text transform="translate(22,%d) rotate(-90)" text-anchor="middle">'
                'memory (MiB)</text>' % (TOP + plot_h // 2))
-    # The cap.
-    out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="black" stroke-width="1.5" '
-               'stroke-dasharray="2,4"/>' % (LEFT, LEFT + plot_w, y(limit), y(limit)))
-    out.append('<text x="%d" y="%.1f" text-anchor="end">memory cap</text>'
-               % (LEFT + plot_w - 4, y(limit) - 6))
+    # The limit sluice kept (auto rows), on the right-hand axis.
+    lim_max = max([v for r in rows for _, v in r.get("limits", [])] + [0])
+    if lim_max:
+        lim_top = max(4, lim_max + 2)
+
+        def ly_(v):
+            return TOP + plot_h - v / lim_top * plot_h
+        out.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="black"/>'
+                   % (LEFT + plot_w, LEFT + plot_w, TOP, TOP + plot_h))
+        step = 1 if lim_top <= 12 else 2 if lim_top <= 24 else 5
+        for v in range(0, lim_top + 1, step):
+            out.append('<text x="%d" y="%.1f">%d</text>' % (LEFT + plot_w + 6, ly_(v) + 4, v))
+        out.append('<text transform="translate(%d,%d) rotate(90)" text-anchor="middle">'
+                   'limit kept by auto (dotted)</text>' % (WIDTH - 8, TOP + plot_h // 2))
+        for i, r in enumerate(rows):
+            pts = r.get("limits", [])
+            if not pts:
+                continue
+            steps = []
+            for k, (t, v) in enumerate(pts):
+                if k:
+                    steps.append("%.1f,%.1f" % (x(t), ly_(pts[k - 1][1])))
+                steps.append("%.1f,%.1f" % (x(t), ly_(v)))
+            out.append('<polyline fill="none" stroke="%s" stroke-width="1.4" '
+                       'stroke-dasharray="2,2" points="%s"/>'
+                       % (COLOURS[i % len(COLOURS)], " ".join(steps)))
+    # The cap (and any other cap a row ran under).
+    for c in sorted(set([limit] + caps)):
+        out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="black" stroke-width="1.5" '
+                   'stroke-dasharray="2,4"/>' % (LEFT, LEFT + plot_w, y(c), y(c)))
+        out.append('<text x="%d" y="%.1f" text-anchor="end">memory cap %d MiB</text>'
+                   % (LEFT + plot_w - 4, y(c) - 6, c // mib))
     # One line per run; a cross where the server was killed.
     for i, r in enumerate(rows):
         colour = COLOURS[i % len(COLOURS)]
@@ -91,8 +123,8 @@ def write(path, rows, limit):
         row_y = ly + i * LEGEND_LINE
         out.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="2.5"%s/>'
                    % (LEFT, LEFT + 34, row_y - 4, row_y - 4, colour, dash))
-        result = "%d/12 served, %s, peak %d MiB, %.1f s" % (
-            r["served"], "alive" if r["survived"] else r.get("killed_as", "OOM-killed") + " (x)",
+        result = "%d/%d served, %s, peak %d MiB, %.1f s" % (
+            r["served"], r.get("concurrency", 12), "alive" if r["survived"] else r.get("killed_as", "OOM-killed") + " (x)",
             round(r["peak"] / mib), r["seconds"])
         out.append('<text x="%d" y="%d">%s — %s</text>'
                    % (LEFT + 44, row_y, escape(r["label"]), escape(result)))

@@ -30,6 +30,7 @@ ROW_DEADLINE = 75          # seconds; the slowest row (sync) takes about 30
 NOPROTECT = "async_endpoint_without_backpressure"
 PAUSE = {"SLUICE_CONN_MAX": "4"}
 SHED = {"SLUICE_CONN_MAX": "4", "SLUICE_CONN_MODE": "shed", "SLUICE_SHED": "http429"}
+AUTO = {"SLUICE_CONN_MAX": "auto", "SLUICE_LOG": os.environ.get("DEMO_AUTO_LOG", "warn")}
 ROWS = [
     # (label, endpoint, sluice settings or None for bare, gate the row needs,
     #  extra client flags)
@@ -47,6 +48,11 @@ ROWS = [
     # closes each connection, so that no idle keep-alive connection holds a slot.
     ("same, sluice pause, client without keep-alive",
      NOPROTECT, PAUSE, "conn", ["--no-keepalive"]),
+    # No number chosen: sluice finds the limit from the cgroup's memory, the
+    # service times and pressure (SLUICE_CONN_MAX=auto).
+    ("async, no backpressure + sluice auto", NOPROTECT, AUTO, "auto", []),
+    ("same, sluice auto, 800 MB cap, 24 requests", NOPROTECT, AUTO, "auto", [],
+     {"limit": 800 << 20, "concurrency": 24}),
 ]
 
 started_pids = []
@@ -104,6 +110,9 @@ def probe(kind, lib):
     if not lib:
         return False
     env = dict(os.environ, LD_PRELOAD=lib, SLUICE_CONN_MAX="1")
+    if kind == "auto":
+        env["SLUICE_CONN_MAX"] = "auto:1"
+        kind = "conn"
     if kind == "idle":
         env["SLUICE_CONN_IDLE"] = "free"
         if not probe("conn", lib):
@@ -119,11 +128,25 @@ def probe(kind, lib):
     return out.strip() == "yes"
 
 
-def run_row(index, label, endpoint, settings, client_flags, lib, log, use_cgroup):
+def read_limit(path):
+    """The limit sluice keeps now, from its stats file (None if not yet there)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("sluice_auto_limit "):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def run_row(index, label, endpoint, settings, client_flags, lib, log, use_cgroup, shape):
+    limit = shape.get("limit", LIMIT)
+    concurrency = shape.get("concurrency", CONCURRENCY)
     if use_cgroup:
-        cap = memcap.make_cap("sluice-demo-%d-%d" % (os.getpid(), index), LIMIT)
+        cap = memcap.make_cap("sluice-demo-%d-%d" % (os.getpid(), index), limit)
     else:
-        cap = memcap.RssWatchCap(LIMIT, "--no-cgroup")
+        cap = memcap.RssWatchCap(limit, "--no-cgroup")
     caps.append(cap)
     port = free_port()
     env = dict(os.environ)
@@ -131,11 +154,18 @@ def run_row(index, label, endpoint, settings, client_flags, lib, log, use_cgroup
     for key in list(env):
         if key.startswith("SLUICE_"):
             del env[key]
+    stats_path = None
     if settings:
         env.update(settings)
         env["LD_PRELOAD"] = lib
+        if settings.get("SLUICE_CONN_MAX", "").startswith("auto"):
+            stats_path = os.path.join(os.path.abspath(os.path.dirname(log.name)),
+                                      "auto-%d-%d.prom" % (os.getpid(), index))
+            env["SLUICE_STATS"] = stats_path
+            env["SLUICE_STATS_INTERVAL"] = "100ms"
     server = client = None
     samples = []
+    limits = []
     try:
         server = spawn(
             [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
@@ -145,12 +175,13 @@ def run_row(index, label, endpoint, settings, client_flags, lib, log, use_cgroup
         if not wait_listening(port, server):
             return dict(label=label, served=0, survived=False, peak=cap.peak(),
                         seconds=0.0, samples=samples, note="server did not start",
-                        cap=cap.describe, requests=[])
+                        cap=cap.describe, requests=[], limits=limits, cap_bytes=limit,
+                        concurrency=concurrency)
         baseline = cap.usage(server.pid)
         client = spawn(
             [PYTHON, os.path.join(HERE, "client.py"),
              "http://127.0.0.1:%d/%s" % (port, endpoint),
-             "--concurrency", str(CONCURRENCY)] + client_flags,
+             "--concurrency", str(concurrency)] + client_flags,
             stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
         t0 = time.monotonic()
         died_at = None
@@ -159,6 +190,10 @@ def run_row(index, label, endpoint, settings, client_flags, lib, log, use_cgroup
             if server.poll() is None:
                 cap.watch(server.pid)
                 samples.append((now, cap.usage(server.pid)))
+                if stats_path:
+                    lim = read_limit(stats_path)
+                    if lim is not None:
+                        limits.append((now, lim))
             elif died_at is None:
                 # Killed between two samples: the cgroup's own peak shows where.
                 died_at = now
@@ -179,11 +214,17 @@ def run_row(index, label, endpoint, settings, client_flags, lib, log, use_cgroup
                     killed_as=cap.killed_as,
                     peak=cap.peak(), baseline=baseline, seconds=result["seconds"],
                     samples=samples, died_at=died_at, attempts=attempts,
-                    requests=result["requests"], cap=cap.describe, note="")
+                    requests=result["requests"], cap=cap.describe, note="",
+                    limits=limits, cap_bytes=limit, concurrency=concurrency)
     finally:
         stop(client)
         stop(server)
         cap.remove()
+        if stats_path:
+            try:
+                os.unlink(stats_path)
+            except OSError:
+                pass
 
 
 def mib(value):
@@ -191,8 +232,8 @@ def mib(value):
 
 
 def table(rows, markdown):
-    head = ["run", "served of %d" % CONCURRENCY, "server survived", "peak memory",
-            "wall seconds", "attempts"]
+    head = ["run", "served", "server survived", "peak memory",
+            "wall seconds", "attempts", "limit"]
     lines = []
     body = []
     for r in rows:
@@ -200,8 +241,15 @@ def table(rows, markdown):
         if r.get("note"):
             survived += " (%s)" % r["note"]
         label = r["label"] + (" *" if r.get("missing") else "")
-        body.append([label, str(r["served"]), survived, mib(r["peak"]),
-                     "%.1f" % r["seconds"], str(r.get("attempts", ""))])
+        lims = [v for _, v in r.get("limits", [])]
+        settings = r.get("settings") or {}
+        limit = ("auto %d-%d" % (min(lims), max(lims)) if lims else "auto") \
+            if settings.get("SLUICE_CONN_MAX", "").startswith("auto") \
+            else settings.get("SLUICE_CONN_MAX", "")
+        if r.get("cap_bytes", LIMIT) != LIMIT:
+            label += " [cap %s]" % mib(r["cap_bytes"])
+        body.append([label, "%d/%d" % (r["served"], r.get("concurrency", CONCURRENCY)), survived,
+                     mib(r["peak"]), "%.1f" % r["seconds"], str(r.get("attempts", "")), limit])
     if markdown:
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join("---" if i == 0 else "--:" for i in range(len(head))) + "|")
@@ -234,12 +282,13 @@ def main():
     if load_at_start > os.cpu_count():
         print("  (the machine is busy: load average %.1f on %d CPUs; times will be longer)"
               % (load_at_start, os.cpu_count()), flush=True)
-    gates = {"conn": probe("conn", lib), "idle": probe("idle", lib)}
+    gates = {"conn": probe("conn", lib), "idle": probe("idle", lib), "auto": probe("auto", lib)}
     rows, notes = [], []
     log_path = os.path.join(args.out, "overload-server.log")
     started = time.monotonic()
     with open(log_path, "w") as log:
-        for index, (label, endpoint, settings, gate, client_flags) in enumerate(ROWS, 1):
+        for index, (label, endpoint, settings, gate, client_flags, *more) in enumerate(ROWS, 1):
+            shape = more[0] if more else {}
             if wanted and index not in wanted:
                 continue
             missing = ""
@@ -248,6 +297,9 @@ def main():
                 # server), but say plainly that the gate was not there.
                 if gate == "conn":
                     missing = "connection gate not available yet"
+                    effect = "the server without that protection"
+                elif gate == "auto":
+                    missing = "SLUICE_CONN_MAX=auto not available yet"
                     effect = "the server without that protection"
                 else:
                     missing = "SLUICE_CONN_IDLE=free not available yet"
@@ -258,13 +310,13 @@ def main():
             log.flush()
             print("  %-55s" % label, end="", flush=True)
             row = run_row(index, label, endpoint, settings, client_flags, lib, log,
-                          not args.no_cgroup)
+                          not args.no_cgroup, shape)
             row["settings"] = settings
             row["client_flags"] = client_flags
             row["missing"] = missing
             rows.append(row)
             print(" %2d/%d served, %s, peak %s, %.1f s%s" % (
-                row["served"], CONCURRENCY, "alive" if row["survived"] else row["killed_as"],
+                row["served"], row["concurrency"], "alive" if row["survived"] else row["killed_as"],
                 mib(row["peak"]), row["seconds"],
                 "  [%s]" % missing if missing else ""), flush=True)
     total = time.monotonic() - started

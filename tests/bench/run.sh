@@ -22,7 +22,8 @@
 #  8. The waiting queue: hand-off latency, paused CPU with 1,000 queued, 20 s
 #     of 3x overload bare pause against SLUICE_QUEUE_TIMEOUT (queue.sh).
 # Every figure goes into one Markdown table, printed and written to
-# $BUILD/bench.md. About 5 minutes.
+# $BUILD/bench.md. About 5 minutes, then SLUICE_CONN_MAX=auto on a latency-bound
+# service (autolimit.sh, its own section, about 3 minutes).
 # BENCH_ROUNDS (default 5) sets the number of alternating rounds,
 # BENCH_REDIS_N (default 100000) the requests of each redis-benchmark test.
 set -eu
@@ -279,3 +280,5 @@ pre_cpu_r=$(pair_ratio "$pre_cpu" "$bare_cpu") gated_cpu_r=$(pair_ratio "$gated_
     echo "- time since the start, after each part:${TIMES%,}."
 } > "$OUT"
 cat "$OUT"
+# SLUICE_CONN_MAX=auto against a latency-bound service (its own section).
+sh "$HERE/autolimit.sh" | tee -a "$OUT"

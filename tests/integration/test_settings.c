@@ -157,7 +157,8 @@ Test(settings, a_huge_value_is_cut_visibly_and_the_accepted_form_survives)
     cr_assert_eq(rc, 0);
     assert_one_clean_line(err, "huge");
     cr_assert(strstr(err, "...(131000 bytes)' is not valid: expected a whole number from 1 to "
-                          "1000000; SLUICE_CONN_MAX stays off\n") != NULL, "[%.600s]", err);
+                          "1000000, auto, or auto:CEILING such as auto:200; SLUICE_CONN_MAX stays off\n")
+              != NULL, "[%.600s]", err);
     cr_assert_lt(strlen(err), 400);
     free(err);
     free(assign);
@@ -220,6 +221,21 @@ Test(settings, a_bad_fs_key_turns_the_host_gate_off_instead_of_joining_default)
     cr_assert(strstr(text, "\nsluice_fs_tokens_limit 0\n") != NULL, "[%s]", text);
     cr_assert(strstr(text, "\nsluice_fs_operations_total 0\n") != NULL, "[%s]", text);
     unlink(stats);
+    free(out);
+    free(err);
+}
+
+/* The shared budget's limit is fixed in its file: auto, which moves one
+ * process's limit, runs in process scope and says so in one line. */
+Test(settings, auto_with_host_scope_says_it_keeps_process_scope)
+{
+    const char *argv[] = { "/bin/true", NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=auto", "SLUICE_CONN_SCOPE=host", NULL };
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(t_run(argv, env, true, 5000, &out, &err), 0);
+    cr_assert_eq(count_lines(err), 1, "[%s]", err);
+    cr_assert(strstr(err, "SLUICE_CONN_SCOPE='host' is not valid") != NULL, "[%s]", err);
+    cr_assert(strstr(err, "the scope is process") != NULL, "[%s]", err);
     free(out);
     free(err);
 }

@@ -55,7 +55,7 @@ same "variables" "$work/parser.vars" "$work/man.vars" "shim/config.c" "sluice(7)
 same "variables" "$work/parser.vars" "$work/readme.vars" "shim/config.c" "README (Settings)"
 
 # Statistics.
-sed -n 's/.*X([a-z_]*, *"\(sluice_[a-z_]*\)".*/\1/p' "$src/shim/stats.h" > "$work/lib.stats"
+sed -n 's/.*[XH]([a-z_]*, *"\(sluice_[a-z_]*\)".*/\1/p' "$src/shim/stats.h" > "$work/lib.stats"
 sed -n 's/^#define HISTOGRAM "\(sluice_[a-z_]*\)".*/\1/p' "$src/shim/queue_stats.c" >> "$work/lib.stats"
 sed -n 's/^\.It Li \(sluice_[a-z_]*\)\( , \(sluice_[a-z_]*\)\)\{0,1\}.*/\1\n\3/p' "$src/man/sluice.7" | grep . > "$work/man.stats"
 same "statistics" "$work/lib.stats" "$work/man.stats" "shim/stats.h" "sluice(7)"

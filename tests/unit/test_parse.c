@@ -115,3 +115,31 @@ Test(parse, enums)
     cr_assert_eq(parse_enum("Shed", words), -1);
     cr_assert_eq(parse_enum("", words), -1);
 }
+
+Test(parse, conn_max_takes_a_count_auto_or_auto_with_a_ceiling)
+{
+    uint32_t n = 0;
+    bool is_auto = true;
+    cr_assert(parse_conn_max("64", &n, &is_auto));
+    cr_assert(n == 64 && !is_auto);
+    cr_assert(parse_conn_max("auto", &n, &is_auto));
+    cr_assert(n == SLUICE_AUTO_CEILING && is_auto);
+    cr_assert(parse_conn_max("auto:200", &n, &is_auto));
+    cr_assert(n == 200 && is_auto);
+    const char *bad[] = { "auto:", "auto:0", "auto:x", "autox", "Auto", "auto:1000001", " auto", "0", NULL };
+    for (int i = 0; bad[i] != NULL; i++)
+        cr_assert(!parse_conn_max(bad[i], &n, &is_auto), "'%s'", bad[i]);
+}
+
+Test(parse, mem_high_takes_a_size_or_a_percentage)
+{
+    uint64_t bytes = 1;
+    uint32_t pct = 1;
+    cr_assert(parse_size_or_percent("300M", &bytes, &pct));
+    cr_assert(bytes == 300ull << 20 && pct == 0);
+    cr_assert(parse_size_or_percent("85%", &bytes, &pct));
+    cr_assert(bytes == 0 && pct == 85);
+    const char *bad[] = { "%", "0%", "101%", "85 %", "-5%", "1234567%", "M", "", NULL };
+    for (int i = 0; bad[i] != NULL; i++)
+        cr_assert(!parse_size_or_percent(bad[i], &bytes, &pct), "'%s'", bad[i]);
+}

@@ -112,3 +112,72 @@ Test(slots, a_forked_child_starts_with_every_slot_free)
     cr_assert_eq(slots_holder(0), 0);
     cr_assert_geq(slots_new_conn(), 0);
 }
+
+/* SLUICE_CONN_MAX=auto moves the limit within the slots allocated. */
+static void eight_slots(void)
+{
+    cr_assert_eq(slots_init(8, 16), 0);
+    slots_hook_pause(on_fullness, on_waiting);
+    slots_hook_idle(on_slot_freed, on_conn_freed);
+}
+
+Test(slots_limit, admissions_stop_at_the_lowered_limit_and_resume_at_the_raised_one, .init = eight_slots)
+{
+    slots_set_limit(2);
+    cr_assert_eq(slots_limit(), 2);
+    int64_t a = slots_take(0), b = slots_take(1);
+    cr_assert(a >= 0 && b >= 0);
+    slots_held((uint32_t) a);
+    slots_held((uint32_t) b);
+    cr_assert_eq(slots_take(2), -1, "two of eight slots allowed");
+    cr_assert(slots_full());
+    int freed = freed_calls;
+    slots_set_limit(3);
+    cr_assert_gt(freed_calls, freed, "the idle queue hears of the raise");
+    int64_t c = slots_take(2);
+    cr_assert_geq(c, 0);
+    slots_held((uint32_t) c);
+    cr_assert_eq(slots_take(3), -1);
+}
+
+Test(slots_limit, lowering_below_the_slots_held_waits_for_enough_releases, .init = eight_slots)
+{
+    int64_t s[6];
+    for (int i = 0; i < 6; i++) {
+        s[i] = slots_take((uint32_t) i);
+        cr_assert_geq(s[i], 0);
+        slots_held((uint32_t) s[i]);
+    }
+    slots_set_limit(3);
+    cr_assert(slots_full());
+    cr_assert_eq(slots_take(7), -1);
+    slots_release((uint32_t) s[0]);
+    slots_release((uint32_t) s[1]);
+    slots_release((uint32_t) s[2]);
+    cr_assert_eq(slots_take(7), -1, "3 still held: the limit is 3");
+    slots_release((uint32_t) s[3]);
+    int64_t t = slots_take(7);
+    cr_assert_geq(t, 0, "one below the limit: one admission");
+    slots_held((uint32_t) t);
+    cr_assert_eq(slots_take(8), -1);
+    /* Raised again past what is owed: exactly the difference is admitted. */
+    slots_set_limit(5);
+    int64_t u = slots_take(8), v = slots_take(9);
+    cr_assert(u >= 0 && v >= 0);
+    cr_assert_eq(slots_take(10), -1);
+}
+
+static uint64_t held_ns;
+static int held_calls;
+static void held_for(uint64_t ns) { held_ns = ns; held_calls++; }
+
+Test(slots_limit, released_slots_report_their_time_held, .init = eight_slots)
+{
+    cr_assert_eq(slots_time_requests(held_for), 0);
+    int64_t a = slots_take(0);
+    slots_held((uint32_t) a);
+    usleep(20000);
+    slots_release((uint32_t) a);
+    cr_assert_eq(held_calls, 1);
+    cr_assert(held_ns >= 20000000u && held_ns < 2000000000u, "%llu ns", (unsigned long long) held_ns);
+}

@@ -1,0 +1,220 @@
+/* test_autolimit.c — SLUICE_CONN_MAX=auto on real servers, observed from
+ * outside: a memory-bound service in a memory cgroup is not OOM-killed (bare,
+ * it is), and a latency-bound service offered three times what it can serve
+ * keeps its goodput and the latency of what it serves (bare, it collapses).
+ * The short versions of `make bench`'s runs (tests/bench/autolimit.sh). */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+#define PY "/usr/bin/python3"
+
+struct load { double sent, ok, shed, late, failed, goodput, p50, p99; };
+
+static char *num(int v)
+{
+    static char bufs[8][16];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, 16, "%d", v);
+    return b;
+}
+
+/* Runs load_client against port (bare, pinned to CPU 1 when there is one). */
+static struct load load(int port, const char *mode, int level, int seconds, int timeout_ms)
+{
+    bool two = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+    const char *argv[] = { "/usr/bin/taskset", "-c", two ? "1" : "0", t_helper("load_client"),
+                           num(port), mode, num(level), num(seconds), num(timeout_ms), NULL };
+    char *out = NULL, *err = NULL;
+    int rc = t_run(argv, NULL, false, (seconds + 15) * 1000, &out, &err);
+    cr_assert_eq(rc, 0, "load_client failed (%d): %s", rc, err ? err : "");
+    struct load l = { 0 };
+    char *total = out != NULL ? strstr(out, "total ") : NULL;
+    cr_assert_not_null(total, "no total line: %s", out ? out : "");
+    int n = sscanf(total, "total sent %lf ok %lf shed %lf late %lf failed %lf goodput %lf p50_ms %lf p99_ms %lf",
+                   &l.sent, &l.ok, &l.shed, &l.late, &l.failed, &l.goodput, &l.p50, &l.p99);
+    cr_assert_eq(n, 8, "%s", total);
+    free(out);
+    free(err);
+    return l;
+}
+
+/* A figure of a stats file, -1 if absent. */
+static double stat_of(const char *path, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char line[512];
+    double v = -1;
+    size_t n = strlen(name);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ' ')
+            v = atof(line + n + 1);
+    fclose(f);
+    return v;
+}
+
+/* --- memory -------------------------------------------------------------------------- */
+
+/* memory_server (40 MiB held 300 ms a request) in a 200 MiB cgroup, 12
+ * requests always in flight for 3 s. Returns what the load saw; *oom_killed
+ * and *alive from the cgroup and the process. */
+static struct load memory_round(bool governed, const char *stats, bool *oom_killed, bool *alive)
+{
+    int port = t_free_port();
+    char preload[4096], stats_env[4200];
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", t_preload());
+    snprintf(stats_env, sizeof stats_env, "SLUICE_STATS=%s", stats);
+    const char *server[] = { t_helper("memory_server"), num(port), "40", "300", NULL };
+    const char *argv[16] = { PY, t_source("tests/helpers/in_memcap.py"), "200", "sluice-test-auto", "--" };
+    int a = 5;
+    if (governed) {
+        argv[a++] = "/usr/bin/env";
+        argv[a++] = preload;
+        argv[a++] = "SLUICE_CONN_MAX=auto";
+        argv[a++] = stats_env;
+        argv[a++] = "SLUICE_STATS_INTERVAL=100ms";
+    }
+    for (int i = 0; server[i] != NULL; i++)
+        argv[a++] = server[i];
+    argv[a] = NULL;
+    struct t_proc wrap = t_spawn(argv, NULL, false);
+    /* The server's own "listening" may come first: read until the pid. */
+    char said[1024] = "";
+    char *pid_at = NULL;
+    for (uint64_t until = t_now_ms() + 10000; pid_at == NULL && t_now_ms() < until;) {
+        char *chunk = t_slurp_some(wrap.out_fd, 1000);
+        strncat(said, chunk, sizeof said - strlen(said) - 1);
+        free(chunk);
+        if (strstr(said, "no cgroup") != NULL) {
+            t_stop(&wrap, 2000);
+            cr_skip_test("no memory cgroup can be made here");
+        }
+        pid_at = strstr(said, "pid ");
+    }
+    int pid = 0;
+    cr_assert(pid_at != NULL && sscanf(pid_at, "pid %d", &pid) == 1, "wrapper said: %s", said);
+    cr_assert(t_wait_listening(port, 10000), "memory_server did not listen");
+    struct load l = load(port, "closed", 12, 3, 5000);
+    *alive = kill(pid, 0) == 0;
+    /* The wrapper passes SIGTERM on, says how it ended, and leaves. */
+    kill(wrap.pid, SIGTERM);
+    char *last = t_slurp(wrap.out_fd, 5000);
+    t_stop(&wrap, 3000);
+    *oom_killed = strstr(last, "oom_killed yes") != NULL;
+    cr_assert_not_null(strstr(last, "oom_killed "), "wrapper said: %s", last);
+    free(last);
+    return l;
+}
+
+Test(auto, a_memory_bound_service_is_kept_under_its_cgroup_limit, .timeout = 90)
+{
+    char stats[128];
+    snprintf(stats, sizeof stats, "/tmp/sluice-test-auto-%d.prom", (int) getpid());
+    bool oom = false, alive = false;
+    struct load bare = memory_round(false, stats, &oom, &alive);
+    cr_assert(oom || !alive || bare.failed + bare.late > 0,
+              "bare, 12 x 40 MiB in 200 MiB should not fit (served %.0f, oom %d)", bare.ok, oom);
+    struct load gov = memory_round(true, stats, &oom, &alive);
+    double limit = stat_of(stats, "sluice_auto_limit");
+    double per_request = stat_of(stats, "sluice_auto_request_bytes");
+    double mark = stat_of(stats, "sluice_auto_memory_mark_bytes");
+    double reqs = stat_of(stats, "sluice_request_seconds_count");
+    unlink(stats);
+    cr_assert(!oom && alive, "auto: OOM-killed %d, alive %d", oom, alive);
+    cr_assert_eq(gov.failed + gov.late, 0, "auto: %.0f failed, %.0f late", gov.failed, gov.late);
+    cr_assert_geq(gov.ok, 20, "auto served %.0f in 3 s (4 at a time, 300 ms each: about 36)", gov.ok);
+    cr_assert(mark > 170e6 && mark < 200e6, "mark %.0f: 90%% of 200 MiB", mark);
+    cr_assert(limit >= 2 && limit <= 4, "limit %.0f: 4 x 40 MiB fit under 180 MiB, 5 do not", limit);
+    cr_assert(per_request >= 38e6 && per_request <= 90e6, "learnt %.0f bytes a request", per_request);
+    /* The file is at most 100 ms old when the server is stopped. */
+    cr_assert_geq(reqs, gov.ok - 8, "the histogram counts %.0f of %.0f requests", reqs, gov.ok);
+}
+
+/* --- latency ------------------------------------------------------------------------- */
+
+static struct t_proc latency_server(int port, const char *const *env)
+{
+    bool two = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+    (void) two;
+    const char *argv[] = { "/usr/bin/taskset", "-c", "0", t_helper("latency_server"), num(port), "20", "5", NULL };
+    struct t_proc srv = t_spawn(argv, env, env != NULL);
+    cr_assert(t_wait_listening(port, 10000), "latency_server did not listen");
+    return srv;
+}
+
+Test(auto, a_latency_bound_service_at_three_times_its_capacity_keeps_goodput_and_p99, .timeout = 120)
+{
+    int port = t_free_port();
+    struct t_proc srv = latency_server(port, NULL);
+    struct load cap = load(port, "closed", 16, 2, 2000);
+    struct load unloaded = load(port, "closed", 1, 2, 2000);
+    t_stop(&srv, 2000);
+    int rate = (int) (cap.goodput * 3);
+    cr_assert_gt(rate, 30, "capacity %.1f/s", cap.goodput);
+
+    port = t_free_port();
+    const char *env[] = { "SLUICE_CONN_MAX=auto", "SLUICE_CONN_MODE=shed", NULL };
+    srv = latency_server(port, env);
+    struct load over = load(port, "open", rate, 4, 2000);
+    t_stop(&srv, 2000);
+    cr_log_info("capacity %.1f/s, unloaded p99 %.1f ms; auto at %d/s: goodput %.1f/s, p99 %.1f ms, shed %.0f",
+                cap.goodput, unloaded.p99, rate, over.goodput, over.p99, over.shed);
+    cr_assert_geq(over.goodput, 0.9 * cap.goodput, "goodput %.1f/s of capacity %.1f/s", over.goodput, cap.goodput);
+    cr_assert_leq(over.p99, 3 * unloaded.p99, "p99 %.1f ms, unloaded %.1f ms", over.p99, unloaded.p99);
+    cr_assert_eq(over.late, 0, "%.0f answered after 2 s", over.late);
+}
+
+/* --- pressure ------------------------------------------------------------------------ */
+
+/* systemd's $MEMORY_PRESSURE_WATCH may name a FIFO it writes to: a write is a
+ * pressure event. The limit halves, the stats say why, and once the writer
+ * has gone sluice's thread does not spin on the FIFO. */
+Test(auto, a_pressure_event_halves_the_limit_and_says_so, .timeout = 60)
+{
+    char fifo[128], stats[128], watch[160], stats_env[160];
+    snprintf(fifo, sizeof fifo, "/tmp/sluice-test-psi-%d", (int) getpid());
+    snprintf(stats, sizeof stats, "/tmp/sluice-test-psi-%d.prom", (int) getpid());
+    unlink(fifo);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(watch, sizeof watch, "MEMORY_PRESSURE_WATCH=%s", fifo);
+    snprintf(stats_env, sizeof stats_env, "SLUICE_STATS=%s", stats);
+    const char *env[] = { "SLUICE_CONN_MAX=auto", "SLUICE_CONN_MODE=shed", watch, stats_env,
+                          "SLUICE_STATS_INTERVAL=100ms", NULL };
+    int port = t_free_port();
+    struct t_proc srv = latency_server(port, env);
+    const char *argv[] = { t_helper("load_client"), num(port), "closed", "12", "4", "2000", NULL };
+    struct t_proc cli = t_spawn(argv, NULL, false);
+    t_sleep_ms(2500);
+    double before = stat_of(stats, "sluice_auto_limit");
+    int w = open(fifo, O_WRONLY | O_NONBLOCK);
+    cr_assert_geq(w, 0, "sluice holds the FIFO open");
+    cr_assert_eq(write(w, "x", 1), 1);
+    close(w);
+    t_sleep_ms(300);
+    double after = stat_of(stats, "sluice_auto_limit");
+    double events = stat_of(stats, "sluice_auto_pressure_events_total");
+    double reason = stat_of(stats, "sluice_auto_limit_reason");
+    cr_assert_eq(t_wait(&cli, 10000), 0);
+    /* Quiet now, the writer gone: sluice's thread sleeps. */
+    long t0 = t_cpu_ticks(srv.pid);
+    t_sleep_ms(1000);
+    long spent = t_cpu_ticks(srv.pid) - t0;
+    t_stop(&srv, 2000);
+    unlink(fifo);
+    unlink(stats);
+    cr_assert_geq(before, 3, "the limit had grown under load (%.0f)", before);
+    cr_assert_eq(events, 1, "one pressure event counted (%.0f)", events);
+    cr_assert(after < before && after <= before / 2 + 1, "limit %.0f -> %.0f", before, after);
+    cr_assert_eq(reason, 3, "the reason is pressure (%.0f)", reason);
+    cr_assert_leq(spent, 5, "%ld ticks of CPU in a quiet second", spent);
+}
