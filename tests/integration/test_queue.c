@@ -8,6 +8,7 @@
  * about when its retry will be served; 200 clients on a process limited to 64
  * descriptors cost no spinning and no EMFILE. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "clients.h"
@@ -34,42 +36,101 @@ static void clear_leftovers(void)
 
 TestSuite(queue, .fini = clear_leftovers);
 
-/* Connects n clients at once, then closes each as soon as its greeting comes
- * (which frees the slot for the next): returns how many were greeted. */
-static int greet_and_close(int port, int n, int ms)
+/* Connects n clients at once, then closes each hold_ms after its greeting
+ * came (which frees the slot for the next): returns how many were greeted. */
+static int greet_and_close(int port, int n, int hold_ms, int ms)
 {
     int *fd = calloc((size_t) n, sizeof *fd);
+    uint64_t *greeted_at = calloc((size_t) n, sizeof *greeted_at);
     for (int i = 0; i < n; i++)
         fd[i] = t_connect(port);
-    int greeted = 0;
+    int greeted = 0, open = n;
     uint64_t end = t_now_ms() + (uint64_t) ms;
     struct pollfd *p = calloc((size_t) n, sizeof *p);
-    while (greeted < n && t_now_ms() < end) {
+    while (open > 0 && t_now_ms() < end) {
         for (int i = 0; i < n; i++)
-            p[i] = (struct pollfd) { .fd = fd[i], .events = POLLIN };
-        if (poll(p, (nfds_t) n, 200) <= 0)
-            continue;
+            p[i] = (struct pollfd) { .fd = greeted_at[i] == 0 ? fd[i] : -1, .events = POLLIN };
+        (void) poll(p, (nfds_t) n, 2);
+        uint64_t now = t_now_ms();
         for (int i = 0; i < n; i++) {
-            if (fd[i] < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+            if (fd[i] < 0)
                 continue;
-            char buf[64];
-            if (read(fd[i], buf, sizeof buf) > 0)
-                greeted++;
-            close(fd[i]);
-            fd[i] = -1;
+            if (greeted_at[i] == 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+                char buf[64];
+                greeted += read(fd[i], buf, sizeof buf) > 0;
+                greeted_at[i] = now;
+            }
+            if (greeted_at[i] != 0 && now - greeted_at[i] >= (uint64_t) hold_ms) {
+                close(fd[i]);
+                fd[i] = -1;
+                open--;
+            }
         }
     }
     for (int i = 0; i < n; i++)
         if (fd[i] >= 0)
             close(fd[i]);
     free(p);
+    free(greeted_at);
     free(fd);
     return greeted;
 }
 
+/* Syscall numbers of process pid's tasks other than its main thread. */
+static int task_syscalls(pid_t pid, long *nr, int max)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int) pid);
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *de; d != NULL && (de = readdir(d)) != NULL && n < max;) {
+        int tid = atoi(de->d_name);
+        if (tid <= 0 || tid == pid)
+            continue;
+        char sc[96], line[256] = "";
+        snprintf(sc, sizeof sc, "/proc/%d/task/%d/syscall", (int) pid, tid);
+        FILE *f = fopen(sc, "r");
+        if (f != NULL) {
+            if (fgets(line, sizeof line, f) == NULL)
+                line[0] = '\0';
+            fclose(f);
+        }
+        nr[n++] = line[0] >= '0' && line[0] <= '9' ? atol(line) : -1;   /* -1: running */
+    }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* Waits until `in_accept` threads of pid sleep in the real accept (they hold
+ * the slots) and `in_line` more sleep on a futex (the line for a slot), the
+ * same in two looks 20 ms apart. */
+static bool pool_waits(pid_t pid, int in_accept, int in_line, int timeout_ms)
+{
+    uint64_t end = t_now_ms() + (uint64_t) timeout_ms;
+    int steady = 0;
+    while (t_now_ms() < end) {
+        long nr[64];
+        int n = task_syscalls(pid, nr, 64), accepting = 0, futex = 0;
+        for (int i = 0; i < n; i++) {
+            accepting += nr[i] == SYS_accept || nr[i] == SYS_accept4;
+            futex += nr[i] == SYS_futex;
+        }
+        steady = accepting == in_accept && futex == in_line ? steady + 1 : 0;
+        if (steady == 2)
+            return true;
+        t_sleep_ms(20);
+    }
+    return false;
+}
+
 /* Eight threads blocked in accept, four slots, 80 connections: a thread that
  * closes its connection and comes back to accept queues behind the threads
- * already waiting, so every thread serves its tenth, give or take two. */
+ * already waiting, so every thread serves its tenth, give or take two. Each
+ * client stays 20 ms after its greeting: a turn then lasts far longer than a
+ * busy machine keeps a runnable thread off the CPU (a thread descheduled for
+ * 3 ms between its close and its next accept, while the others turned over a
+ * connection every 60 us, missed 40 turns and served 5 of 80). */
 Test(queue, thread_pool_takes_turns)
 {
     int port = t_free_port();
@@ -79,8 +140,8 @@ Test(queue, thread_pool_takes_turns)
     const char *env[] = { "SLUICE_CONN_MAX=4", NULL };
     struct t_proc srv = leftovers_spawn(&leftovers, argv, env, true);
     cr_assert(t_wait_listening(port, 5000), "server did not listen");
-    t_sleep_ms(200);   /* every pool thread is in accept */
-    int greeted = greet_and_close(port, 80, 20000);
+    cr_assert(pool_waits(srv.pid, 4, 4, 5000), "the pool never settled: 4 threads in accept, 4 in line");
+    int greeted = greet_and_close(port, 80, 20, 20000);
     t_sleep_ms(200);
     kill(srv.pid, SIGTERM);
     char *out = t_slurp(srv.out_fd, 3000);
