@@ -66,11 +66,14 @@ static void leave(uint32_t t)
 
 struct turn {
     uint32_t t;
+    bool asleep;   /* counted in sleepers (a cancellation there takes it back) */
 };
 
 static void turn_cancelled(void *arg)
 {
     struct turn *turn = arg;
+    if (turn->asleep)
+        atomic_fetch_sub(&sleepers, 1);
     leave(turn->t);
     in_line = false;
 }
@@ -82,7 +85,9 @@ static int64_t wait_turn(int fd, struct turn *turn, uint64_t deadline)
         if (s == turn->t)
             break;
         atomic_fetch_add(&sleepers, 1);
+        turn->asleep = true;
         int r = sys_futex_wait_cancellable(&serving, s, deadline, true);
+        turn->asleep = false;
         atomic_fetch_sub(&sleepers, 1);
         if (r == EINTR)
             return -1;
@@ -132,15 +137,17 @@ static int64_t reserve_unticketed(int fd)
 
 bool ticket_line_empty(void)
 {
-    return atomic_load_explicit(&next_ticket, memory_order_relaxed)
-           == atomic_load_explicit(&serving, memory_order_relaxed);
+    /* serving first: it only grows towards next_ticket, so a head waiting
+     * between the two reads is never taken for an empty line. */
+    uint32_t s = atomic_load_explicit(&serving, memory_order_acquire);
+    return atomic_load_explicit(&next_ticket, memory_order_acquire) == s;
 }
 
 int64_t ticket_reserve(int fd)
 {
     if (in_line || atomic_load(&next_ticket) - atomic_load(&serving) >= RING - 64)
         return reserve_unticketed(fd);   /* a handler on a waiting thread; or a full ring */
-    struct turn turn = { atomic_fetch_add(&next_ticket, 1) };
+    struct turn turn = { .t = atomic_fetch_add(&next_ticket, 1), .asleep = false };
     /* Fast path: nobody ahead and a slot free. */
     if (atomic_load(&serving) == turn.t) {
         int64_t id = slots_reserve();
