@@ -3,9 +3,11 @@
  *
  * Memory. The peak memory in use is remembered for each number of requests in
  * service (two windows of PEAK_WINDOW_NS, so old figures age out). The cost of
- * one more request is the slope between the highest number observed and the
- * next lower one (or the program at rest): a cost shared by all requests (a
- * transient one at a time, a cache) is not charged to each; but it is never
+ * one more request is the steepest slope between two consecutive levels
+ * observed (or, with one level, from the program at rest): a cost shared by
+ * all requests (a transient one at a time, a cache) is not charged to each,
+ * and a level whose requests were not all at their peak at once (allocating
+ * late, held briefly) cannot lower it; but it is never
  * taken under three quarters of the average cost per request. Only settled
  * levels count: held for a service time, with as many requests finished from
  * them as they count (a level just reached shows requests still allocating).
@@ -101,6 +103,8 @@ static void learn_memory(struct autoctl *c, const struct autoctl_sample *s)
         memset(c->held[0], 0, sizeof c->held[0]);
         memcpy(c->ended[1], c->ended[0], sizeof c->ended[0]);
         memset(c->ended[0], 0, sizeof c->ended[0]);
+        c->step_max[1] = c->step_max[0];
+        c->step_max[0] = 0;
         c->window_start = s->now_ns;
     }
     /* The time since the last sample was spent at the level it saw; the
@@ -141,16 +145,37 @@ static uint32_t memory_cap(struct autoctl *c)
         }
     if (m == 0)
         return 0;
-    uint64_t pm = peak_at(c, m), base = c->baseline, plo = base;
-    uint32_t lo = 0;
-    for (uint32_t k = m - 1; k >= 1; k--)
-        if (settled(c, k)) {
-            lo = k;
-            plo = peak_at(c, k);
-            break;
-        }
+    uint64_t pm = peak_at(c, m), base = c->baseline;
     uint64_t avg = pm > base ? (pm - base) / m : 0;
-    uint64_t slope = pm > plo ? (pm - plo) / (m - lo) : 0;
+    /* The steepest step between settled levels (from the program at rest
+     * only while one level has settled): a level whose requests were not
+     * all at their peak at once (late allocations, a level held briefly)
+     * makes a shallow step, never a steep one. */
+    uint64_t slope = 0, plo = base;
+    uint32_t lo = 0;
+    for (uint32_t k = 1; k <= m; k++) {
+        if (!settled(c, k))
+            continue;
+        uint64_t pk = peak_at(c, k);
+        if (lo != 0 && pk > plo && (pk - plo) / (k - lo) > slope)
+            slope = (pk - plo) / (k - lo);
+        lo = k;
+        plo = pk;
+    }
+    /* A step once seen stays the cost until its windows age out: a level
+     * that stops being settled (or settles between two others) must not
+     * make a request cheaper. */
+    if (slope > c->step_max[0])
+        c->step_max[0] = slope;
+    if (c->step_max[1] > slope)
+        slope = c->step_max[1];
+    if (c->step_max[0] > slope)
+        slope = c->step_max[0];
+    /* No step yet (one level, or flat ones): the dearest average of a
+     * settled level, from the program at rest. */
+    for (uint32_t k = 1; slope == 0 && k <= m; k++)
+        if (settled(c, k) && peak_at(c, k) > base && (peak_at(c, k) - base) / k > slope)
+            slope = (peak_at(c, k) - base) / k;
     /* A slope much under the average is more likely noise (a level seen
      * only briefly, memory the allocator kept) than a shared cost: it may
      * take off at most a quarter. */
@@ -160,6 +185,10 @@ static uint32_t memory_cap(struct autoctl *c)
     if (h == 0)
         return 0;
     c->request_bytes = h;
+    /* m requests at their full cost: the peak seen is less where they were
+     * never all at their peak at once. */
+    if (pm < base + m * h)
+        pm = base + m * h;
     uint64_t cap;
     if (pm <= c->mark) {
         cap = m + (c->mark - pm) / h;

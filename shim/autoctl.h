@@ -42,6 +42,7 @@ struct autoctl {
     uint64_t peak[2][AUTOCTL_LEVELS + 1];
     uint64_t held[2][AUTOCTL_LEVELS + 1]; /* time spent at each level (ns) */
     uint32_t ended[2][AUTOCTL_LEVELS + 1]; /* requests finished from each level */
+    uint64_t step_max[2];          /* the steepest step between levels seen */
     uint64_t window_start, last_sample_ns;
     uint32_t last_busy;
     double service_ns;             /* mean service time so far (0: none finished) */
