@@ -202,6 +202,41 @@ Test(auto, a_latency_bound_service_at_three_times_its_capacity_keeps_goodput_and
     cr_assert_eq(over.late, 0, "%.0f answered after 2 s", over.late);
 }
 
+/* A connection that sends nothing (its request not there yet, or never) is
+ * busy a moment and then idle: not a request. Timed as one, its 0.1 ms
+ * became the no-load latency and the limit fell to 1. */
+Test(auto, connections_that_answered_nothing_are_not_timed_as_requests, .timeout = 30)
+{
+    char stats[128], stats_env[160];
+    snprintf(stats, sizeof stats, "/tmp/sluice-test-auto-empty-%d.prom", (int) getpid());
+    snprintf(stats_env, sizeof stats_env, "SLUICE_STATS=%s", stats);
+    const char *env[] = { "SLUICE_CONN_MAX=auto", stats_env, "SLUICE_STATS_INTERVAL=100ms", NULL };
+    int port = t_free_port();
+    struct t_proc srv = latency_server(port, env);
+    int fds[6];
+    for (int i = 0; i < 6; i++)
+        fds[i] = t_connect(port);
+    t_sleep_ms(200);   /* each has been read from, found empty: idle */
+    for (int i = 0; i < 6; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    t_sleep_ms(200);
+    /* One real request, so that the figure is known to be counted. */
+    int c = t_connect(port);
+    cr_assert_geq(c, 0);
+    const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    cr_assert_eq(write(c, req, sizeof req - 1), (ssize_t) (sizeof req - 1));
+    char buf[256];
+    while (read(c, buf, sizeof buf) > 0)
+        ;
+    close(c);
+    t_sleep_ms(300);
+    double reqs = stat_of(stats, "sluice_request_seconds_count");
+    t_stop(&srv, 2000);
+    unlink(stats);
+    cr_assert_eq(reqs, 1, "%.0f requests timed: 6 empty connections and 1 request", reqs);
+}
+
 /* --- pressure ------------------------------------------------------------------------ */
 
 /* systemd's $MEMORY_PRESSURE_WATCH may name a FIFO it writes to: a write is a
