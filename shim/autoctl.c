@@ -3,12 +3,19 @@
  *
  * Memory. The peak memory in use is remembered for each number of requests in
  * service (two windows of PEAK_WINDOW_NS, so old figures age out). The cost of
- * one more request is the slope between the highest number observed and the
- * next lower one (or the program at rest): a cost shared by all requests (a
- * transient one at a time, a cache) is not charged to each; but it is never
- * taken under three quarters of the average cost per request. The limit is the
- * number whose projected peak stays under the mark. Nothing is admitted while
- * usage is over the mark, or while usage plus one request's cost would be.
+ * one more request is the steepest slope between two consecutive levels
+ * observed (or, with one level, from the program at rest): a cost shared by
+ * all requests (a transient one at a time, a cache) is not charged to each,
+ * and a level whose requests were not all at their peak at once (allocating
+ * late, held briefly) cannot lower it; but it is never
+ * taken under three quarters of the average cost per request. Only settled
+ * levels count: held for a service time, with as many requests finished from
+ * them as they count (a level just reached shows requests still allocating).
+ * The limit is the number whose projected peak stays under the mark. Until
+ * a level has settled the cost is not learnt and the limit stays at
+ * AUTOCTL_START. Nothing is admitted while usage is over the mark, or while
+ * usage plus one request's cost would be; each request in service is charged
+ * its full cost even before usage shows it (admitted since the last sample).
  * Growth needs evidence: it starts at AUTOCTL_START and grows by one per
  * request finished while the limit was in use (TCP's slow start: a doubling
  * per service time), so every level is seen before the next is tried.
@@ -51,6 +58,7 @@
 #define PROBE_SOONEST_NS (3 * NS)
 #define RISING_WINDOWS 10
 #define PRESSURE_HOLD_NS NS
+#define SETTLE_MIN_NS (NS / 20)
 
 void autoctl_init(struct autoctl *c, uint32_t ceiling, uint64_t mark)
 {
@@ -71,6 +79,19 @@ static uint64_t peak_at(const struct autoctl *c, uint32_t k)
     return c->peak[0][k] > c->peak[1][k] ? c->peak[0][k] : c->peak[1][k];
 }
 
+/* A level's peak is believed once the level has been held for a service
+ * time (and SETTLE_MIN_NS) and as many requests as it counts have finished
+ * from it: every request there has then had a whole life under watch. A
+ * level only just reached shows requests that have not allocated yet; a
+ * slope taken from it is far under the real cost (40 MiB requests read as
+ * 7 MiB, and the limit doubled into an OOM kill). */
+static bool settled(const struct autoctl *c, uint32_t k)
+{
+    uint64_t need = c->service_ns > (double) SETTLE_MIN_NS ? (uint64_t) c->service_ns : SETTLE_MIN_NS;
+    return peak_at(c, k) != 0 && c->held[0][k] + c->held[1][k] >= need
+           && c->ended[0][k] + c->ended[1][k] >= k;
+}
+
 static void learn_memory(struct autoctl *c, const struct autoctl_sample *s)
 {
     if (c->window_start == 0)
@@ -78,7 +99,29 @@ static void learn_memory(struct autoctl *c, const struct autoctl_sample *s)
     if (s->now_ns - c->window_start >= PEAK_WINDOW_NS) {
         memcpy(c->peak[1], c->peak[0], sizeof c->peak[0]);
         memset(c->peak[0], 0, sizeof c->peak[0]);
+        memcpy(c->held[1], c->held[0], sizeof c->held[0]);
+        memset(c->held[0], 0, sizeof c->held[0]);
+        memcpy(c->ended[1], c->ended[0], sizeof c->ended[0]);
+        memset(c->ended[0], 0, sizeof c->ended[0]);
+        c->step_max[1] = c->step_max[0];
+        c->step_max[0] = 0;
         c->window_start = s->now_ns;
+    }
+    /* The time since the last sample was spent at the level it saw; the
+     * requests finished since, finished from that level. */
+    uint32_t was = c->last_busy > AUTOCTL_LEVELS ? AUTOCTL_LEVELS : c->last_busy;
+    if (c->last_sample_ns != 0 && was != 0) {
+        c->held[0][was] += s->now_ns - c->last_sample_ns;
+        c->ended[0][was] += (uint32_t) s->done;
+    }
+    c->last_sample_ns = s->now_ns;
+    c->last_busy = s->busy;
+    /* The service time a level must be held: the longest recent mean, so
+     * that early short figures (a connection idle before its request) do
+     * not settle a level at once. */
+    if (s->done != 0) {
+        double mean = (double) s->done_ns / (double) s->done;
+        c->service_ns = mean > c->service_ns ? mean : c->service_ns * 0.99 + mean * 0.01;
     }
     if (s->busy == 0) {
         c->baseline = s->usage;
@@ -90,42 +133,78 @@ static void learn_memory(struct autoctl *c, const struct autoctl_sample *s)
 }
 
 /* The most requests whose projected peak stays under the mark; 0 while no
- * cost has been seen (memory then bounds nothing but the guards). */
+ * level has settled (the cost is not learnt: the caller then keeps to
+ * AUTOCTL_START). */
 static uint32_t memory_cap(struct autoctl *c)
 {
     uint32_t m = 0;
     for (uint32_t k = AUTOCTL_LEVELS; k >= 1; k--)
-        if (peak_at(c, k) != 0) {
+        if (settled(c, k)) {
             m = k;
             break;
         }
     if (m == 0)
         return 0;
-    uint64_t pm = peak_at(c, m), base = c->baseline, plo = base;
-    uint32_t lo = 0;
-    for (uint32_t k = m - 1; k >= 1; k--)
-        if (peak_at(c, k) != 0) {
-            lo = k;
-            plo = peak_at(c, k);
-            break;
-        }
+    uint64_t pm = peak_at(c, m), base = c->baseline;
     uint64_t avg = pm > base ? (pm - base) / m : 0;
-    uint64_t slope = pm > plo ? (pm - plo) / (m - lo) : 0;
+    /* The steepest step between settled levels (from the program at rest
+     * only while one level has settled): a level whose requests were not
+     * all at their peak at once (late allocations, a level held briefly)
+     * makes a shallow step, never a steep one. */
+    uint64_t slope = 0, plo = base;
+    uint32_t lo = 0;
+    for (uint32_t k = 1; k <= m; k++) {
+        if (!settled(c, k))
+            continue;
+        uint64_t pk = peak_at(c, k);
+        if (lo != 0 && pk > plo && (pk - plo) / (k - lo) > slope)
+            slope = (pk - plo) / (k - lo);
+        lo = k;
+        plo = pk;
+    }
+    /* A step once seen stays the cost until its windows age out: a level
+     * that stops being settled (or settles between two others) must not
+     * make a request cheaper. */
+    if (slope > c->step_max[0])
+        c->step_max[0] = slope;
+    if (c->step_max[1] > slope)
+        slope = c->step_max[1];
+    if (c->step_max[0] > slope)
+        slope = c->step_max[0];
+    /* No step yet (one level, or flat ones): the dearest average of a
+     * settled level, from the program at rest. */
+    for (uint32_t k = 1; slope == 0 && k <= m; k++)
+        if (settled(c, k) && peak_at(c, k) > base && (peak_at(c, k) - base) / k > slope)
+            slope = (peak_at(c, k) - base) / k;
     /* A slope much under the average is more likely noise (a level seen
      * only briefly, memory the allocator kept) than a shared cost: it may
      * take off at most a quarter. */
     uint64_t h = slope > avg / 4 * 3 ? slope : avg / 4 * 3;
     if (h == 0)
         h = avg;
-    c->request_bytes = h;
     if (h == 0)
         return 0;
+    c->request_bytes = h;
+    /* m requests at their full cost: the peak seen is less where they were
+     * never all at their peak at once. */
+    if (pm < base + m * h)
+        pm = base + m * h;
     uint64_t cap;
     if (pm <= c->mark) {
         cap = m + (c->mark - pm) / h;
     } else {
         uint64_t over = (pm - c->mark + h - 1) / h;
         cap = m > over ? m - over : 1;
+    }
+    /* Levels above m, not settled yet, have shown at least their peak so
+     * far: the projection from there binds too. */
+    for (uint32_t k = m + 1; k <= AUTOCTL_LEVELS; k++) {
+        uint64_t pk = peak_at(c, k);
+        if (pk == 0)
+            continue;
+        uint64_t ck = pk <= c->mark ? k + (c->mark - pk) / h : (k > 1 ? k - 1 : 1);
+        if (ck < cap)
+            cap = ck;
     }
     return cap > c->ceiling ? c->ceiling : (uint32_t) cap;
 }
@@ -278,16 +357,28 @@ uint32_t autoctl_step(struct autoctl *c, const struct autoctl_sample *s)
         learn_memory(c, s);
         uint32_t cap = memory_cap(c);
         c->mem_cap = cap;
-        if (cap != 0 && cap < lim) {
+        if (cap == 0) {
+            /* No cost learnt yet: the starting limit, however fast requests
+             * finish (slow start would double it on no evidence). */
+            if (c->est > AUTOCTL_START)
+                c->est = AUTOCTL_START;
+            if (lim > AUTOCTL_START)
+                lim = AUTOCTL_START;
+        } else if (cap < lim) {
             lim = cap;
             why = AUTO_REASON_MEMORY;
         }
-        /* Never admit over the mark, nor one request short of it. */
-        if (s->usage > c->mark || (c->request_bytes != 0 && s->usage + c->request_bytes > c->mark)) {
-            if (lim > s->busy) {
-                lim = s->busy;
-                why = AUTO_REASON_MEMORY;
-            }
+        /* Never admit over the mark, nor one request short of it. The
+         * requests in service are charged their full cost even where usage
+         * does not show it yet (admitted since the last sample, still
+         * allocating): room is left only for what fits beside them. */
+        uint64_t h = c->request_bytes;
+        uint64_t floor = c->baseline + (uint64_t) s->busy * h;
+        uint64_t used = s->usage > floor ? s->usage : floor;
+        uint64_t room = used + h > c->mark || used > c->mark ? 0 : h != 0 ? (c->mark - used) / h : c->ceiling;
+        if (lim > s->busy + room) {
+            lim = s->busy + (uint32_t) (room > c->ceiling ? c->ceiling : room);
+            why = AUTO_REASON_MEMORY;
         }
         /* Growth waits for evidence: the estimate runs at most one past what
          * memory allows, so it cannot jump once memory frees. */

@@ -40,7 +40,12 @@ struct autoctl {
     /* memory: peak usage per requests in service, in two windows */
     uint64_t baseline;
     uint64_t peak[2][AUTOCTL_LEVELS + 1];
-    uint64_t window_start;
+    uint64_t held[2][AUTOCTL_LEVELS + 1]; /* time spent at each level (ns) */
+    uint32_t ended[2][AUTOCTL_LEVELS + 1]; /* requests finished from each level */
+    uint64_t step_max[2];          /* the steepest step between levels seen */
+    uint64_t window_start, last_sample_ns;
+    uint32_t last_busy;
+    double service_ns;             /* mean service time so far (0: none finished) */
     /* latency: Gradient2's estimate, windows of service times */
     double est;
     bool slow_start;

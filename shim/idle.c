@@ -165,7 +165,10 @@ static void go_idle(struct conn *c)
     if (s & CONN_ANSWERED)
         atomic_fetch_sub(&idle_answered, 1);
     STAT_ADD(conn_idle, 1);
-    slots_release(conn_st_slot(s));
+    if (s & CONN_ANSWERED)
+        slots_release(conn_st_slot(s));
+    else
+        slots_release_unserved(conn_st_slot(s));
 }
 
 /* Unhides the descriptor a served waiter was hidden on, if it is still its. */

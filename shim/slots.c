@@ -364,6 +364,15 @@ void slots_release(uint32_t s)
         fullness();
 }
 
+void slots_release_unserved(uint32_t s)
+{
+    /* Its stamp is the holder's alone until the release below. */
+    _Atomic uint64_t *since = atomic_load_explicit(&slot_since, memory_order_relaxed);
+    if (since != NULL)
+        atomic_store_explicit(&since[s], 0, memory_order_relaxed);
+    slots_release(s);
+}
+
 int64_t slots_new_conn(void)
 {
     uint32_t hint = atomic_load_explicit(&conn_hint, memory_order_relaxed);
@@ -394,8 +403,10 @@ void conn_release(uint32_t id_plus_one)
     STAT_ADD(conn_in_flight, -1);
     /* Free the object before the slot: the accept the slot wakes needs one. */
     atomic_store(&c->alloc, 0);
-    if (conn_st_busy(st))
+    if (conn_st_busy(st) && (st & CONN_ANSWERED))
         slots_release(conn_st_slot(st));
+    else if (conn_st_busy(st))
+        slots_release_unserved(conn_st_slot(st));
     else
         STAT_ADD(conn_idle, -1);
     errno = saved;

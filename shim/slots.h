@@ -70,6 +70,10 @@ void slots_held(uint32_t s) SLUICE_INTERNAL;
 /* A connection left busy slot s (idle or closed): frees it, serves waiting
  * idle connections first, then tells the pause. */
 void slots_release(uint32_t s) SLUICE_INTERNAL;
+/* The same for a busy period that answered nothing (a new connection whose
+ * request had not arrived yet, a client gone before its answer): not a
+ * request, so not timed. */
+void slots_release_unserved(uint32_t s) SLUICE_INTERNAL;
 
 /* A free connection object (alloc 0 -> 1), or -1. */
 int64_t slots_new_conn(void) SLUICE_INTERNAL;

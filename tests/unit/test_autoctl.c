@@ -96,6 +96,60 @@ Test(autoctl, the_memory_mark_is_never_crossed)
               (unsigned long long) (c.request_bytes / MB));
 }
 
+/* Endless demand for requests that hold 40 MB each, taken alloc_ms into a
+ * life of 300 to 349 ms (so they end one by one); the program at rest holds 5
+ * MB; the mark is 180 MB. Returns the highest limit given; *last, the limit
+ * at the end. */
+static uint32_t staggered(uint64_t alloc_ms, uint32_t *last)
+{
+    struct autoctl c;
+    autoctl_init(&c, 1000, 180 * MB);
+    uint64_t now = 1, start[64], life[64];
+    uint32_t n = 0, made = 0, most = 0;
+    struct autoctl_sample rest = { now, 0, 5 * MB, 0, 0, false };
+    autoctl_step(&c, &rest);
+    for (int i = 0; i < 600; i++) {
+        now += 10 * MS;
+        uint64_t done = 0, done_ns = 0;
+        for (uint32_t j = 0; j < n;) {
+            if (now - start[j] >= life[j]) {
+                done++;
+                done_ns += life[j];
+                start[j] = start[n - 1];
+                life[j] = life[--n];
+            } else {
+                j++;
+            }
+        }
+        while (n < c.limit && n < 64) {
+            start[n] = now;
+            life[n++] = (300 + (made++ * 37) % 50) * MS;
+        }
+        uint64_t usage = 5 * MB;
+        for (uint32_t j = 0; j < n; j++)
+            usage += now - start[j] >= alloc_ms * MS ? 40 * MB : 0;
+        struct autoctl_sample s = { now, n, usage, done, done_ns, false };
+        autoctl_step(&c, &s);
+        if (c.limit > most)
+            most = c.limit;
+    }
+    *last = c.limit;
+    return most;
+}
+
+/* Requests that take their memory late in their life are seldom all at their
+ * peak at once: the peaks seen at each number in service are under what that
+ * many can take. 5 + 4 x 40 = 165 MB fits under 180; a fifth would not. */
+Test(autoctl, requests_at_their_peak_apart_do_not_hide_their_cost)
+{
+    uint32_t last;
+    uint32_t most = staggered(290, &last);
+    cr_assert_leq(most, 4, "limit %u: 5 + %u x 40 MB is over the 180 MB mark", most, most);
+    most = staggered(20, &last);
+    cr_assert_leq(most, 4, "limit %u (allocating at once)", most);
+    cr_assert_geq(last, 3, "allocating at once, the limit ends at %u: 4 fit", last);
+}
+
 Test(autoctl, nothing_is_admitted_while_over_the_mark)
 {
     struct autoctl c;
