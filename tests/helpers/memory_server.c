@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "peer.h"
+
 static size_t bytes;
 static unsigned hold_us;
 
@@ -21,16 +23,7 @@ static void *serve(void *arg)
 {
     int c = (int) (intptr_t) arg;
     char buf[2048];
-    size_t got = 0;
-    while (got < sizeof buf - 1) {
-        ssize_t n = read(c, buf + got, sizeof buf - 1 - got);
-        if (n <= 0)
-            break;
-        got += (size_t) n;
-        buf[got] = '\0';
-        if (strstr(buf, "\r\n\r\n") != NULL)
-            break;
-    }
+    size_t got = peer_read_request(c, buf, sizeof buf);
     if (got > 0) {
         char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m != MAP_FAILED) {
@@ -55,27 +48,8 @@ int main(int argc, char **argv)
     bytes = (size_t) atoi(argv[2]) << 20;
     hold_us = (unsigned) atoi(argv[3]) * 1000u;
     signal(SIGPIPE, SIG_IGN);
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) atoi(argv[1])) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(l, (struct sockaddr *) &a, sizeof a) != 0 || listen(l, 128) != 0) {
-        perror("bind/listen");
+    int l = peer_listen(atoi(argv[1]), 128);
+    if (l < 0)
         return 1;
-    }
-    printf("listening\n");
-    fflush(stdout);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    for (;;) {
-        int c = accept(l, NULL, NULL);
-        if (c < 0)
-            continue;
-        pthread_t t;
-        if (pthread_create(&t, &attr, serve, (void *) (intptr_t) c) != 0)
-            close(c);
-    }
+    peer_thread_per_connection(l, serve);
 }

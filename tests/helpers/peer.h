@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -87,6 +90,59 @@ static inline void peer_rearm(const struct peer_waiter *w)
     if (w->mode == EPOLLONESHOT) {
         struct epoll_event ev = { .events = w->events | EPOLLONESHOT, .data.fd = w->fd };
         epoll_ctl(w->ep, EPOLL_CTL_MOD, w->fd, &ev);
+    }
+}
+
+/* Reads an HTTP request's head (up to the blank line) into buf (NUL-ended);
+ * the bytes read, 0 if the peer sent nothing. */
+static inline size_t peer_read_request(int c, char *buf, size_t cap)
+{
+    size_t got = 0;
+    while (got < cap - 1) {
+        ssize_t n = read(c, buf + got, cap - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t) n;
+        buf[got] = '\0';
+        if (strstr(buf, "\r\n\r\n") != NULL)
+            break;
+    }
+    return got;
+}
+
+/* A listener on 127.0.0.1:port with the given backlog, "listening" printed on
+ * stdout once it listens (what the tests wait for); -1 after perror. */
+static inline int peer_listen(int port, int backlog)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (l < 0 || bind(l, (struct sockaddr *) &a, sizeof a) != 0 || listen(l, backlog) != 0) {
+        perror("bind/listen");
+        return -1;
+    }
+    printf("listening\n");
+    fflush(stdout);
+    return l;
+}
+
+/* Serves every connection of listener l on a detached thread of its own
+ * (small stacks: thread-per-connection servers under load); never returns. */
+static inline void peer_thread_per_connection(int l, void *(*serve)(void *fd_as_pointer))
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    for (;;) {
+        int c = accept(l, NULL, NULL);
+        if (c < 0)
+            continue;
+        pthread_t t;
+        if (pthread_create(&t, &attr, serve, (void *) (intptr_t) c) != 0)
+            close(c);
     }
 }
 

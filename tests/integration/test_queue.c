@@ -620,7 +620,11 @@ Test(queue, sustained_overload_is_answered_without_listen_overflows, .timeout = 
 
 /* --- descriptors: 200 clients on a process limited to 64 ------------------------- */
 
-Test(queue, low_nofile_many_clients_no_spin_no_emfile, .timeout = 90)
+/* 200 clients on a uvicorn limited to 64 descriptors, 2 slots, 1 s timeout:
+ * every client gets a whole answer, at least half are shed, the program never
+ * runs out of descriptors and nothing spins. order: the SLUICE_QUEUE_ORDER
+ * setting, or NULL for the default. */
+static void many_clients_under_ulimit_64(const char *order)
 {
     enum { N = 200 };
     int port = t_free_port();
@@ -630,7 +634,7 @@ Test(queue, low_nofile_many_clients_no_spin_no_emfile, .timeout = 90)
                            "ulimit -n 64 && exec " PY " -m uvicorn --loop asyncio --app-dir \"$1\" "
                            "queue_slow_asgi:app --host 127.0.0.1 --port \"$2\" --log-level warning",
                            "sh", t_source("tests/helpers"), ports, NULL };
-    const char *env[] = { "SLUICE_CONN_MAX=2", "SLUICE_QUEUE_TIMEOUT=1s", "QUEUE_SLOW_MS=300", NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=2", "SLUICE_QUEUE_TIMEOUT=1s", "QUEUE_SLOW_MS=300", order, NULL };
     struct t_proc p = leftovers_spawn(&leftovers, argv, env, true);
     cr_assert(t_wait_listening(port, 10000), "uvicorn did not listen");
     static struct hc h[N];
@@ -651,8 +655,8 @@ Test(queue, low_nofile_many_clients_no_spin_no_emfile, .timeout = 90)
         served += a == 200;
         shed += a == 503;
     }
-    cr_log_info("%d served, %d answered 503 in %llu ms; server CPU %ld ticks", served, shed,
-                (unsigned long long) ms, ticks);
+    cr_log_info("%s: %d served, %d answered 503 in %llu ms; server CPU %ld ticks",
+                order != NULL ? order : "fifo", served, shed, (unsigned long long) ms, ticks);
     cr_assert(err == NULL || (strstr(err, "Too many open files") == NULL && strstr(err, "EMFILE") == NULL),
               "the program ran out of descriptors: %s", err);
     cr_assert_geq(shed, N / 2, "only %d of %d shed", shed, N);
@@ -660,6 +664,11 @@ Test(queue, low_nofile_many_clients_no_spin_no_emfile, .timeout = 90)
     cr_assert_leq(ticks, (long) (ms / 10) * 2 / 5, "server used %ld ticks in %llu ms", ticks,
                   (unsigned long long) ms);
     free(err);
+}
+
+Test(queue, low_nofile_many_clients_no_spin_no_emfile, .timeout = 90)
+{
+    many_clients_under_ulimit_64(NULL);
 }
 
 /* --- SLUICE_QUEUE_ORDER=lifo ------------------------------------------------------ */
@@ -732,44 +741,7 @@ Test(queue, lifo_burst_nginx_proxy_serves_newest_first, .timeout = 60)
  * the program never runs out of descriptors. */
 Test(queue, lifo_low_nofile_many_clients_no_spin_no_emfile, .timeout = 90)
 {
-    enum { N = 200 };
-    int port = t_free_port();
-    char ports[16];
-    snprintf(ports, sizeof ports, "%d", port);
-    const char *argv[] = { "/bin/sh", "-c",
-                           "ulimit -n 64 && exec " PY " -m uvicorn --loop asyncio --app-dir \"$1\" "
-                           "queue_slow_asgi:app --host 127.0.0.1 --port \"$2\" --log-level warning",
-                           "sh", t_source("tests/helpers"), ports, NULL };
-    const char *env[] = { "SLUICE_CONN_MAX=2", "SLUICE_QUEUE_TIMEOUT=1s", "SLUICE_QUEUE_ORDER=lifo",
-                          "QUEUE_SLOW_MS=300", NULL };
-    struct t_proc p = leftovers_spawn(&leftovers, argv, env, true);
-    cr_assert(t_wait_listening(port, 10000), "uvicorn did not listen");
-    static struct hc h[N];
-    long t0 = tree_ticks(p.pid);
-    uint64_t m0 = t_now_ms();
-    for (int i = 0; i < N; i++)
-        http_connect(&h[i], port, i);
-    http_collect(h, N, 20000);
-    long ticks = tree_ticks(p.pid) - t0;
-    uint64_t ms = t_now_ms() - m0;
-    kill(p.pid, SIGTERM);
-    char *err = t_slurp(p.err_fd, 2000);
-    t_stop(&p, 2000);
-    int served = 0, shed = 0;
-    for (int i = 0; i < N; i++) {
-        int a = answer_of(&h[i], i, NULL);
-        cr_assert(a != 0, "client %d: no complete answer (reset %d): [%.120s]", i, h[i].reset, h[i].buf);
-        served += a == 200;
-        shed += a == 503;
-    }
-    cr_log_info("lifo: %d served, %d answered 503 in %llu ms; server CPU %ld ticks", served, shed,
-                (unsigned long long) ms, ticks);
-    cr_assert(err == NULL || (strstr(err, "Too many open files") == NULL && strstr(err, "EMFILE") == NULL),
-              "the program ran out of descriptors: %s", err);
-    cr_assert_geq(shed, N / 2, "only %d of %d shed", shed, N);
-    cr_assert_leq(ticks, (long) (ms / 10) * 2 / 5, "server used %ld ticks in %llu ms", ticks,
-                  (unsigned long long) ms);
-    free(err);
+    many_clients_under_ulimit_64("SLUICE_QUEUE_ORDER=lifo");
 }
 
 static int local_port(int s)
