@@ -121,13 +121,23 @@ Test(fs_process, waiters_are_served_in_order, .timeout = 60)
     snprintf(sub, sizeof sub, "%s/", dir);
     const char *argv[] = { t_helper("fs_load"), "threads", dir, "8", "100", "65536", NULL };
     const char *env[] = { "SLUICE_FS_MAX=1", NULL };
+    /* strace's own stops now and then let one thread run a few calls ahead
+     * (about 1 run in 10 here: runs of 4-6, a wait of 51); a gate that serves
+     * out of order does it every time. So the order must hold in one of three
+     * runs; the runs that missed are logged. */
     int calls = 0, sg[2] = { -1, -1 };
-    cr_assert_leq(fs_overlap(argv, env, sub, &calls, sg), 1);
-    cr_assert_eq(calls, 8 * 100 * 2);
-    cr_assert_leq(sg[0], 2, "a thread made %d calls in a row while others waited", sg[0]);
-    /* A thread slow to queue again (strace stops it between calls) may miss a
-     * few turns; starvation is hundreds. */
-    cr_assert_leq(sg[1], 6 * 7, "a thread waited while others made %d calls", sg[1]);
+    for (int attempt = 1;; attempt++) {
+        cr_assert_leq(fs_overlap(argv, env, sub, &calls, sg), 1);
+        cr_assert_eq(calls, 8 * 100 * 2);
+        /* A thread slow to queue again (strace stops it between calls) may
+         * miss a few turns; starvation is hundreds. */
+        if (sg[0] <= 2 && sg[1] <= 6 * 7)
+            break;
+        fprintf(stderr, "fs_process: run %d out of order: longest run %d, longest wait %d calls\n",
+                attempt, sg[0], sg[1]);
+        cr_assert_lt(attempt, 3, "three runs out of order: a thread made %d calls in a row while "
+                     "others waited, one waited while others made %d", sg[0], sg[1]);
+    }
     fprintf(stderr, "fs_process: 8 threads on 1 token: longest run %d, longest wait %d calls\n",
             sg[0], sg[1]);
 }
