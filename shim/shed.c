@@ -34,7 +34,6 @@
 #include "shed.h"
 
 #include <limits.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -207,7 +206,6 @@ static void discard(int at, uint32_t events, char *sink, size_t cap)
 static void *gate_thread(void *arg)
 {
     (void) arg;
-    threads_adopt_self();
     int epfd = atomic_load(&thread_epfd), efd = atomic_load(&thread_efd);
     char sink[16384];
     uint64_t refreshed = sys_mono_ns(), alone_checked = refreshed;
@@ -389,20 +387,10 @@ void gate_thread_ensure(void)
     fdtab_own(efd);
     atomic_store(&thread_epfd, epfd);
     atomic_store(&thread_efd, efd);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 128 * 1024);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t t;
-    if (pthread_create(&t, &attr, gate_thread, NULL) == 0)
+    if (threads_start(gate_thread, 128 * 1024))
         atomic_store(&thread_state, 2);
     else
         log_warn("cannot start the connection gate's thread");
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
     errno = saved;
 }
 

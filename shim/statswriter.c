@@ -47,7 +47,6 @@ void stats_write_final(void)
 static void *writer(void *arg)
 {
     (void) arg;
-    threads_adopt_self();
     uint64_t interval = sluice_cfg.stats_interval_ns, waited = interval;
     for (;;) {
         if (waited >= interval) {
@@ -71,18 +70,8 @@ void stats_start(void)
     if (atomic_exchange(&writer_running, 1))
         return;
     statsfile_start();
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    /* Signals are the program's: the writer must never be the thread they land on. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    if (pthread_create(&t, &attr, writer, NULL) != 0)
+    if (!threads_start(writer, 0))
         atomic_store(&writer_running, 0);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
 }
 
 void stats_atfork_child(void)

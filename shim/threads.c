@@ -8,7 +8,10 @@
  * end the process as glibc would have when none is. */
 #include "threads.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,43 @@ void threads_adopt_self(void)
         if (atomic_compare_exchange_strong(&own[i], &none, me))
             return;
     }
+}
+
+struct start {
+    void *(*fn)(void *);
+    _Atomic uint32_t running;
+};
+
+static void *trampoline(void *arg)
+{
+    struct start *st = arg;
+    void *(*fn)(void *) = st->fn;
+    threads_adopt_self();
+    atomic_store(&st->running, 1);
+    sys_futex_wake(&st->running, 1, true);
+    return fn(NULL);   /* st, on the starter's stack, is not touched again */
+}
+
+bool threads_start(void *(*fn)(void *), size_t stack_size)
+{
+    int saved = errno;
+    struct start st = { .fn = fn, .running = 0 };
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (stack_size != 0)
+        pthread_attr_setstacksize(&attr, stack_size);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    bool started = pthread_create(&t, &attr, trampoline, &st) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    while (started && atomic_load(&st.running) == 0)
+        sys_futex_wait(&st.running, 0, 0, true);
+    errno = saved;
+    return started;
 }
 
 void threads_atfork_child(void)

@@ -4,9 +4,17 @@
 #define SLUICE_THREADS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include "common.h"
 
-/* Called first thing in each thread sluice starts: marks it as ours. */
+/* Starts one of sluice's threads: detached, every signal blocked in it (the
+ * program's signals must never land there), marked as ours, and running
+ * before this returns — so a fork right after (a pre-fork server forks its
+ * workers just after listen()) never copies a thread halfway through its own
+ * start-up, with a lock of the C runtime's or a sanitizer's held forever in
+ * the child. stack_size 0: the default. False if it could not start. */
+bool threads_start(void *(*fn)(void *), size_t stack_size) SLUICE_INTERNAL;
+/* Marks the calling thread as ours (threads_start does it for its threads). */
 void threads_adopt_self(void) SLUICE_INTERNAL;
 /* True when every thread of the program's own has ended and only sluice's
  * remain. Cheap while the main thread lives (one read of /proc/self/stat). */
