@@ -93,7 +93,7 @@ $(HEADERS_TESTS): | $(BUILD) $(DEPS_FIRST)
 UNIT_ROOMS := shim/parse.c shim/logfmt.c shim/real.c shim/sys.c shim/log.c shim/config.c \
               shim/stats.c shim/fdtab.c shim/slots.c shim/overlay_waiters.c shim/overlay.c \
               shim/overlay_poll.c \
-              shim/procstat.c shim/fshost_file.c shim/fshost_recover.c shim/connhost.c shim/connhost_watch.c shim/autoctl.c
+              shim/procstat.c shim/fshost_file.c shim/fshost_recover.c shim/connhost.c shim/connhost_watch.c shim/connhost_auto.c shim/autoctl.c
 $(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_ROOMS) $(wildcard shim/*.h shim/*.def) tests/testlib.c tests/testlib.h | $(BUILD)/tests $(HEADERS_TESTS)
 	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) $(UNIT_ROOMS) tests/testlib.c -lcriterion -lbsd -lffi -ldl -lpthread
 

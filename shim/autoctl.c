@@ -72,6 +72,25 @@ void autoctl_init(struct autoctl *c, uint32_t ceiling, uint64_t mark)
     c->reason = AUTO_REASON_START;
 }
 
+void autoctl_resume(struct autoctl *c, uint32_t limit, uint64_t noload_ns)
+{
+    if (noload_ns != 0) {
+        /* Past the first windows: they would run at the limit in force, under
+         * load, and take that latency for the no-load one. */
+        c->long_ns = (double) noload_ns;
+        c->noload_ns = noload_ns;
+        c->long_windows = 10;
+    }
+    if (limit > c->ceiling)
+        limit = c->ceiling;
+    if (limit <= c->limit)
+        return;
+    c->limit = limit;
+    c->est = limit;
+    c->win_est0 = c->est;
+    c->slow_start = false;
+}
+
 /* --- memory ------------------------------------------------------------------------- */
 
 static uint64_t peak_at(const struct autoctl *c, uint32_t k)

@@ -60,6 +60,10 @@ struct autoctl {
 };
 
 void autoctl_init(struct autoctl *c, uint32_t ceiling, uint64_t mark) SLUICE_INTERNAL;
+/* A controller taking over a limit another kept (a shared budget whose
+ * controlling member is gone): it goes on from `limit`, past slow start, and
+ * from the other's no-load latency (0: unknown, learnt again). */
+void autoctl_resume(struct autoctl *c, uint32_t limit, uint64_t noload_ns) SLUICE_INTERNAL;
 /* One sample in; the limit to keep out (also in c->limit, with c->reason). */
 uint32_t autoctl_step(struct autoctl *c, const struct autoctl_sample *s) SLUICE_INTERNAL;
 

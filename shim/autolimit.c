@@ -6,7 +6,14 @@
  * thread (shed.c), every SAMPLE_MS while requests are in service and every
  * IDLE_MS otherwise: read memory usage (one small file), take the counters'
  * deltas, feed autoctl and set the pool's limit. The pressure trigger is
- * opened on that thread the first time it runs, and watched by its epoll. */
+ * opened on that thread the first time it runs, and watched by its epoll.
+ *
+ * With a shared budget (SLUICE_CONN_SCOPE=host) the limit is the budget's:
+ * every member adds its answered requests to the budget's counters, and only
+ * the member that leads (connhost_lead: the first to tick, until it is gone)
+ * runs the controller, on the budget's requests in service and counters. The
+ * others follow the limit in force in their statistics, and look now and then
+ * whether the leader lives. */
 #include "autolimit.h"
 
 #include <stdatomic.h>
@@ -17,6 +24,7 @@
 #include "autoctl.h"
 #include "cgroupmem.h"
 #include "config.h"
+#include "connhost.h"
 #include "fdtab.h"
 #include "log.h"
 #include "psi.h"
@@ -29,6 +37,8 @@
 #define IDLE_MS 250
 
 static bool on;
+static bool shared;                       /* the budget is a shared one, made for auto */
+static bool leading;                      /* shared: this process runs the controller */
 static struct autoctl ctl;
 static struct cgroupmem cg;
 static bool use_cgroup, use_rss;         /* where usage comes from (neither: memory off) */
@@ -44,6 +54,8 @@ static void request_done(uint64_t ns)
     atomic_fetch_add_explicit(&done_count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&done_ns, ns, memory_order_relaxed);
     stats_observe(&sluice_hist_request, ns);
+    if (shared)
+        connhost_request_done(ns);
 }
 
 static void on_pressure(uint64_t now, uint32_t events)
@@ -86,18 +98,50 @@ static void open_pressure(void)
     log_info("auto limit: watching memory pressure on %s", w.source);
 }
 
+/* Requests answered so far (this process's, or the whole budget's). */
+static void requests_so_far(uint64_t *count, uint64_t *ns)
+{
+    if (shared) {
+        connhost_requests(count, ns);
+        return;
+    }
+    *count = atomic_load_explicit(&done_count, memory_order_relaxed);
+    *ns = atomic_load_explicit(&done_ns, memory_order_relaxed);
+}
+
+/* Shared budget: whether this process leads (it takes over from the limit
+ * in force); a follower only shows the limit in force. */
+static bool lead(uint64_t now)
+{
+    bool took;
+    leading = connhost_lead(now, &took);
+    if (took) {
+        autoctl_resume(&ctl, connhost_limit(), connhost_noload());
+        requests_so_far(&seen_count, &seen_ns);
+        log_info("SLUICE_CONN_MAX=auto: this process keeps the shared budget's limit (%u now)",
+                 connhost_limit());
+    }
+    if (!leading) {
+        STAT_SET(auto_limit, slots_limit());
+        gate_thread_tick_ms(IDLE_MS);
+    }
+    return leading;
+}
+
 static void tick(uint64_t now)
 {
     if (!on || now - last_sample < SAMPLE_MS * 1000000ull)
         return;
     last_sample = now;
+    if (shared && !lead(now))
+        return;
     if (!psi_tried)
         open_pressure();
-    uint64_t count = atomic_load_explicit(&done_count, memory_order_relaxed);
-    uint64_t ns = atomic_load_explicit(&done_ns, memory_order_relaxed);
+    uint64_t count, ns;
+    requests_so_far(&count, &ns);
     struct autoctl_sample s = {
         .now_ns = now,
-        .busy = slots_busy(),
+        .busy = shared ? connhost_connections() : slots_busy(),
         .usage = use_cgroup ? cgroupmem_usage(&cg) : use_rss ? cgroupmem_rss() : 0,
         .done = count - seen_count,
         .done_ns = ns - seen_ns,
@@ -108,6 +152,8 @@ static void tick(uint64_t now)
     uint32_t before = ctl.limit;
     uint32_t lim = autoctl_step(&ctl, &s);
     slots_set_limit(lim);
+    if (shared)
+        connhost_set_noload(ctl.noload_ns);
     if (lim != before)
         log_debug("auto limit %u -> %u (reason %d, in service %u, memory %llu, per request %llu, "
                   "latency %llu us, no-load %llu us)", before, lim, (int) ctl.reason, s.busy,
@@ -150,6 +196,9 @@ void autolimit_init(void)
 {
     if (!sluice_cfg.conn_auto || slots_count() == 0)
         return;
+    /* A shared budget made with a fixed limit keeps it (connhost said so). */
+    if (slots_host() && !connhost_is_auto())
+        return;
     uint64_t mark = choose_mark();
     autoctl_init(&ctl, slots_count(), mark);
     if (slots_time_requests(request_done) != 0) {
@@ -158,8 +207,10 @@ void autolimit_init(void)
         return;
     }
     atomic_store(&sluice_hist_request.on, true);
-    slots_set_limit(ctl.limit);
-    STAT_SET(auto_limit, ctl.limit);
+    shared = slots_host() && connhost_is_auto();
+    if (!shared)
+        slots_set_limit(ctl.limit);   /* a shared budget's is its leader's to set */
+    STAT_SET(auto_limit, slots_limit());
     STAT_SET(auto_memory_mark, (int64_t) mark);
     on = true;
     gate_thread_on_tick(tick);
@@ -180,8 +231,9 @@ void autolimit_atfork_child(void)
     psi_tried = false;
     atomic_store(&pressure_seen, false);
     autoctl_init(&ctl, slots_count(), ctl.mark);
-    slots_set_limit(ctl.limit);
-    seen_count = atomic_load(&done_count);
-    seen_ns = atomic_load(&done_ns);
+    leading = false;   /* the parent leads a shared budget still */
+    if (!shared)
+        slots_set_limit(ctl.limit);
+    requests_so_far(&seen_count, &seen_ns);
     last_sample = 0;
 }

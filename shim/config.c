@@ -256,13 +256,6 @@ void config_load(void)
             complain("SLUICE_CONN_IDLE", idle, "free with SLUICE_CONN_MAX=auto", NULL,
                      "auto counts requests in service: SLUICE_CONN_IDLE is free");
         sluice_cfg.conn_idle = CONN_IDLE_FREE;
-        /* The shared budget's limit is fixed in its file; auto moves one
-         * process's own. */
-        if (sluice_cfg.conn_scope == CONN_SCOPE_HOST) {
-            complain("SLUICE_CONN_SCOPE", "host", "process with SLUICE_CONN_MAX=auto", NULL,
-                     "auto keeps each process's own limit: the scope is process");
-            sluice_cfg.conn_scope = CONN_SCOPE_PROCESS;
-        }
     } else if (getenv("SLUICE_MEM_HIGH") != NULL) {
         sluice_log(SLUICE_LOG_WARN, "SLUICE_MEM_HIGH is used only with SLUICE_CONN_MAX=auto: ignored");
     }

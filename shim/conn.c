@@ -271,9 +271,10 @@ void conn_init(void)
         }
         if (sluice_cfg.conn_idle == CONN_IDLE_FREE && idle_init(conns) != 0)
             log_error("cannot allocate %u connection slots: the connection limit is off", nslots);
-        else if (sluice_cfg.conn_scope == CONN_SCOPE_HOST)
-            (void) slots_init_host(nslots, sluice_cfg.conn_key, conns);   /* says why if not */
-        else if (slots_init(nslots, conns) != 0)
+        else if (sluice_cfg.conn_scope == CONN_SCOPE_HOST) {
+            if (slots_init_host(nslots, sluice_cfg.conn_key, conns) == 0)   /* says why if not */
+                autolimit_init();
+        } else if (slots_init(nslots, conns) != 0)
             log_error("cannot allocate %u connection slots: the connection limit is off", nslots);
         else
             autolimit_init();

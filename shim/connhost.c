@@ -79,6 +79,11 @@ bool connhost_usable(void)
 
 uint32_t connhost_limit(void)
 {
+    return atomic_load_explicit(&connhost_st->limit_now, memory_order_relaxed);
+}
+
+uint32_t connhost_slots(void)
+{
     return limit_local;
 }
 
@@ -111,8 +116,12 @@ static size_t conn_size(uint32_t limit)
 
 static void conn_init_file(void *mem, uint32_t limit)
 {
-    (void) limit;
-    hostfile_init_lock(&((struct connhost_state *) mem)->lock);
+    struct connhost_state *st = mem;
+    hostfile_init_lock(&st->lock);
+    /* auto starts from where its controller will: one slot, until the first
+     * member's controller runs (its first tick). */
+    st->is_auto = sluice_cfg.conn_auto;
+    atomic_store(&st->limit_now, sluice_cfg.conn_auto ? 1 : limit);
 }
 
 static const struct hostfile_kind conn_kind = {
@@ -303,7 +312,7 @@ void connhost_reap(bool all)
         freed = limit_local;
     }
     uint64_t c = atomic_load(&connhost_st->count);
-    if (freed != 0 && CONNHOST_HIGH(c) != 0 && CONNHOST_LOW(c) < limit_local)
+    if (freed != 0 && CONNHOST_HIGH(c) != 0 && CONNHOST_LOW(c) < connhost_limit())
         connhost_wake(freed > INT_MAX ? INT_MAX : (int) freed);
 }
 
@@ -374,7 +383,8 @@ int64_t connhost_reserve(void)
     atomic_fetch_add(&h->word, CONNHOST_HIGH_ONE + 1);
     if (likely(atomic_load(&connhost_st->recount) == 0)) {
         uint64_t c = atomic_load_explicit(&connhost_st->count, memory_order_relaxed);
-        while (CONNHOST_LOW(c) < limit_local) {
+        uint32_t limit = atomic_load_explicit(&connhost_st->limit_now, memory_order_relaxed);
+        while (CONNHOST_LOW(c) < limit) {
             if (atomic_compare_exchange_weak(&connhost_st->count, &c, c + 1)) {
                 int64_t s = claim_entry(me);
                 if (unlikely(s < 0)) {
@@ -491,8 +501,12 @@ int connhost_init(uint32_t limit, const char *key, uint32_t *limit_out)
     (void) freed;
     /* No record yet: a process that never accepts (a handler exec'd by a
      * member, a shell) takes none; the first accept claims it. */
-    if (limit_local != limit)
-        log_warn("SLUICE_CONN_MAX=%u: key '%s' already has a budget of %u, which applies",
-                 (unsigned) limit, key, (unsigned) limit_local);
+    if (connhost_st->is_auto != (uint32_t) sluice_cfg.conn_auto)
+        log_warn("SLUICE_CONN_MAX=%s: key '%s' already has %s budget, which applies",
+                 sluice_cfg.conn_auto ? "auto" : "N", key,
+                 connhost_st->is_auto ? "an auto" : "a fixed");
+    else if (limit_local != limit)
+        log_warn("SLUICE_CONN_MAX=%s%u: key '%s' already has a budget of %u, which applies",
+                 sluice_cfg.conn_auto ? "auto:" : "", (unsigned) limit, key, (unsigned) limit_local);
     return 0;
 }

@@ -12,7 +12,7 @@
 
 /* The shared file's layout (tests read it from outside). */
 #define CONNHOST_MAGIC UINT64_C(0x316e6e6374736c75)   /* "ulstcnn1" */
-#define CONNHOST_VERSION 1u
+#define CONNHOST_VERSION 2u
 #define CONNHOST_FILE_FMT "conn-%s"
 #define CONNHOST_NHOLDERS 1024
 #define CONNHOST_CHECK_NS UINT64_C(50000000)    /* waiters check who is alive this often */
@@ -74,6 +74,16 @@ struct connhost_state {
     _Atomic uint64_t count __attribute__((aligned(64)));
     _Atomic uint32_t wake __attribute__((aligned(64)));   /* bumped by each wake */
     _Atomic uint32_t hint;         /* where the next free slot is looked for */
+    /* The limit in force: `limit` (the slots the file has) for a fixed
+     * budget; with SLUICE_CONN_MAX=auto, what one member's controller keeps
+     * (connhost_auto.c), which reads every member's answered requests. */
+    _Atomic uint32_t limit_now __attribute__((aligned(64)));
+    uint32_t is_auto;              /* made by a member with SLUICE_CONN_MAX=auto */
+    _Atomic uint32_t controller;   /* the controlling member's record index + 1; 0: none */
+    uint32_t pad_auto;
+    _Atomic uint64_t done_count;   /* requests answered, by every member */
+    _Atomic uint64_t done_ns;      /* and their total service time */
+    _Atomic uint64_t noload_ns;    /* the controller's no-load latency, for a successor */
     struct connhost_holder holders[CONNHOST_NHOLDERS];
     struct connhost_slot slots[];
 };
@@ -103,7 +113,29 @@ void connhost_bound(uint32_t s) SLUICE_INTERNAL;
 /* Connections the budget's slots hold now (bound or watched; not the slots
  * reserved by threads blocked in accept): the stats' in flight. */
 uint32_t connhost_connections(void) SLUICE_INTERNAL;
+/* The limit in force (SLUICE_CONN_MAX=auto moves it within the slots). */
 uint32_t connhost_limit(void) SLUICE_INTERNAL;
+/* The slots the file has: the fixed limit, or auto's ceiling. */
+uint32_t connhost_slots(void) SLUICE_INTERNAL;
+
+/* SLUICE_CONN_MAX=auto with a shared budget (connhost_auto.c). Whether the
+ * budget's file was made for auto (else its limit is fixed). */
+bool connhost_is_auto(void) SLUICE_INTERNAL;
+/* Whether this process's controller is the one that moves the limit: true
+ * if it is, or if it became it now because there was none or that member is
+ * gone (*took then true; it should start from connhost_limit()). Looks at
+ * the other member at most every CONNHOST_LEAD_CHECK_NS. */
+bool connhost_lead(uint64_t now, bool *took) SLUICE_INTERNAL;
+#define CONNHOST_LEAD_CHECK_NS UINT64_C(200000000)
+/* Sets the limit in force (1 .. the slots); a raise wakes that many sleepers. */
+void connhost_set_limit(uint32_t n) SLUICE_INTERNAL;
+/* A request answered in this process, ns in service: counted for the controller. */
+void connhost_request_done(uint64_t ns) SLUICE_INTERNAL;
+/* Every member's answered requests so far: count and total ns. */
+void connhost_requests(uint64_t *count, uint64_t *ns) SLUICE_INTERNAL;
+/* The controller's no-load latency, kept for whoever takes over (0: none). */
+void connhost_set_noload(uint64_t ns) SLUICE_INTERNAL;
+uint64_t connhost_noload(void) SLUICE_INTERNAL;
 
 /* Sleeps, counted as a sleeper, while every slot is in use, until woken (a
  * release wakes one sleeper), deadline_ns (0: none) or a signal; checks who is

@@ -61,7 +61,7 @@ static bool take_address(const struct sockaddr_storage *ss, uint16_t family, uin
 void connhost_mark_forked(uint32_t s, int fd)
 {
     struct connhost_holder *h = atomic_load(&connhost_me);
-    if (h == NULL || !connhost_usable() || s >= connhost_limit())
+    if (h == NULL || !connhost_usable() || s >= connhost_slots())
         return;
     uint32_t me = (uint32_t) (h - connhost_st->holders) + 1;
     struct connhost_slot *e = &connhost_st->slots[s];
@@ -143,7 +143,7 @@ void connhost_watch(void)
     int saved = errno;
     int nl = -1;
     bool blind = false;
-    uint32_t freed = 0, limit = connhost_limit();
+    uint32_t freed = 0, limit = connhost_slots();
     for (uint32_t s = 0; s < limit && atomic_load(&connhost_st->watched) != 0; s++) {
         struct connhost_slot *e = &connhost_st->slots[s];
         uint32_t own = atomic_load(&e->own);

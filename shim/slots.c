@@ -101,6 +101,8 @@ void slots_sync_stats(void)
         STAT_SET(conn_in_flight, connhost_connections());
         STAT_SET(conn_limit, connhost_limit());
         STAT_SET(conn_shared, 1);
+        if (connhost_is_auto())
+            STAT_SET(auto_limit, connhost_limit());   /* a member that never ticks too */
     } else {
         STAT_SET(conn_shared, 0);
     }
@@ -152,19 +154,21 @@ uint32_t slots_holder(uint32_t s)
 bool slots_any_free(void)
 {
     if (unlikely(host))
-        return !connhost_usable() || connhost_in_use() < nslots;
+        return !connhost_usable() || connhost_in_use() < connhost_limit();
     return atomic_load(&free_slots) != 0;
 }
 
 bool slots_full(void)
 {
     if (unlikely(host))
-        return connhost_usable() && connhost_in_use() >= nslots;
+        return connhost_usable() && connhost_in_use() >= connhost_limit();
     return atomic_load(&slots_in_use) >= atomic_load_explicit(&limit_now, memory_order_relaxed);
 }
 
 uint32_t slots_limit(void)
 {
+    if (unlikely(host))
+        return connhost_usable() ? connhost_limit() : 0;
     return atomic_load_explicit(&limit_now, memory_order_relaxed);
 }
 
@@ -191,10 +195,28 @@ static void count_free(uint32_t n)
         sys_futex_wake(&free_slots, (int) n, true);
 }
 
+/* A shared budget's limit in force is its file's (connhost_set_limit); this
+ * process's listeners follow it as they follow a local one. */
+static void set_limit_host(uint32_t n)
+{
+    uint32_t old = connhost_limit();
+    connhost_set_limit(n);
+    if (connhost_limit() == old)
+        return;
+    void (*slot_freed)(void) = HOOK(slot_freed);
+    if (connhost_limit() > old && slot_freed != NULL)
+        slot_freed();
+    void (*fullness)(void) = HOOK(fullness);
+    if (fullness != NULL)
+        fullness();
+}
+
 void slots_set_limit(uint32_t n)
 {
-    if (host)
-        return;   /* a shared budget keeps the limit its file was made with */
+    if (host) {
+        set_limit_host(n);
+        return;
+    }
     if (n < 1)
         n = 1;
     if (n > nslots)

@@ -28,6 +28,8 @@ CLIENT=$BUILD/helpers/load_client
 if [ "$(nproc)" -ge 2 ]; then SCPU="taskset -c 0" CCPU="taskset -c 1"; else SCPU="" CCPU=""; fi
 DIR=$(mktemp -d)
 SPID=""
+WORKERS=""   # with a number: a master and that many workers (run's server)
+KEY=bench-auto-$$
 stop_server() {
     if [ -n "$SPID" ]; then
         kill "$SPID" 2>/dev/null || true
@@ -35,7 +37,7 @@ stop_server() {
     fi
     SPID=""
 }
-trap 'stop_server; rm -rf "$DIR"' EXIT
+trap 'stop_server; rm -rf "$DIR"; rm -f "/dev/shm/sluice-$(id -u)/conn-$KEY"' EXIT
 trap "exit 130" INT TERM HUP PIPE
 
 # run NAME CLIENT_ARGS... -- [SLUICE_SETTINGS...]: one server, one client run;
@@ -47,9 +49,10 @@ run() {
     while [ "$1" != "--" ]; do args="$args $1"; shift; done
     shift
     port=$(free_port)
+    # shellcheck disable=SC2086
     if [ $# -gt 0 ]; then
         env "$@" SLUICE_STATS="$DIR/$name.prom" SLUICE_STATS_INTERVAL=100ms LD_PRELOAD="$LIB" \
-            $SCPU "$SERVER" "$port" 20 5 > "$DIR/$name.server" 2>&1 &
+            $SCPU "$SERVER" "$port" 20 5 $WORKERS > "$DIR/$name.server" 2>&1 &
     else
         $SCPU "$SERVER" "$port" 20 5 > "$DIR/$name.server" 2>&1 &
     fi
@@ -80,6 +83,11 @@ run auto open "$rate" "$SPAN" 2000 -- SLUICE_CONN_MAX=auto SLUICE_CONN_MODE=shed
 run n2 open "$rate" "$SPAN" 2000 -- SLUICE_CONN_MAX=2 $FREE
 run n64 open "$rate" "$SPAN" 2000 -- SLUICE_CONN_MAX=64 $FREE
 run n8 open "$rate" "$SPAN" 2000 -- SLUICE_CONN_MAX=8 $FREE
+WORKERS=3
+run auto_workers open "$rate" "$SPAN" 2000 -- SLUICE_CONN_MAX=auto SLUICE_CONN_MODE=shed \
+    SLUICE_CONN_SCOPE=host SLUICE_CONN_KEY="$KEY"
+WORKERS=""
+run auto_queue open "$rate" "$SPAN" 2000 -- SLUICE_CONN_MAX=auto SLUICE_QUEUE_TIMEOUT=1s
 run change signal open "$rate" "$SPAN" 2000 -- SLUICE_CONN_MAX=auto SLUICE_CONN_MODE=shed
 calm=$(awk -v c="$cap" 'BEGIN { printf "%d", c / 2 }')
 run calm_bare open "$calm" 10 2000 --
@@ -94,9 +102,11 @@ echo "one connection per request, 2 s timeout; shed mode."
 echo
 echo "| limit | goodput/s | of capacity | p99 served ms | of unloaded p99 | shed | late (>2 s) | limit seen |"
 echo "|---|--:|--:|--:|--:|--:|--:|--:|"
-for r in bare auto n2 n64 n8; do
+for r in bare auto auto_workers auto_queue n2 n64 n8; do
     case $r in
         bare) label="none" ;; auto) label="auto" ;; n2) label="N=2 (too small)" ;;
+        auto_workers) label="auto, 3 workers sharing one budget" ;;
+        auto_queue) label="auto with the queue (pause, 1 s; 503 counted as shed)" ;;
         n64) label="N=64 (too large)" ;; n8) label="N=8 (well chosen)" ;;
     esac
     g=$(field $r goodput)

@@ -1,9 +1,11 @@
-/* latency_server.c PORT IO_MS CPU_MS — a latency-bound HTTP service: one
- * thread per connection; each request waits IO_MS (as on a database), burns
- * CPU_MS of its thread's CPU time, answers 200 and closes. With no limit, an
- * overload means more threads sharing the CPU: every request slows down.
- * SIGUSR1 doubles both costs (the "the code got slower" event). Prints
- * "listening" once ready. */
+/* latency_server.c PORT IO_MS CPU_MS [WORKERS] — a latency-bound HTTP
+ * service: one thread per connection; each request waits IO_MS (as on a
+ * database), burns CPU_MS of its thread's CPU time, answers 200 and closes.
+ * With no limit, an overload means more threads sharing the CPU: every
+ * request slows down. SIGUSR1 doubles both costs (the "the code got slower"
+ * event). Prints "listening" once ready. With WORKERS, a master that never
+ * accepts forks that many workers on the one listener (as nginx does) and
+ * waits; a worker ends with its master. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -12,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,8 +60,8 @@ static void *serve(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: latency_server PORT IO_MS CPU_MS\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: latency_server PORT IO_MS CPU_MS [WORKERS]\n");
         return 2;
     }
     atomic_store(&io_us, (unsigned) (atof(argv[2]) * 1000));
@@ -71,5 +75,18 @@ int main(int argc, char **argv)
     int l = peer_listen(atoi(argv[1]), 4096);
     if (l < 0)
         return 1;
+    int workers = argc == 5 ? atoi(argv[4]) : 0;
+    for (int i = 0; i < workers; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (getppid() == 1)
+                _exit(0);
+            peer_thread_per_connection(l, serve);
+        }
+    }
+    if (workers > 0)
+        for (;;)
+            pause();   /* a killed worker stays a zombie: gone, to the budget */
     peer_thread_per_connection(l, serve);
 }

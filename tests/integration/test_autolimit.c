@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "connhost.h"
 #include "testlib.h"
 
 #define PY "/usr/bin/python3"
@@ -208,6 +211,56 @@ Test(auto, a_latency_bound_service_at_three_times_its_capacity_keeps_goodput_and
     cr_assert_eq(over.late, 0, "%.0f answered after 2 s", over.late);
 }
 
+/* auto with the queue (pause, SLUICE_QUEUE_TIMEOUT): at 3x what the service
+ * can serve every arrival is answered, served or told 503 at the queue's
+ * deadline, none reset and none left past it; the limit still grows from its
+ * start, and (plain build) the goodput holds. */
+Test(auto, with_the_queue_every_arrival_is_answered_by_the_deadline, .timeout = 90)
+{
+    const char *runtime = getenv("SANITIZER_RUNTIME_FOR_TESTS");
+    bool asan = runtime != NULL && strstr(runtime, "asan") != NULL;
+    double capacity = 0, unloaded_p99 = 0;
+    if (!asan)
+        bare_figures(&capacity, &unloaded_p99);
+    char stats[128], stats_env[160];
+    snprintf(stats, sizeof stats, "/tmp/sluice-test-auto-queue-%d.prom", (int) getpid());
+    snprintf(stats_env, sizeof stats_env, "SLUICE_STATS=%s", stats);
+    const char *env[] = { "SLUICE_CONN_MAX=auto", "SLUICE_QUEUE_TIMEOUT=1s", stats_env,
+                          "SLUICE_STATS_INTERVAL=100ms", NULL };
+    int port = t_free_port();
+    struct t_proc srv = latency_server(port, env);
+    int rate = asan ? 300 : (int) (capacity * 3);
+    bool two = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+    const char *argv[] = { "/usr/bin/taskset", "-c", two ? "1" : "0", t_helper("load_client"), num(port),
+                           "open", num(rate), "4", "2500", NULL };
+    struct t_proc cli = t_spawn(argv, NULL, false);
+    double most = 0;
+    for (int i = 0; i < 35; i++) {
+        t_sleep_ms(100);
+        double lim = stat_of(stats, "sluice_auto_limit");
+        most = lim > most ? lim : most;
+    }
+    char *out = t_slurp(cli.out_fd, 15000);
+    cr_assert_eq(t_wait(&cli, 15000), 0);
+    t_stop(&srv, 2000);
+    unlink(stats);
+    struct load l = { 0 };
+    const char *total = out != NULL ? strstr(out, "total ") : NULL;
+    cr_assert_not_null(total, "no total line: %s", out ? out : "");
+    cr_assert_eq(sscanf(total, "total sent %lf ok %lf shed %lf late %lf failed %lf goodput %lf p50_ms %lf p99_ms %lf",
+                        &l.sent, &l.ok, &l.shed, &l.late, &l.failed, &l.goodput, &l.p50, &l.p99), 8);
+    free(out);
+    cr_log_info("auto with the queue at %d/s: sent %.0f, served %.0f (%.1f/s, capacity %.1f/s), 503 %.0f, "
+                "late %.0f, failed %.0f, p99 %.1f ms; limit up to %.0f", rate, l.sent, l.ok, l.goodput,
+                capacity, l.shed, l.late, l.failed, l.p99, most);
+    cr_assert_eq(l.failed, 0, "%.0f arrivals reset or unanswered", l.failed);
+    cr_assert_eq(l.late, 0, "%.0f arrivals not answered within 2.5 s (the queue's deadline is 1 s)", l.late);
+    cr_assert_gt(l.shed, 0, "nobody was told 503 at 3x: the queue did not time out");
+    cr_assert_geq(most, 3, "the limit never grew past %.0f", most);
+    if (!asan)
+        cr_assert_geq(l.goodput, 0.8 * capacity, "goodput %.1f/s of capacity %.1f/s", l.goodput, capacity);
+}
+
 /* A connection that sends nothing (its request not there yet, or never) is
  * busy a moment and then idle: not a request. Timed as one, its 0.1 ms
  * became the no-load latency and the limit fell to 1. */
@@ -286,4 +339,131 @@ Test(auto, a_pressure_event_halves_the_limit_and_says_so, .timeout = 60)
     cr_assert(after < before && after <= before / 2 + 1, "limit %.0f -> %.0f", before, after);
     cr_assert_eq(reason, 3, "the reason is pressure (%.0f)", reason);
     cr_assert_leq(spent, 5, "%ld ticks of CPU in a quiet second", spent);
+}
+
+/* --- a shared budget ------------------------------------------------------------------- */
+
+struct budget_view {
+    const struct connhost_state *st;
+    size_t len;
+    char path[160];
+};
+
+static struct budget_view map_budget(const char *key)
+{
+    struct budget_view v = { NULL, connhost_size(0), "" };
+    snprintf(v.path, sizeof v.path, "/dev/shm/sluice-%u/" CONNHOST_FILE_FMT, (unsigned) getuid(), key);
+    int fd = open(v.path, O_RDONLY);
+    cr_assert_geq(fd, 0, "no budget file %s", v.path);
+    void *m = mmap(NULL, v.len, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    cr_assert_neq(m, MAP_FAILED);
+    v.st = m;
+    return v;
+}
+
+/* The pid of the member that keeps the limit, 0 if none. */
+static pid_t leader_of(const struct budget_view *v)
+{
+    uint32_t who = atomic_load(&v->st->controller);
+    return who == 0 || who > CONNHOST_NHOLDERS ? 0 : atomic_load(&v->st->holders[who - 1].pid);
+}
+
+/* Samples the budget every 10 ms for ms: the lowest and highest limit in
+ * force, and the most slots in use beyond the limit in force at that moment. */
+static void watch_budget(const struct budget_view *v, int ms, uint32_t *lo, uint32_t *hi, int *over)
+{
+    uint64_t end = t_now_ms() + (uint64_t) ms;
+    while (t_now_ms() < end) {
+        uint32_t lim = atomic_load(&v->st->limit_now);
+        uint32_t used = CONNHOST_LOW(atomic_load(&v->st->count));
+        *lo = lim < *lo ? lim : *lo;
+        *hi = lim > *hi ? lim : *hi;
+        /* A cut leaves the slots held above it until they are released. */
+        if ((int) used - (int) *hi > *over)
+            *over = (int) used - (int) *hi;
+        t_sleep_ms(10);
+    }
+}
+
+/* Three workers of one service (a master that never accepts, as nginx's),
+ * auto with a shared budget: one limit for the service, kept by one worker
+ * and shown by all; when that worker is killed another takes it over. */
+Test(auto, a_shared_budget_has_one_limit_kept_by_one_worker_and_taken_over_when_it_dies, .timeout = 90)
+{
+    char key[64], key_env[96], dir[] = "/tmp/sluice-auto-host-XXXXXX", stats_env[128];
+    snprintf(key, sizeof key, "autohost-%d", (int) getpid());
+    snprintf(key_env, sizeof key_env, "SLUICE_CONN_KEY=%s", key);
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(stats_env, sizeof stats_env, "SLUICE_STATS=%s/s-%%p.prom", dir);
+    const char *env[] = { "SLUICE_CONN_MAX=auto", "SLUICE_CONN_SCOPE=host", key_env, "SLUICE_CONN_MODE=shed",
+                          stats_env, "SLUICE_STATS_INTERVAL=100ms", NULL };
+    int port = t_free_port();
+    const char *argv[] = { "/usr/bin/taskset", "-c", "0", t_helper("latency_server"), num(port), "20", "5", "3",
+                           NULL };
+    struct t_proc srv = t_spawn(argv, env, true);
+    cr_assert(t_wait_listening(port, 10000), "latency_server did not listen");
+    struct budget_view v = map_budget(key);
+    cr_assert_eq(v.st->is_auto, 1, "the budget was not made for auto");
+
+    /* 24 clients always in flight: 5 times what one core serves at once. */
+    const char *load_argv[] = { t_helper("load_client"), num(port), "closed", "24", "3", "2000", NULL };
+    struct t_proc cli = t_spawn(load_argv, NULL, false);
+    uint32_t lo = UINT32_MAX, hi = 0;
+    int over = 0;
+    watch_budget(&v, 2500, &lo, &hi, &over);
+    pid_t first = leader_of(&v);
+    cr_assert_eq(t_wait(&cli, 15000), 0);
+    pid_t kids[8];
+    char path[128];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int) srv.pid, (int) srv.pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    int n = 0;
+    while (n < 8 && fscanf(f, "%d", &kids[n]) == 1)
+        n++;
+    fclose(f);
+    cr_assert_eq(n, 3);
+    bool leader_is_a_worker = false;
+    for (int i = 0; i < n; i++)
+        leader_is_a_worker |= kids[i] == first;
+    /* Every worker shows the budget's limit: the followers look every 250 ms
+     * and write their stats every 100 ms; the keeper may still move it. */
+    uint32_t settled = 0;
+    int differing = n;
+    double shown = -1;
+    for (uint64_t end = t_now_ms() + 3000; differing != 0 && t_now_ms() < end;) {
+        t_sleep_ms(100);
+        settled = atomic_load(&v.st->limit_now);
+        differing = 0;
+        for (int i = 0; i < n; i++) {
+            snprintf(path, sizeof path, "%s/s-%d.prom", dir, (int) kids[i]);
+            shown = stat_of(path, "sluice_auto_limit");
+            differing += shown != settled;
+        }
+    }
+    cr_assert_eq(differing, 0, "%d workers show another limit (%.0f) than the budget's %u", differing,
+                 shown, settled);
+    cr_log_info("auto, shared budget of 3 workers under 24 clients: limit %u..%u, leader %d, settled at %u",
+                lo, hi, (int) first, settled);
+    cr_assert(leader_is_a_worker, "the limit is kept by %d, not by one of the workers", (int) first);
+    cr_assert_geq(hi, 3, "the shared limit never grew past %u", hi);
+    cr_assert_leq(over, 0, "%d slots in use beyond the limit in force", over);
+
+    /* The keeper is killed: another worker takes the limit over and moves it. */
+    cr_assert_eq(kill(first, SIGKILL), 0);
+    struct t_proc cli2 = t_spawn(load_argv, NULL, false);
+    uint32_t lo2 = UINT32_MAX, hi2 = 0;
+    watch_budget(&v, 2500, &lo2, &hi2, &over);
+    pid_t second = leader_of(&v);
+    cr_assert_eq(t_wait(&cli2, 15000), 0);
+    cr_log_info("after the keeper was killed: leader %d, limit %u..%u", (int) second, lo2, hi2);
+    t_stop(&srv, 2000);
+    munmap((void *) v.st, v.len);
+    unlink(v.path);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert(second != 0 && second != first, "nobody took over from the killed keeper (%d)", (int) second);
+    cr_assert_neq(lo2, hi2, "the limit did not move after the takeover (%u)", lo2);
 }

@@ -227,15 +227,28 @@ Test(settings, a_bad_fs_key_turns_the_host_gate_off_instead_of_joining_default)
 
 /* The shared budget's limit is fixed in its file: auto, which moves one
  * process's limit, runs in process scope and says so in one line. */
-Test(settings, auto_with_host_scope_says_it_keeps_process_scope)
+/* auto with a shared budget is one budget with one limit (test_autolimit.c);
+ * a member whose settings disagree with the budget's file says so in one
+ * line and follows the file. */
+Test(settings, auto_with_host_scope_is_taken_as_it_is_and_a_disagreeing_member_says_so)
 {
+    char key_env[96], path[160];
+    snprintf(key_env, sizeof key_env, "SLUICE_CONN_KEY=settings-auto-%d", (int) getpid());
+    snprintf(path, sizeof path, "/dev/shm/sluice-%u/conn-settings-auto-%d", (unsigned) getuid(),
+             (int) getpid());
+    unlink(path);
     const char *argv[] = { "/bin/true", NULL };
-    const char *env[] = { "SLUICE_CONN_MAX=auto", "SLUICE_CONN_SCOPE=host", NULL };
+    const char *env[] = { "SLUICE_CONN_MAX=auto", "SLUICE_CONN_SCOPE=host", key_env, NULL };
     char *out = NULL, *err = NULL;
     cr_assert_eq(t_run(argv, env, true, 5000, &out, &err), 0);
+    cr_assert_str_eq(err, "", "[%s]", err);
+    free(out);
+    free(err);
+    const char *fixed[] = { "SLUICE_CONN_MAX=4", "SLUICE_CONN_SCOPE=host", key_env, NULL };
+    cr_assert_eq(t_run(argv, fixed, true, 5000, &out, &err), 0);
+    unlink(path);
     cr_assert_eq(count_lines(err), 1, "[%s]", err);
-    cr_assert(strstr(err, "SLUICE_CONN_SCOPE='host' is not valid") != NULL, "[%s]", err);
-    cr_assert(strstr(err, "the scope is process") != NULL, "[%s]", err);
+    cr_assert(strstr(err, "already has an auto budget, which applies") != NULL, "[%s]", err);
     free(out);
     free(err);
 }

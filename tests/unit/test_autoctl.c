@@ -62,6 +62,27 @@ Test(autoctl, shrinks_when_latency_rises)
     cr_assert_eq(c.reason, AUTO_REASON_LATENCY);
 }
 
+/* A controller taking over a shared budget's limit goes on from it and from
+ * the no-load latency its predecessor learnt: it does not fall back to the
+ * start (which would starve the service while slow start runs), nor take the
+ * loaded latency it first sees for the no-load one. */
+Test(autoctl, a_controller_taking_over_goes_on_from_the_limit_and_no_load_latency_in_force)
+{
+    struct autoctl c;
+    autoctl_init(&c, 1000, 0);
+    uint64_t now = 1;
+    autoctl_resume(&c, 40, 20 * MS);
+    cr_assert_eq(c.limit, 40);
+    cr_assert_eq(c.noload_ns, 20 * MS);
+    /* It took over a service already slowed to twice its no-load latency. */
+    run(&c, &now, 2, 200, 40);
+    cr_assert_lt(c.limit, 30, "limit %u after 2 s at twice the no-load latency", c.limit);
+    struct autoctl fresh;
+    autoctl_init(&fresh, 1000, 0);
+    autoctl_resume(&fresh, 5000, 0);
+    cr_assert_eq(fresh.limit, 1000, "resumed past the ceiling: %u", fresh.limit);
+}
+
 /* A memory-bound service: the program at rest uses 25 MB; each request holds
  * 62 MB; one request at a time (its end) holds 62 MB more. */
 static uint64_t usage_for(uint32_t busy, bool transient)
