@@ -482,14 +482,11 @@ int connhost_init(uint32_t limit, const char *key, uint32_t *limit_out)
     know_myself();
     if (connhost_lock() != 0)
         return -1;
-    uint32_t freed = 0;
     for (int i = 0; i < CONNHOST_NHOLDERS; i++) {
         struct connhost_holder *h = &connhost_st->holders[i];
         if (atomic_load(&h->pid) == connhost_my_pid && h->start == my_start) {
             if (CONNHOST_HIGH(atomic_load(&h->word)) == 0) {
-                uint32_t n = let_go_of_holder((uint32_t) i);
-                connhost_count_sub(n);
-                freed += n;
+                connhost_count_sub(let_go_of_holder((uint32_t) i));
                 free_record(h);
             } else {
                 atomic_store(&h->pid, -1);    /* gone for certain: a recount drops it */
@@ -498,15 +495,7 @@ int connhost_init(uint32_t limit, const char *key, uint32_t *limit_out)
     }
     connhost_reap(true);
     connhost_unlock();
-    (void) freed;
     /* No record yet: a process that never accepts (a handler exec'd by a
      * member, a shell) takes none; the first accept claims it. */
-    if (connhost_st->is_auto != (uint32_t) sluice_cfg.conn_auto)
-        log_warn("SLUICE_CONN_MAX=%s: key '%s' already has %s budget, which applies",
-                 sluice_cfg.conn_auto ? "auto" : "N", key,
-                 connhost_st->is_auto ? "an auto" : "a fixed");
-    else if (limit_local != limit)
-        log_warn("SLUICE_CONN_MAX=%s%u: key '%s' already has a budget of %u, which applies",
-                 sluice_cfg.conn_auto ? "auto:" : "", (unsigned) limit, key, (unsigned) limit_local);
     return 0;
 }

@@ -118,6 +118,9 @@ uint32_t connhost_limit(void) SLUICE_INTERNAL;
 /* The slots the file has: the fixed limit, or auto's ceiling. */
 uint32_t connhost_slots(void) SLUICE_INTERNAL;
 
+/* One line if this process's SLUICE_CONN_MAX (limit, and auto or not)
+ * differs from the budget's file, whose applies (connhost_auto.c). */
+void connhost_say_if_settings_differ(const char *key, uint32_t limit) SLUICE_INTERNAL;
 /* SLUICE_CONN_MAX=auto with a shared budget (connhost_auto.c). Whether the
  * budget's file was made for auto (else its limit is fixed). */
 bool connhost_is_auto(void) SLUICE_INTERNAL;

@@ -1,5 +1,6 @@
-/* connhost_auto.c — SLUICE_CONN_MAX=auto with a shared budget: the limit in
- * force that one controller keeps for the whole service.
+/* connhost_auto.c — the shared budget's limit in force: the file's for a
+ * fixed budget; with SLUICE_CONN_MAX=auto, what one controller keeps for the
+ * whole service. And the one line a member whose settings differ says.
  *
  * One budget has one limit, so one member's controller moves it: the first
  * member that has accepted a connection and whose sluice thread ticks takes
@@ -18,8 +19,25 @@
 
 #include <stdatomic.h>
 
+#include "config.h"
 #include "connhost_int.h"
 #include "fshost_recover.h"
+#include "log.h"
+
+void connhost_say_if_settings_differ(const char *key, uint32_t limit)
+{
+    uint32_t slots = connhost_slots();
+    bool file_auto = connhost_st->is_auto != 0;
+    if (sluice_cfg.conn_auto && !file_auto)
+        log_warn("SLUICE_CONN_MAX=auto: key '%s' already has a fixed budget of %u, which applies",
+                 key, (unsigned) slots);
+    else if (!sluice_cfg.conn_auto && file_auto)
+        log_warn("SLUICE_CONN_MAX=%u: key '%s' already has an auto budget, which applies",
+                 (unsigned) limit, key);
+    else if (slots != limit)
+        log_warn("SLUICE_CONN_MAX=%s%u: key '%s' already has a budget of %u, which applies",
+                 file_auto ? "auto:" : "", (unsigned) limit, key, (unsigned) slots);
+}
 
 bool connhost_is_auto(void)
 {

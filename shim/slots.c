@@ -113,6 +113,7 @@ int slots_init_host(uint32_t limit, const char *key, uint32_t conns)
     uint32_t n = 0;
     if (connhost_init(limit, key, &n) != 0)
         return -1;
+    connhost_say_if_settings_differ(key, limit);
     if (slots_init(n, conns) != 0)
         return -1;
     host = true;
