@@ -389,14 +389,14 @@ static void watch_budget(const struct budget_view *v, int ms, uint32_t *lo, uint
 /* Three workers of one service (a master that never accepts, as nginx's),
  * auto with a shared budget: one limit for the service, kept by one worker
  * and shown by all; when that worker is killed another takes it over. */
-Test(auto, a_shared_budget_has_one_limit_kept_by_one_worker_and_taken_over_when_it_dies, .timeout = 90)
+static void shared_budget_one_limit(const char *mode_env)
 {
     char key[64], key_env[96], dir[] = "/tmp/sluice-auto-host-XXXXXX", stats_env[128];
     snprintf(key, sizeof key, "autohost-%d", (int) getpid());
     snprintf(key_env, sizeof key_env, "SLUICE_CONN_KEY=%s", key);
     cr_assert_not_null(mkdtemp(dir));
     snprintf(stats_env, sizeof stats_env, "SLUICE_STATS=%s/s-%%p.prom", dir);
-    const char *env[] = { "SLUICE_CONN_MAX=auto", "SLUICE_CONN_SCOPE=host", key_env, "SLUICE_CONN_MODE=shed",
+    const char *env[] = { "SLUICE_CONN_MAX=auto", "SLUICE_CONN_SCOPE=host", key_env, mode_env,
                           stats_env, "SLUICE_STATS_INTERVAL=100ms", NULL };
     int port = t_free_port();
     const char *argv[] = { "/usr/bin/taskset", "-c", "0", t_helper("latency_server"), num(port), "20", "5", "3",
@@ -444,8 +444,8 @@ Test(auto, a_shared_budget_has_one_limit_kept_by_one_worker_and_taken_over_when_
     }
     cr_assert_eq(differing, 0, "%d workers show another limit (%.0f) than the budget's %u", differing,
                  shown, settled);
-    cr_log_info("auto, shared budget of 3 workers under 24 clients: limit %u..%u, leader %d, settled at %u",
-                lo, hi, (int) first, settled);
+    cr_log_info("auto, %s, shared budget of 3 workers under 24 clients: limit %u..%u, leader %d, settled at %u",
+                mode_env, lo, hi, (int) first, settled);
     cr_assert(leader_is_a_worker, "the limit is kept by %d, not by one of the workers", (int) first);
     cr_assert_geq(hi, 3, "the shared limit never grew past %u", hi);
     cr_assert_leq(over, 0, "%d slots in use beyond the limit in force", over);
@@ -466,4 +466,15 @@ Test(auto, a_shared_budget_has_one_limit_kept_by_one_worker_and_taken_over_when_
     cr_assert_eq(system(cmd), 0);
     cr_assert(second != 0 && second != first, "nobody took over from the killed keeper (%d)", (int) second);
     cr_assert_neq(lo2, hi2, "the limit did not move after the takeover (%u)", lo2);
+}
+
+Test(auto, a_shared_budget_has_one_limit_kept_by_one_worker_and_taken_over_when_it_dies, .timeout = 90)
+{
+    shared_budget_one_limit("SLUICE_CONN_MODE=shed");
+}
+
+/* Paused members sleep on the budget's wake word: a raise must wake them. */
+Test(auto, a_paused_shared_budget_grows_and_is_taken_over_too, .timeout = 90)
+{
+    shared_budget_one_limit("SLUICE_CONN_MODE=pause");
 }
