@@ -375,8 +375,10 @@ static void watch_budget(const struct budget_view *v, int ms, uint32_t *lo, uint
 {
     uint64_t end = t_now_ms() + (uint64_t) ms;
     while (t_now_ms() < end) {
-        uint32_t lim = atomic_load(&v->st->limit_now);
+        /* The count first: a slot taken after it was read cannot be
+         * counted against a limit read before its raise. */
         uint32_t used = CONNHOST_LOW(atomic_load(&v->st->count));
+        uint32_t lim = atomic_load(&v->st->limit_now);
         *lo = lim < *lo ? lim : *lo;
         *hi = lim > *hi ? lim : *hi;
         /* A cut leaves the slots held above it until they are released. */
