@@ -15,11 +15,23 @@
 #include <unistd.h>
 
 #include "connhost.h"
+#include "leftovers.h"
 #include "testlib.h"
 
 #define PY "/usr/bin/python3"
 
 struct load { double sent, ok, shed, late, failed, goodput, p50, p99; };
+
+/* What a test started or made: a failed assertion ends the test before its
+ * stop, and a server (or a master and its workers) must not outlive it. */
+static struct leftovers left = { .term_polls = 40 };
+
+static void clear_leftovers(void)
+{
+    leftovers_clear(&left);
+}
+
+TestSuite(auto, .fini = clear_leftovers);
 
 static char *num(int v)
 {
@@ -90,7 +102,7 @@ static struct load memory_round(bool governed, const char *stats, bool *oom_kill
     for (int i = 0; server[i] != NULL; i++)
         argv[a++] = server[i];
     argv[a] = NULL;
-    struct t_proc wrap = t_spawn(argv, NULL, false);
+    struct t_proc wrap = leftovers_spawn(&left, argv, NULL, false);
     /* The server's own "listening" may come first: read until the pid. */
     char said[1024] = "";
     char *pid_at = NULL;
@@ -150,7 +162,7 @@ static struct t_proc latency_server(int port, const char *const *env)
     bool two = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
     (void) two;
     const char *argv[] = { "/usr/bin/taskset", "-c", "0", t_helper("latency_server"), num(port), "20", "5", NULL };
-    struct t_proc srv = t_spawn(argv, env, env != NULL);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, env != NULL);
     cr_assert(t_wait_listening(port, 10000), "latency_server did not listen");
     return srv;
 }
@@ -233,7 +245,7 @@ Test(auto, with_the_queue_every_arrival_is_answered_by_the_deadline, .timeout = 
     bool two = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
     const char *argv[] = { "/usr/bin/taskset", "-c", two ? "1" : "0", t_helper("load_client"), num(port),
                            "open", num(rate), "4", "2500", NULL };
-    struct t_proc cli = t_spawn(argv, NULL, false);
+    struct t_proc cli = leftovers_spawn(&left, argv, NULL, false);
     double most = 0;
     for (int i = 0; i < 35; i++) {
         t_sleep_ms(100);
@@ -315,7 +327,7 @@ Test(auto, a_pressure_event_halves_the_limit_and_says_so, .timeout = 60)
     int port = t_free_port();
     struct t_proc srv = latency_server(port, env);
     const char *argv[] = { t_helper("load_client"), num(port), "closed", "12", "4", "2000", NULL };
-    struct t_proc cli = t_spawn(argv, NULL, false);
+    struct t_proc cli = leftovers_spawn(&left, argv, NULL, false);
     t_sleep_ms(2500);
     double before = stat_of(stats, "sluice_auto_limit");
     int w = open(fifo, O_WRONLY | O_NONBLOCK);
@@ -397,20 +409,24 @@ static void shared_budget_one_limit(const char *mode_env)
     snprintf(key, sizeof key, "autohost-%d", (int) getpid());
     snprintf(key_env, sizeof key_env, "SLUICE_CONN_KEY=%s", key);
     cr_assert_not_null(mkdtemp(dir));
+    leftovers_path(&left, dir);
+    char state[160];
+    snprintf(state, sizeof state, "/dev/shm/sluice-%u/" CONNHOST_FILE_FMT, (unsigned) getuid(), key);
+    leftovers_path(&left, state);
     snprintf(stats_env, sizeof stats_env, "SLUICE_STATS=%s/s-%%p.prom", dir);
     const char *env[] = { "SLUICE_CONN_MAX=auto", "SLUICE_CONN_SCOPE=host", key_env, mode_env,
                           stats_env, "SLUICE_STATS_INTERVAL=100ms", NULL };
     int port = t_free_port();
     const char *argv[] = { "/usr/bin/taskset", "-c", "0", t_helper("latency_server"), num(port), "20", "5", "3",
                            NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, true);
     cr_assert(t_wait_listening(port, 10000), "latency_server did not listen");
     struct budget_view v = map_budget(key);
     cr_assert_eq(v.st->is_auto, 1, "the budget was not made for auto");
 
     /* 24 clients always in flight: 5 times what one core serves at once. */
     const char *load_argv[] = { t_helper("load_client"), num(port), "closed", "24", "3", "2000", NULL };
-    struct t_proc cli = t_spawn(load_argv, NULL, false);
+    struct t_proc cli = leftovers_spawn(&left, load_argv, NULL, false);
     uint32_t lo = UINT32_MAX, hi = 0;
     int over = 0;
     watch_budget(&v, 2500, &lo, &hi, &over);
@@ -454,7 +470,7 @@ static void shared_budget_one_limit(const char *mode_env)
 
     /* The keeper is killed: another worker takes the limit over and moves it. */
     cr_assert_eq(kill(first, SIGKILL), 0);
-    struct t_proc cli2 = t_spawn(load_argv, NULL, false);
+    struct t_proc cli2 = leftovers_spawn(&left, load_argv, NULL, false);
     uint32_t lo2 = UINT32_MAX, hi2 = 0;
     watch_budget(&v, 2500, &lo2, &hi2, &over);
     pid_t second = leader_of(&v);

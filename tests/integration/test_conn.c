@@ -17,8 +17,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "leftovers.h"
 #include "testlib.h"
 #include "clients.h"
+
+/* The servers a test started: a failed assertion ends the test before its
+ * stop, and the server must not outlive it (it holds its port). */
+static struct leftovers left = { .term_polls = 40 };
+
+static void clear_leftovers(void)
+{
+    leftovers_clear(&left);
+}
+
+TestSuite(conn, .fini = clear_leftovers);
 
 #define PY "/usr/bin/python3"
 
@@ -71,7 +83,7 @@ static const char *const limit4[] = { "SLUICE_CONN_MAX=4", NULL };
 
 static void run_hold(const char *const *argv, int port, const char *request, int limit)
 {
-    struct t_proc srv = t_spawn(argv, limit4, true);
+    struct t_proc srv = leftovers_spawn(&left, argv, limit4, true);
     cr_assert(t_wait_listening(port, 5000), "%s did not listen", argv[0]);
     hold_scenario(&srv, port, request, limit);
     t_stop(&srv, 2000);
@@ -97,7 +109,7 @@ static int count_accepted(const char *out);
  * it after the scenario and returns what it printed (every client accepted). */
 static char *run_hold_output(const char *const *argv, int port)
 {
-    struct t_proc srv = t_spawn(argv, limit4, true);
+    struct t_proc srv = leftovers_spawn(&left, argv, limit4, true);
     cr_assert(t_wait_listening(port, 5000), "%s did not listen", argv[0]);
     hold_scenario(&srv, port, NULL, 4);
     kill(srv.pid, SIGTERM);
@@ -136,7 +148,7 @@ Test(conn, bare_server_serves_everyone_at_once)
 {
     int port = t_free_port();
     const char *argv[] = { t_helper("conn_threaded"), port_arg(port), NULL };
-    struct t_proc srv = t_spawn(argv, limit4, false);
+    struct t_proc srv = leftovers_spawn(&left, argv, limit4, false);
     cr_assert(t_wait_listening(port, 5000));
     struct clients c;
     clients_connect_all(&c, port, NULL);
@@ -294,7 +306,7 @@ static void run_shed(const char *kind, const char *want, int *good, int *resets,
     const char *env[] = { "SLUICE_CONN_MAX=4", "SLUICE_CONN_MODE=shed", shed,
                           "SLUICE_RETRY_AFTER=7", NULL };
     const char *argv[] = { PY, t_source("tests/helpers/conn_server.py"), "asyncio", port_arg(port), NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, true);
     cr_assert(t_wait_listening(port, 5000));
     struct clients c;
     memset(&c, 0, sizeof c);
@@ -346,7 +358,7 @@ Test(conn, shed_silent_client_does_not_stall_the_program)
     int port = t_free_port();
     const char *env[] = { "SLUICE_CONN_MAX=1", "SLUICE_CONN_MODE=shed", NULL };
     const char *argv[] = { PY, t_source("tests/helpers/conn_server.py"), "asyncio", port_arg(port), NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, true);
     cr_assert(t_wait_listening(port, 5000));
     int holder = t_connect(port);
     /* 50 clients that never send nor read: each is shed without waiting for them. */
@@ -375,7 +387,7 @@ static char *sigaccept(const char *how, bool preload)
     int port = t_free_port();
     const char *argv[] = { t_helper("conn_sigaccept"), port_arg(port), how, NULL };
     const char *env[] = { "SLUICE_CONN_MAX=1", NULL };
-    struct t_proc srv = t_spawn(argv, env, preload);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, preload);
     cr_assert(t_wait_listening(port, 5000));
     int a = t_connect(port), b = t_connect(port);
     char *out = t_slurp(srv.out_fd, 4000);
@@ -422,7 +434,7 @@ Test(conn, a_close_sluice_did_not_see_cannot_pause_forever)
     int port = t_free_port();
     const char *argv[] = { t_helper("conn_rawclose"), port_arg(port), NULL };
     const char *env[] = { "SLUICE_CONN_MAX=1", NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, true);
     cr_assert(t_wait_listening(port, 5000));
     int a = t_connect(port), b = t_connect(port);
     char *out = t_slurp(srv.out_fd, 5000);
@@ -456,11 +468,11 @@ Test(conn, backlog_is_clamped)
     int port = t_free_port();
     const char *argv[] = { t_helper("conn_threaded"), port_arg(port), NULL };
     const char *env[] = { "SLUICE_BACKLOG=5", NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, true);
     cr_assert(t_wait_listening(port, 5000));
     cr_assert_eq(listen_backlog(port), 5);
     t_stop(&srv, 1000);
-    srv = t_spawn(argv, NULL, true);
+    srv = leftovers_spawn(&left, argv, NULL, true);
     cr_assert(t_wait_listening(port, 5000));
     cr_assert_eq(listen_backlog(port), 128);
     t_stop(&srv, 1000);
@@ -473,7 +485,7 @@ Test(conn, ports_filter_leaves_other_listeners_free)
     snprintf(ports, sizeof ports, "SLUICE_CONN_PORTS=%d", port == 9 ? 10 : 9);
     const char *env[] = { "SLUICE_CONN_MAX=4", ports, NULL };
     const char *argv[] = { PY, t_source("tests/helpers/conn_server.py"), "poll", port_arg(port), NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, true);
     cr_assert(t_wait_listening(port, 5000));
     struct clients c;
     clients_connect_all(&c, port, NULL);
@@ -507,7 +519,7 @@ static void unix_round(const char *const *env, int expect_first)
     snprintf(path, sizeof path, "%s/s", dir);
     snprintf(addr, sizeof addr, "unix:%s", path);
     const char *argv[] = { PY, t_source("tests/helpers/conn_server.py"), "poll", addr, NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, true);
     int first = -1;
     for (int i = 0; i < 250 && first < 0; i++) {
         first = unix_connect(path);
@@ -567,7 +579,7 @@ Test(conn, fork_per_connection_server_is_not_bounded_and_leaks_nothing)
     int port = t_free_port();
     const char *env[] = { "SLUICE_CONN_MAX=4", setting, "SLUICE_STATS_INTERVAL=100ms", NULL };
     const char *argv[] = { PY, t_source("tests/helpers/conn_server.py"), "fork", port_arg(port), NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, true);
     cr_assert(t_wait_listening(port, 5000));
     struct clients c;
     clients_connect_all(&c, port, NULL);
@@ -598,7 +610,7 @@ Test(conn, stats_count_pauses_and_paused_time)
     int port = t_free_port();
     const char *env[] = { "SLUICE_CONN_MAX=4", setting, "SLUICE_STATS_INTERVAL=100ms", NULL };
     const char *argv[] = { t_helper("conn_epoll"), port_arg(port), "lt", NULL };
-    struct t_proc srv = t_spawn(argv, env, true);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, true);
     cr_assert(t_wait_listening(port, 5000));
     struct clients c;
     clients_connect_all(&c, port, NULL);
@@ -647,7 +659,7 @@ static char *pollwait(bool preload)
     int port = t_free_port();
     const char *argv[] = { t_helper("conn_pollwait"), port_arg(port), NULL };
     const char *env[] = { "SLUICE_CONN_MAX=1", NULL };
-    struct t_proc srv = t_spawn(argv, env, preload);
+    struct t_proc srv = leftovers_spawn(&left, argv, env, preload);
     cr_assert(t_wait_listening(port, 5000));
     int a = t_connect(port);
     t_sleep_ms(100);

@@ -25,6 +25,7 @@
 
 #include "connhost.h"
 #include "fshost.h"
+#include "leftovers.h"
 #include "testlib.h"
 
 #define NCLIENTS 10
@@ -40,8 +41,13 @@ static void setup(void)
     unlink(state);
 }
 
+/* The services a test started: a failed assertion ends the test before its
+ * stop, and a worker pool must not outlive it. */
+static struct leftovers left = { .term_polls = 40 };
+
 static void teardown(void)
 {
+    leftovers_clear(&left);
     char planted[192];
     snprintf(planted, sizeof planted, "%s.elsewhere", state);
     unlink(planted);
@@ -65,7 +71,7 @@ static struct service start(const char *const *argv, const char *const *extra_en
         env[n++] = extra_env[i];
     env[n] = NULL;
     struct service s;
-    s.p = t_spawn(argv, env, true);
+    s.p = leftovers_spawn(&left, argv, env, true);
     return s;
 }
 
@@ -509,7 +515,7 @@ Test(conn_host, a_freed_slot_wakes_one_sleeper_not_all, .timeout = 30)
         argv[a++] = p[i];
     }
     argv[a] = NULL;
-    struct t_proc st = t_spawn(argv, NULL, false);
+    struct t_proc st = leftovers_spawn(&left, argv, NULL, false);
     t_sleep_ms(500);   /* attached */
     int total = 4;
     while (total < NCLIENTS) {
