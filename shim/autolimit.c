@@ -11,9 +11,9 @@
  * With a shared budget (SLUICE_CONN_SCOPE=host) the limit is the budget's:
  * every member adds its answered requests to the budget's counters, and only
  * the member that leads (connhost_lead: the first that has accepted and
- * ticks, until it is gone) runs the controller, on the budget's requests in service and counters. The
- * others follow the limit in force in their statistics, and look now and then
- * whether the leader lives. */
+ * ticks, until it is gone) runs the controller, on the budget's requests in
+ * service and counters. The others follow the limit in force in their
+ * statistics, and look now and then whether the leader lives. */
 #include "autolimit.h"
 
 #include <stdatomic.h>

@@ -4,10 +4,11 @@
  *
  * One budget has one limit, so one member's controller moves it: the first
  * member that has accepted a connection and whose sluice thread ticks takes
- * the `controller` word (its record's index), and keeps it while it lives. Every member adds its answered requests
- * (count and service time: two relaxed adds on the shared line) for that
- * controller to read, so it sees the latency of the whole service, not of its
- * own worker; its in-service figure is the budget's. The others look at the
+ * the `controller` word (its record's index), and keeps it while it lives.
+ * Every member adds its answered requests (count and service time: two
+ * relaxed adds on the shared line) for that controller to read, so it sees
+ * the latency of the whole service, not of its own worker; its in-service
+ * figure is the budget's. The others look at the
  * controller now and then (CONNHOST_LEAD_CHECK_NS: its record freed, or its
  * pid and start time gone) and one of them takes over from the limit in force.
  *

@@ -47,8 +47,11 @@ static void *trampoline(void *arg)
     void *(*fn)(void *) = st->fn;
     threads_adopt_self();
     atomic_store(&st->running, 1);
+    /* The starter may have seen the store and returned: its frame is gone and
+     * the wake only names the address (at worst a spurious wake of a later
+     * waiter there, which every futex waiter tolerates). st is not read again. */
     sys_futex_wake(&st->running, 1, true);
-    return fn(NULL);   /* st, on the starter's stack, is not touched again */
+    return fn(NULL);
 }
 
 bool threads_start(void *(*fn)(void *), size_t stack_size)
