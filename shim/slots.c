@@ -269,6 +269,7 @@ int slots_time_requests(void (*done)(uint64_t ns))
 static int64_t reserve_host(void)
 {
     int64_t s = connhost_reserve();
+    (void) connhost_usable();   /* one line now if that found the file truncated */
     if (s < 0) {
         /* Full, perhaps by another process's accept while our listeners were
          * shown: hide them before the caller answers EAGAIN, or a
@@ -327,6 +328,7 @@ void slots_untake(uint32_t s)
     if (unlikely(host)) {
         atomic_store(&busy_slot[s], 0);
         connhost_untake(s);
+        (void) connhost_usable();   /* one line now if that found the file truncated */
         return;
     }
     untake_local(s);
@@ -375,6 +377,7 @@ void slots_release(uint32_t s)
     if (unlikely(host)) {
         atomic_store(&busy_slot[s], 0);
         before = connhost_untake(s);
+        (void) connhost_usable();   /* one line now if that found the file truncated */
     } else {
         untake_local(s);
     }
