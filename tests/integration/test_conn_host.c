@@ -10,6 +10,7 @@
  * answers, ss's accept queue (/proc/net/tcp), /proc CPU ticks, the shared
  * file's count. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -202,6 +203,38 @@ static int children_of(pid_t pid, pid_t *out, int max)
     for (char *p = strtok(buf, " \n"); p != NULL && n < max; p = strtok(NULL, " \n"))
         out[n++] = (pid_t) atoi(p);
     return n;
+}
+
+/* True once every thread of pid is traced by tracer (TracerPid in each
+ * task's status): strace -p attaches thread by thread, after it starts. */
+static bool traced_by(pid_t pid, pid_t tracer)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int) pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return false;
+    int threads = 0, traced = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char status[320], line[128];
+        snprintf(status, sizeof status, "/proc/%d/task/%s/status", (int) pid, e->d_name);
+        FILE *f = fopen(status, "r");
+        if (f == NULL)
+            continue;
+        threads++;
+        while (fgets(line, sizeof line, f) != NULL)
+            if (strncmp(line, "TracerPid:", 10) == 0) {
+                if (atoi(line + 10) == (int) tracer)
+                    traced++;
+                break;
+            }
+        fclose(f);
+    }
+    closedir(d);
+    return threads > 0 && traced == threads;
 }
 
 static long cpu_of(pid_t parent)
@@ -516,7 +549,17 @@ Test(conn_host, a_freed_slot_wakes_one_sleeper_not_all, .timeout = 30)
     }
     argv[a] = NULL;
     struct t_proc st = leftovers_spawn(&left, argv, NULL, false);
-    t_sleep_ms(500);   /* attached */
+    /* Closes begin only once strace holds every worker thread: a fixed pause
+     * here once ended before strace had even opened its file (CI). */
+    int attached = 0;
+    for (int tries = 0; tries < 500 && attached < n; tries++) {
+        attached = 0;
+        for (int i = 0; i < n; i++)
+            attached += traced_by(kids[i], st.pid);
+        if (attached < n)
+            t_sleep_ms(10);
+    }
+    cr_assert_eq(attached, n, "strace attached to %d of %d workers in 5 s", attached, n);
     int total = 4;
     while (total < NCLIENTS) {
         close_client(&c, first_served_open(&c));
