@@ -281,6 +281,16 @@ static long shared_connections(void)
     return n;
 }
 
+/* Waits (bounded) until read() (shared_in_use, shared_connections) gives
+ * `want`: true if it did within timeout_ms. */
+static bool wait_budget(long (*reader)(void), long want, int timeout_ms)
+{
+    uint64_t end = t_now_ms() + (uint64_t) timeout_ms;
+    while (reader() != want && t_now_ms() < end)
+        t_sleep_ms(2);
+    return reader() == want;
+}
+
 /* The accept queues of every listener on port (SO_REUSEPORT: one per worker). */
 static int accept_queues(int port)
 {
@@ -479,13 +489,13 @@ Test(conn_host, idle_free_counts_requests_in_service_across_the_service, .timeou
     connect_clients(&c, s.port, NCLIENTS);
     int n = served_settled(&c, NCLIENTS);
     cr_assert_eq(n, NCLIENTS, "idle=free: %d of %d served", n, NCLIENTS);
-    t_sleep_ms(100);
-    cr_assert_eq(shared_in_use(), 0, "%ld slots held by idle connections", shared_in_use());
+    /* Each answered connection goes idle and gives its slot back. */
+    cr_assert(wait_budget(shared_in_use, 0, 5000), "%ld slots held by idle connections", shared_in_use());
     /* Four requests in service fill the service's budget... */
     for (int i = 0; i < 4; i++)
         request(&c, i, "hold\n");
-    t_sleep_ms(200);
-    cr_assert_eq(shared_in_use(), 4);
+    cr_assert(wait_budget(shared_in_use, 4, 5000), "%ld slots held by 4 requests in service",
+              shared_in_use());
     /* ...so the others' requests wait, whichever worker has them. */
     for (int i = 4; i < NCLIENTS; i++)
         request(&c, i, "again\n");
@@ -621,18 +631,24 @@ Test(conn_host, stats_show_the_shared_budget_in_every_process, .timeout = 30)
     connect_clients(&c, s.port, 6);
     int first = served_settled(&c, 4);
     cr_assert_eq(first, 4, "%d of 6 served with a shared budget of 4", first);
-    t_sleep_ms(400);
     pid_t kids[8];
     int n = children_of(s.p.pid, kids, 8);
     cr_assert_eq(n, 4);
-    for (int i = 0; i < n; i++) {
-        char path[128], cmd[512];
-        snprintf(path, sizeof path, "%s/s-%d.prom", dir, (int) kids[i]);
-        snprintf(cmd, sizeof cmd, "grep -qx 'sluice_connections_in_flight 4' %s && "
-                 "grep -qx 'sluice_connections_limit 4' %s && "
-                 "grep -qx 'sluice_connections_shared 1' %s", path, path, path);
-        cr_assert_eq(system(cmd), 0, "worker %d's stats do not show the shared 4 of 4", (int) kids[i]);
+    /* Each writer rewrites its file every 100 ms: wait (bounded) for all. */
+    int showing = 0;
+    for (uint64_t end = t_now_ms() + 5000; showing < n && t_now_ms() < end;) {
+        t_sleep_ms(100);
+        showing = 0;
+        for (int i = 0; i < n; i++) {
+            char path[128], cmd[512];
+            snprintf(path, sizeof path, "%s/s-%d.prom", dir, (int) kids[i]);
+            snprintf(cmd, sizeof cmd, "grep -qx 'sluice_connections_in_flight 4' %s && "
+                     "grep -qx 'sluice_connections_limit 4' %s && "
+                     "grep -qx 'sluice_connections_shared 1' %s", path, path, path);
+            showing += system(cmd) == 0;
+        }
     }
+    cr_assert_eq(showing, n, "%d of %d workers' stats show the shared 4 of 4", showing, n);
     /* sluice stat counts the shared budget once in its total, not 16/16. */
     char pattern[128], *out = NULL;
     snprintf(pattern, sizeof pattern, "%s/s-*.prom", dir);
@@ -681,7 +697,8 @@ Test(conn_host, shed_only_at_the_service_limit, .timeout = 30)
     }
     /* A close frees one: the next is served. */
     close_client(&c, 0);
-    t_sleep_ms(50);
+    cr_assert(wait_budget(shared_connections, 3, 5000), "a close freed no slot (%ld held)",
+              shared_connections());
     struct clients next;
     connect_clients(&next, s.port, 1);
     cr_assert_geq(wait_served(&next, 1, 2000), 0);
@@ -765,7 +782,11 @@ Test(conn_host, two_keys_do_not_share, .timeout = 30)
     struct clients ca, cb;
     connect_clients(&ca, a.port, 4);
     connect_clients(&cb, b.port, 4);
-    int na = served(&ca, 500), nb = served(&cb, 0);
+    /* Each key serves its 2 (workers may start late on a slow build)... */
+    cr_assert_geq(wait_served(&ca, 2, 5000), 0, "key A served %d", served(&ca, 0));
+    cr_assert_geq(wait_served(&cb, 2, 5000), 0, "key B served %d", served(&cb, 0));
+    /* ...and no more: neither took the other's. */
+    int na = served(&ca, 300), nb = served(&cb, 0);
     cr_assert_eq(na, 2, "key A served %d", na);
     cr_assert_eq(nb, 2, "key B served %d", nb);
     close_all(&ca);

@@ -507,6 +507,18 @@ QUEUE_TEST(level)
 QUEUE_TEST(poll)
 QUEUE_TEST(select)
 
+/* Waits (bounded: a slow build accepts late) until the program has taken
+ * every connection off the listener's kernel queue, then a moment for the
+ * accept to take its slot. */
+static void accepted_then_settled(int port)
+{
+    uint64_t end = t_now_ms() + 5000;
+    while (t_accept_queue(port) != 0 && t_now_ms() < end)
+        t_sleep_ms(5);
+    cr_assert_eq(t_accept_queue(port), 0, "the program never accepted the new connection");
+    t_sleep_ms(100);
+}
+
 /* SLUICE_CONN_MAX=1 with SLUICE_CONN_IDLE=free: A is answered and goes idle,
  * B takes the slot; A's next request is held back (hidden) until B is
  * answered, and then A must be shown its input. */
@@ -521,7 +533,7 @@ static void idle_free_case(const char *waiter)
     expect_answer(a, "a1", "ok a1\n", "first request");
     int b = t_connect(srv.port);
     cr_assert_geq(b, 0);
-    t_sleep_ms(200);   /* B is accepted into A's idle slot, and holds it */
+    accepted_then_settled(srv.port);   /* B is accepted into A's idle slot, and holds it */
     expect_silence(a, "a2", "idle connection's request while another holds the slot");
     expect_answer(b, "b1", "ok b1\n", "second connection");
     expect_answer(a, NULL, "ok a2\n", "idle connection's request once the slot is free");
@@ -647,7 +659,7 @@ static void idle_and_held_case(const char *waiter)
     expect_answer(a, "stream", "ok stream\n", "the streamed connection");
     int b = t_connect(srv.port);
     cr_assert_geq(b, 0);
-    t_sleep_ms(200);
+    accepted_then_settled(srv.port);
     expect_silence(a, "x", "idle connection's request while another holds the slot");
     char *pushed = ask(b, "push", DEADLINE_MS);
     long n = 0;
