@@ -186,3 +186,61 @@ Test(connhost, a_member_dead_between_its_two_updates_is_recounted)
     cr_assert_eq(connhost_in_use(), 1, "%u in use after the recount", connhost_in_use());
     cr_assert_geq(connhost_reserve(), 0);
 }
+
+/* --- the limit in force (SLUICE_CONN_MAX=auto moves it) -------------------- */
+
+static _Atomic int sleeper_result = -1;
+
+static void *sleep_for_a_slot(void *arg)
+{
+    (void) arg;
+    int64_t s;
+    while ((s = connhost_reserve()) < 0)
+        (void) connhost_sleep(0, false);
+    atomic_store(&sleeper_result, (int) s);
+    return NULL;
+}
+
+/* A raise of the limit in force admits sleepers at once, with no release:
+ * the raise itself wakes them (the periodic look every CONNHOST_CHECK_NS
+ * would, later). A cut admits nobody until slots are released below it. */
+Test(connhost, a_raise_of_the_limit_in_force_wakes_a_sleeper_and_a_cut_holds)
+{
+    struct connhost_state *st = map_state();
+    connhost_set_limit(1);
+    cr_assert_eq(connhost_limit(), 1);
+    int64_t first = connhost_reserve();
+    cr_assert_geq(first, 0);
+    cr_assert_eq(connhost_reserve(), -1, "a second slot under a limit of 1");
+    pthread_t t;
+    pthread_create(&t, NULL, sleep_for_a_slot, NULL);
+    /* Wait (bounded) until the thread sleeps: counted as a sleeper. */
+    for (int i = 0; i < 5000 && CONNHOST_HIGH(atomic_load(&st->count)) == 0; i++)
+        usleep(1000);
+    cr_assert_neq(CONNHOST_HIGH(atomic_load(&st->count)), 0, "the thread never slept");
+    /* The thread may be between two of its periodic looks: count one more
+     * sleeper for the moment of the raise, so that it must wake. */
+    atomic_fetch_add(&st->count, CONNHOST_HIGH_ONE);
+    uint32_t wake_before = atomic_load(&st->wake);
+    connhost_set_limit(2);
+    uint32_t wake_after = atomic_load(&st->wake);
+    atomic_fetch_sub(&st->count, CONNHOST_HIGH_ONE);
+    cr_assert_neq(wake_after, wake_before, "the raise woke nobody");
+    pthread_join(t, NULL);
+    int64_t second = atomic_load(&sleeper_result);
+    cr_assert_geq(second, 0);
+    cr_assert_neq(second, first);
+    /* A cut below the slots in use: nothing is taken away, nothing admitted
+     * until two are released. */
+    connhost_set_limit(1);
+    cr_assert_eq(connhost_reserve(), -1);
+    connhost_untake((uint32_t) first);
+    cr_assert_eq(connhost_reserve(), -1, "admitted at the limit after a cut");
+    connhost_untake((uint32_t) second);
+    int64_t again = connhost_reserve();
+    cr_assert_geq(again, 0);
+    connhost_untake((uint32_t) again);
+    /* Past the slots the file has, a raise stops at them. */
+    connhost_set_limit(99);
+    cr_assert_eq(connhost_limit(), 4);
+}
